@@ -1,0 +1,5 @@
+import sys
+
+from engramlab.cli import main
+
+sys.exit(main())
