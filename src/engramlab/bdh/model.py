@@ -1,0 +1,382 @@
+"""BDH-GPU, the Dragon Hatchling language model (Kosowski et al. 2025, arXiv:2509.26507).
+
+One layer is the paper's Definition 4 / Eq. 8 in the arrangement of the official code
+(GitHub ``pathwaycom/bdh``), with weights E, D_x, D_y shared by all L layers:
+
+    x_{t,l}  = ReLU(D_x v*_{t,l-1})                               sparse positive, n = H*N neurons
+    a*_{t,l} = sum_{tau<t} (U^{t-tau} x_{tau,l}) . x_{t,l}  v*_{tau,l-1}    (Eq. 4; RoPE/ALiBi = U)
+             = x_{t,l}^T rho_{t-1,l}                                        (Eq. 5, the synaptic state)
+    y_{t,l}  = ReLU(D_y LN_head(a*_{t,l})) * x_{t,l}              gated: supp(y) in supp(x)
+    v*_{t,l} = LN(v*_{t,l-1} + LN(E y_{t,l}))                     residual in d-space (the code's)
+
+v*_{t,0} = LN(embed(token_t)); logits = v*_{t,L} @ lm_head. Differences from the paper's
+Eq. 8, taken from the official code: the residual is in d-space (the paper accumulates x in
+n-space), LayerNorm placement follows the code, and the key/query is the RoPE-rotated x
+(absolute phases, so (R_t x_t).(R_tau x_tau) depends only on t - tau). ``docs/bdh.md`` lists them.
+
+Names follow the paper; the official code's names differ (see ``convert.py``):
+``decoder_x`` = D_x (code ``encoder``), ``decoder_y`` = D_y (code ``encoder_v``),
+``encoder_E`` = E (code ``decoder``), ``embed``, ``lm_head``. Parameter count 3nd + 2Vd.
+
+The layer has three forms of one function (``engramlab.bdh.attention``): the quadratic masked
+product (``attn_impl="quadratic"``, the oracle), the chunked linear-time form (default), and
+the recurrent ``step``. ``forward_with_state`` carries rho across training windows.
+
+BDH-GPU' (``variant="prime"``): a learned, data-dependent forget gate on the state update and
+logits read from a learned mixture of all layers' outputs (see docs/bdh.md for why this form).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from engramlab.bdh.attention import attention_chunked, attention_quadratic, attention_step
+from engramlab.nn.layernorm import layer_norm
+from engramlab.nn.lm import LanguageModel
+from engramlab.nn.rope import alibi_log_decay, apply_rope, rope_cos_sin, rope_frequencies
+
+POS_CHOICES = ("rope", "alibi", "rope+alibi")
+VARIANTS = ("gpu", "prime")
+ATTN_IMPLS = ("chunked", "quadratic")
+
+
+@dataclass
+class BDHConfig:
+    """BDH-GPU settings. The first six fields are the official code's, with its defaults."""
+
+    n_layer: int = 6
+    n_embd: int = 256  # d
+    n_head: int = 4  # h
+    mlp_internal_dim_multiplier: int = 128  # N = multiplier * d / h neurons per head
+    dropout: float = 0.1
+    vocab_size: int = 256
+    pos: str = "rope"  # rope | alibi | rope+alibi: the operator U of Eq. 4
+    variant: str = "gpu"  # gpu (Definition 4) | prime (BDH-GPU': gated state, all-layer logits)
+    chunk_size: int = 128  # tokens per chunk of the linear-time training form
+    rope_theta: float = 2.0**16
+    alibi_min_half_life: float = 16.0  # per-head damping half-lives (tokens), geometric in [min, max]
+    alibi_max_half_life: float = 1024.0
+    attn_impl: str = "chunked"  # chunked (linear time) | quadratic (the official masked product)
+
+    def __post_init__(self) -> None:
+        ints = ("n_layer", "n_embd", "n_head", "mlp_internal_dim_multiplier", "vocab_size", "chunk_size")
+        for name in ints:
+            val = getattr(self, name)
+            if isinstance(val, bool) or not isinstance(val, int) or val <= 0:
+                raise ValueError(f"BDHConfig.{name} must be a positive integer, got {val!r}")
+        if self.pos not in POS_CHOICES:
+            raise ValueError(f"BDHConfig.pos={self.pos!r}; expected one of {', '.join(POS_CHOICES)}")
+        if self.variant not in VARIANTS:
+            raise ValueError(f"BDHConfig.variant={self.variant!r}; expected one of {', '.join(VARIANTS)}")
+        if self.attn_impl not in ATTN_IMPLS:
+            raise ValueError(
+                f"BDHConfig.attn_impl={self.attn_impl!r}; expected one of {', '.join(ATTN_IMPLS)}"
+            )
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ValueError(f"BDHConfig.dropout must be in [0, 1), got {self.dropout}")
+        if (self.mlp_internal_dim_multiplier * self.n_embd) % self.n_head:
+            raise ValueError(
+                f"mlp_internal_dim_multiplier * n_embd = {self.mlp_internal_dim_multiplier * self.n_embd} "
+                f"must be divisible by n_head={self.n_head}"
+            )
+        if "rope" in self.pos and self.n_neurons_per_head % 2:
+            raise ValueError(
+                f"RoPE rotates neuron pairs: N={self.n_neurons_per_head} neurons per head must be even"
+            )
+        if self.rope_theta <= 1:
+            raise ValueError(f"BDHConfig.rope_theta must be > 1, got {self.rope_theta}")
+        if not 0 < self.alibi_min_half_life <= self.alibi_max_half_life:
+            raise ValueError(
+                f"ALiBi half-lives must satisfy 0 < alibi_min_half_life <= alibi_max_half_life, got "
+                f"{self.alibi_min_half_life}, {self.alibi_max_half_life}"
+            )
+
+    @property
+    def n_neurons_per_head(self) -> int:
+        """N = multiplier * d / h."""
+        return self.mlp_internal_dim_multiplier * self.n_embd // self.n_head
+
+    @property
+    def n_neurons(self) -> int:
+        """n = h * N."""
+        return self.n_head * self.n_neurons_per_head
+
+
+class BDH(LanguageModel):
+    """BDH-GPU language model over bytes; see the module docstring for the equations."""
+
+    supports_state_carry = True
+    prefill_window = 1024  # tokens read in parallel per window by ``prefill`` (memory stays flat)
+
+    def __init__(self, config: BDHConfig):
+        super().__init__()
+        if not isinstance(config, BDHConfig):
+            raise TypeError(f"BDH expects a BDHConfig, got {type(config).__name__}")
+        self.config = config
+        H, d, N, V = config.n_head, config.n_embd, config.n_neurons_per_head, config.vocab_size
+        self.embed = nn.Embedding(V, d)  # f_e (code: embed)
+        self.decoder_x = nn.Parameter(torch.empty(H, d, N))  # D_x (code: encoder)
+        self.decoder_y = nn.Parameter(torch.empty(H, d, N))  # D_y (code: encoder_v)
+        self.encoder_E = nn.Parameter(torch.empty(H * N, d))  # E   (code: decoder)
+        self.lm_head = nn.Parameter(torch.empty(d, V))  # f_d (code: lm_head)
+        if config.variant == "prime":
+            # BDH-GPU': forget gate f_t = sigmoid(v*_t . w_h + b_h) per head on the state update
+            self.gate_w = nn.Parameter(torch.empty(d, H))
+            self.gate_b = nn.Parameter(torch.empty(H))
+            self.layer_mix = nn.Parameter(torch.zeros(config.n_layer))  # softmax weights of all layers
+        self.drop = nn.Dropout(config.dropout)
+        if "rope" in config.pos:
+            freqs = rope_frequencies(N, config.rope_theta).expand(H, N).contiguous()
+            self.register_buffer("rope_freqs", freqs, persistent=True)  # (H, N) cycles per token
+        if "alibi" in config.pos:
+            ld = alibi_log_decay(H, config.alibi_min_half_life, config.alibi_max_half_life)
+            self.register_buffer("alibi_log_decay", ld, persistent=True)  # (H,) log gamma_h
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Normal(0, 0.02) for every weight, as in the official code."""
+        for p in (self.embed.weight, self.decoder_x, self.decoder_y, self.encoder_E, self.lm_head):
+            nn.init.normal_(p, mean=0.0, std=0.02)
+        if self.config.variant == "prime":
+            nn.init.normal_(self.gate_w, mean=0.0, std=0.02)
+            # start almost without forgetting: f = sigmoid(5.5) ~ 1 - 1/256 (half-life ~ 170 tokens)
+            nn.init.constant_(self.gate_b, 5.5)
+            nn.init.zeros_(self.layer_mix)
+
+    # ------------------------------------------------------------------------------- helpers
+    @property
+    def _dims(self) -> tuple[int, int, int, int]:
+        c = self.config
+        return c.n_layer, c.n_head, c.n_neurons_per_head, c.n_embd
+
+    def _rope_tables(self, pos0: int, T: int, dtype: torch.dtype):
+        if "rope" not in self.config.pos:
+            return None
+        t = torch.arange(pos0, pos0 + T, device=self.rope_freqs.device, dtype=torch.float64)
+        return rope_cos_sin(self.rope_freqs, t, dtype)  # each (H, T, N)
+
+    def _log_forget(self, v: torch.Tensor) -> torch.Tensor | None:
+        """log f per head and token: (B|1, H, T) from the layer input v (B, T, d), or None."""
+        lf = None
+        if "alibi" in self.config.pos:
+            lf = self.alibi_log_decay.to(v.dtype)[None, :, None]  # (1, H, 1)
+            lf = lf.expand(1, -1, v.shape[1])
+        if self.config.variant == "prime":
+            g = F.logsigmoid(v @ self.gate_w + self.gate_b).transpose(1, 2)  # (B, H, T)
+            lf = g if lf is None else g + lf
+        return lf
+
+    def _check_targets(self, idx: torch.Tensor, targets: torch.Tensor | None) -> None:
+        if targets is None:
+            return
+        if not isinstance(targets, torch.Tensor) or targets.shape != idx.shape:
+            shape = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
+            raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, got {shape}")
+
+    def _check_idx(self, idx: torch.Tensor) -> None:
+        self.check_tokens(idx)
+        if idx.dim() != 2:
+            raise ValueError(f"idx must be (batch, time) token ids, got shape {tuple(idx.shape)}")
+
+    # ------------------------------------------------------------------------------- parallel
+    def _run(
+        self,
+        idx: torch.Tensor,
+        rho: torch.Tensor | None = None,
+        pos0: int = 0,
+        impl: str | None = None,
+        trace: list | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """All layers in parallel over idx (B, T). Returns (logits (B, T, V), rho_out (L, B, H, N, d)).
+
+        rho (L, B, H, N, d) is the synaptic state carried in (None = empty), pos0 the absolute
+        position of idx[:, 0]. With impl == "quadratic" no state is carried (rho must be None).
+        """
+        impl = impl or self.config.attn_impl
+        B, T = idx.shape
+        L, H, N, d = self._dims
+        v = layer_norm(self.embed(idx))  # (B, T, d): v*_{., 0}
+        tables = self._rope_tables(pos0, T, v.dtype)
+        rho_out = []
+        outs = []
+        for layer in range(L):
+            x = F.relu(v.unsqueeze(1) @ self.decoder_x)  # (B, H, T, N): x = (D_x v*)^+
+            k = x if tables is None else apply_rope(x, *tables)  # keys = queries = U-rotated x
+            lf = self._log_forget(v)
+            if impl == "quadratic":
+                a = attention_quadratic(k, v.unsqueeze(1), lf)  # (B, H, T, d): a* (Eq. 4)
+            else:
+                a, S = attention_chunked(
+                    k, v.unsqueeze(1), lf, None if rho is None else rho[layer], self.config.chunk_size
+                )
+                rho_out.append(S)
+            y = F.relu(layer_norm(a) @ self.decoder_y) * x  # (B, H, T, N): y = (D_y LN(a*))^+ * x
+            if trace is not None:
+                trace.append({"x": x, "y": y, "v": v})
+            z = (self.drop(y) @ self.encoder_E.view(H, N, d)).sum(1)  # (B, T, d): E y
+            v = layer_norm(v + layer_norm(z))  # v*_{., l}
+            outs.append(v)
+        h = v
+        if self.config.variant == "prime":
+            w = torch.softmax(self.layer_mix, 0)
+            h = layer_norm(sum(w[i] * outs[i] for i in range(L)))
+        logits = h @ self.lm_head  # (B, T, V)
+        return logits, (torch.stack(rho_out) if rho_out else None)
+
+    def _loss(self, logits: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor | None:
+        if targets is None:
+            return None
+        return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        """idx (B, T) -> (logits (B, T, V), mean cross-entropy in nats or None)."""
+        self._check_idx(idx)
+        self._check_targets(idx, targets)
+        logits, _ = self._run(idx)
+        return logits, self._loss(logits, targets)
+
+    def forward_trace(self, idx: torch.Tensor) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
+        """Logits and, per layer, {"x": (B, H, T, N), "y": (B, H, T, N) gated y, "v": (B, T, d) input v*}.
+
+        Runs the same code as ``forward`` (dropout applies only after y is recorded).
+        """
+        self._check_idx(idx)
+        trace: list[dict[str, torch.Tensor]] = []
+        logits, _ = self._run(idx, trace=trace)
+        return logits, trace
+
+    def forward_with_state(self, idx: torch.Tensor, targets: torch.Tensor | None, state: Any):
+        """Continue from ``state`` (None = fresh): (logits, loss, new state). Truncated BPTT in training."""
+        self._check_idx(idx)
+        self._check_targets(idx, targets)
+        B, T = idx.shape
+        if state is None:
+            rho, pos0 = None, 0
+        else:
+            self._check_state(state, B)
+            rho, pos0 = state["rho"], int(state["pos"])
+        logits, rho_out = self._run(idx, rho=rho, pos0=pos0, impl="chunked")
+        new_state = {"rho": rho_out, "pos": torch.tensor(pos0 + T, dtype=torch.long, device=idx.device)}
+        return logits, self._loss(logits, targets), new_state
+
+    # ------------------------------------------------------------------------------- recurrent
+    def init_state(self, batch_size: int) -> dict[str, torch.Tensor]:
+        """Empty synaptic memory: {"rho": zeros (L, B, H, N, d), "pos": 0}."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        L, H, N, d = self._dims
+        p = self.lm_head
+        rho = torch.zeros(L, batch_size, H, N, d, dtype=p.dtype, device=p.device)
+        return {"rho": rho, "pos": torch.tensor(0, dtype=torch.long, device=p.device)}
+
+    def _check_state(self, state: Any, batch_size: int) -> None:
+        L, H, N, d = self._dims
+        if not isinstance(state, dict) or "rho" not in state or "pos" not in state:
+            raise TypeError(
+                f"state must be the dict returned by init_state/prefill/step (keys 'rho', 'pos'), "
+                f"got {type(state).__name__}"
+            )
+        rho = state["rho"]
+        expected = (L, batch_size, H, N, d)
+        if not isinstance(rho, torch.Tensor) or tuple(rho.shape) != expected:
+            got = tuple(rho.shape) if isinstance(rho, torch.Tensor) else type(rho).__name__
+            raise ValueError(
+                f"state['rho'] has shape {got}, expected {expected} = (n_layer, batch, n_head, N, n_embd) "
+                "for this model and batch size: was the state made by another config or batch size?"
+            )
+        if rho.dtype != self.lm_head.dtype:
+            raise ValueError(f"state['rho'] has dtype {rho.dtype}, expected the model's {self.lm_head.dtype}")
+
+    def step(self, idx_t: torch.Tensor, state: dict[str, torch.Tensor]):
+        """One token per sequence: idx_t (B,) -> (logits (B, V), state). Cost independent of context.
+
+        Reads rho, then writes the rank-1 Hebbian update (Eq. 8). Without autograd the state is
+        updated in place (no copy per token) and the same dict is returned.
+        """
+        self.check_tokens(idx_t, "idx_t")
+        if idx_t.dim() != 1:
+            raise ValueError(f"idx_t must be (batch,) token ids, got shape {tuple(idx_t.shape)}")
+        B = idx_t.shape[0]
+        self._check_state(state, B)
+        L, H, N, d = self._dims
+        inplace = not torch.is_grad_enabled()
+        rho = state["rho"]
+        pos = int(state["pos"])
+        v = layer_norm(self.embed(idx_t))  # (B, d)
+        tables = self._rope_tables(pos, 1, v.dtype)
+        new_rho = []
+        outs = []
+        for layer in range(L):
+            x = F.relu(v[:, None, None, :] @ self.decoder_x).squeeze(2)  # (B, H, N)
+            k = x if tables is None else apply_rope(x, tables[0][:, 0], tables[1][:, 0])
+            lf = self._log_forget(v.unsqueeze(1))  # (B|1, H, 1) or None
+            a, S = attention_step(k, v, rho[layer], None if lf is None else lf[..., 0], inplace=inplace)
+            new_rho.append(S)
+            y = F.relu(layer_norm(a).unsqueeze(2) @ self.decoder_y).squeeze(2) * x  # (B, H, N)
+            z = y.reshape(B, H * N) @ self.encoder_E  # (B, d)
+            v = layer_norm(v + layer_norm(z))
+            outs.append(v)
+        h = v
+        if self.config.variant == "prime":
+            w = torch.softmax(self.layer_mix, 0)
+            h = layer_norm(sum(w[i] * outs[i] for i in range(L)))
+        logits = h @ self.lm_head
+        if inplace:
+            state["pos"] = state["pos"] + 1
+            return logits, state
+        return logits, {"rho": torch.stack(new_rho), "pos": state["pos"] + 1}
+
+    @torch.no_grad()
+    def prefill(self, idx: torch.Tensor):
+        """Read the prompt in parallel (chunked form, windows of ``prefill_window`` tokens).
+
+        Returns (logits of the last token (B, V), state). Memory is bounded by the window, so
+        arbitrarily long prompts are fine.
+        """
+        if idx.dim() == 1:
+            idx = idx.unsqueeze(0)
+        self._check_idx(idx)
+        state = None
+        logits = None
+        W = max(1, int(self.prefill_window))
+        for s in range(0, idx.shape[1], W):
+            logits, _, state = self.forward_with_state(idx[:, s : s + W], None, state)
+        return logits[:, -1], state
+
+
+def _presets() -> dict[str, dict[str, dict[str, Any]]]:
+    return {
+        # seconds on a CPU: a smoke test of the whole pipeline
+        "tiny": {
+            "model": dict(n_layer=2, n_embd=32, n_head=2, mlp_internal_dim_multiplier=8, dropout=0.0,
+                          chunk_size=32),
+            "train": dict(steps=60, batch_size=8, block_size=64, lr=3e-3, min_lr=3e-4, warmup_steps=10,
+                          eval_interval=30, eval_batches=4, log_interval=10),
+        },
+        # minutes on a CPU (the quality comparison against GPT of docs/bdh.md)
+        "small": {
+            "model": dict(n_layer=4, n_embd=128, n_head=4, mlp_internal_dim_multiplier=8, dropout=0.0,
+                          chunk_size=64),
+            "train": dict(steps=600, batch_size=16, block_size=128, lr=2e-3, min_lr=2e-4, warmup_steps=50,
+                          eval_interval=100, eval_batches=20, log_interval=20),
+        },
+        # the official code's 25.3M model and training settings (GPU)
+        "paper": {
+            "model": dict(n_layer=6, n_embd=256, n_head=4, mlp_internal_dim_multiplier=128, dropout=0.1,
+                          chunk_size=128),
+            "train": dict(steps=3000, batch_size=32, block_size=512, lr=1e-3, min_lr=1e-4, warmup_steps=100,
+                          weight_decay=0.1, eval_interval=250, eval_batches=20, log_interval=50),
+        },
+    }
+
+
+MODEL = BDH
+CONFIG = BDHConfig
+PRESETS = _presets()
+
+__all__ = ["BDH", "BDHConfig", "MODEL", "CONFIG", "PRESETS"]
