@@ -1,0 +1,532 @@
+"""The four models the paper compares: GLM, HMM-GLM, Gaussian HMM-GLM and one-hot HMM-GLM.
+
+All share the GLM emission (glm.py) and the HMM (inference.py); they differ only in how the state
+weight matrices W^(s) (S, N_post, N_pre) are parametrised and which log-prior enters the M-step:
+
+* GLM            S = 1, one free W.
+* HMMGLM         free W^(s) per state, no prior (maximum likelihood; the paper's "HG").
+* GaussianHMMGLM W^(s)_{n<-n'} ~ N(mu_{n<-n'}, sigma^2), shared mean mu (closed-form update, the mean
+                 of W over states) and variance sigma^2 ("GHG", notes Sec. 1.4).
+* OneHotHMMGLM   W^(s) = (a^exc - a^inh) * softplus(w~), a a relaxed one-hot type in
+                 {inhibitory, none, excitatory} drawn by Gumbel-softmax in training and hard at test,
+                 with a Concrete prior a^(s) ~ GumbelSoftmax(a_0, tau) whose shared a_0 is learned
+                 ("OHG", notes Sec. 1.5).
+
+Fitting is generalised EM (notes Sec. 2.1): E-step = forward-backward on the per-state emission
+log-likelihoods, closed-form transition update, M-step = Adam on the expected complete-data
+log-likelihood Q plus the log-prior. Long recordings are processed in windows of ``window`` bins:
+the emission tensor (bins, S, N) only ever exists one window batch at a time; the HMM itself runs
+over the whole sequence.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from . import glm, validation
+from .basis import convolve_history, exp_basis
+from .inference import PosteriorResult, hmm_posterior_mode, hmm_smoother
+
+MODELS = ("glm", "hmmglm", "gaussian", "onehot")
+
+
+@dataclass
+class HMMGLMConfig:
+    """Everything needed to rebuild a model (round-trips through JSON)."""
+
+    model: str
+    n_states: int
+    n_neurons: int
+    basis: list[float] = field(default_factory=lambda: exp_basis(5).tolist())
+    link: str = "sigmoid"
+    observations: str = "poisson"
+    sticky: float = 0.98  # initial (and generator) self-transition probability
+    init_std: float = 0.1  # std of the random initial weights that break the state symmetry
+    prior_bins: float = 2000.0  # the log-prior is weighted once per this many bins (see fit docstring)
+    # Gaussian prior (GaussianHMMGLM)
+    prior_std: float = 1.0 / 3.0
+    learn_prior_std: bool = False
+    min_prior_std: float = 0.05
+    # one-hot prior (OneHotHMMGLM)
+    tau: float = 0.2  # temperature of the Concrete prior density
+    sample_tau: float = 0.2  # temperature of the Gumbel-softmax sample used in the M-step
+    type_threshold: float = 0.2  # |w| threshold that defines types for the models without types
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> HMMGLMConfig:
+        d = json.loads(text)
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown HMMGLMConfig keys {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass
+class FitConfig:
+    """Schedule of generalised EM. One epoch = one E-step followed by ``m_steps`` Adam steps."""
+
+    n_epochs: int = 30
+    m_steps: int = 10
+    lr: float = 0.05
+    window: int = 2000  # bins per M-step window (memory: batch_windows * window * S * N floats)
+    batch_windows: int | None = None  # windows per Adam step; None = all windows (full batch)
+    min_log_transition: float = -8.0  # clamp of log A in the closed-form update (reference code)
+    e_step: str = "auto"  # "sequential", "scan" or "auto" (scan for sequences longer than 4000 bins)
+    seed: int = 0
+
+
+class _HMMGLMBase(nn.Module):
+    kind = "base"
+
+    def __init__(self, n_states: int, n_neurons: int, basis=None, link: str = "sigmoid",
+                 observations: str = "poisson", **kwargs) -> None:
+        super().__init__()
+        n_states = validation.check_n_states(n_states)
+        n_neurons = validation.check_n_neurons(n_neurons)
+        validation.check_link_observations(link, observations)
+        b = validation.check_basis(exp_basis(5) if basis is None else basis)
+        self.config = HMMGLMConfig(model=self.kind, n_states=n_states, n_neurons=n_neurons,
+                                   basis=b.tolist(), link=link, observations=observations, **kwargs)
+        S, N = n_states, n_neurons
+        self.register_buffer("basis", b.float())
+        self.bias = nn.Parameter(torch.zeros(N))  # b_n, shared by the states (paper-era code)
+        A = torch.full((S, S), (1 - self.config.sticky) / max(S - 1, 1))
+        A.fill_diagonal_(self.config.sticky if S > 1 else 1.0)
+        self.register_buffer("log_transition", A.log())  # log A_ij = log p(z_{t+1}=j | z_t=i)
+        self.register_buffer("log_init", torch.full((S,), -math.log(S)))  # fixed uniform pi_0
+        self.history_: list[float] = []
+
+    # ---- parametrisation (subclasses) -------------------------------------------------------
+    @property
+    def n_states(self) -> int:
+        return self.config.n_states
+
+    @property
+    def n_neurons(self) -> int:
+        return self.config.n_neurons
+
+    def weight_tensor(self, mode: str = "hard") -> torch.Tensor:
+        """W (S, N_post, N_pre); mode "sample" (training draw), "soft" or "hard" (one-hot model only)."""
+        raise NotImplementedError
+
+    def log_prior(self) -> torch.Tensor:
+        return self.bias.new_zeros(())
+
+    def _before_step(self) -> None:  # closed-form prior updates (Gaussian)
+        pass
+
+    def _after_step(self) -> None:  # numerical guards (one-hot)
+        pass
+
+    def _after_e_step(self) -> None:
+        pass
+
+    # ---- public read-outs ---------------------------------------------------------------------
+    @property
+    def weights(self) -> torch.Tensor:
+        """Learned effective weights (S, N_post, N_pre), hard types for the one-hot model."""
+        with torch.no_grad():
+            return self.weight_tensor("hard").detach().clone()
+
+    @property
+    def transition_matrix(self) -> torch.Tensor:
+        return self.log_transition.exp()
+
+    def connection_types(self, threshold: float | None = None) -> torch.Tensor:
+        """Per-state connection types in {-1, 0, 1} (S, N_post, N_pre): sign(w) where |w| > threshold."""
+        thr = self.config.type_threshold if threshold is None else threshold
+        w = self.weights
+        return (torch.sign(w) * (w.abs() > thr)).long()
+
+    def prior_connection_types(self, threshold: float | None = None) -> torch.Tensor | None:
+        """State-constant ("anatomical") types (N, N), for the models with a shared prior."""
+        return None
+
+    # ---- data handling ---------------------------------------------------------------------------
+    def _prepare(self, spikes):
+        x, mask = validation.check_spikes(spikes, self.n_neurons, self.config.observations,
+                                          window=self.basis.numel(), dtype=self.bias.dtype)
+        conv = convolve_history(x, self.basis.to(x.dtype))  # (B, T, N); padding only trails, so exact
+        return x, conv, mask
+
+    def _emission_ll(self, x, conv, mode: str, constant: bool = True, max_elems: int = 2 ** 23):
+        """log p(x_t | z_t = s) (B, T, S) under no_grad, computed in time chunks of bounded memory."""
+        B, T, N = x.shape
+        S = self.n_states
+        with torch.no_grad():
+            W = self.weight_tensor(mode)
+            bias = self.bias.expand(S, N)
+            chunk = max(1, max_elems // max(1, B * S * N))
+            out = []
+            for t0 in range(0, T, chunk):
+                out.append(glm.state_log_likelihood(x[:, t0 : t0 + chunk], conv[:, t0 : t0 + chunk], W, bias,
+                                                    self.config.link, self.config.observations, constant))
+            return torch.cat(out, dim=1)
+
+    def _smoother(self, ll, mask, method: str = "auto") -> PosteriorResult:
+        ll = ll.double().masked_fill(~mask.unsqueeze(-1), 0.0)
+        if method == "auto":
+            method = "scan" if ll.shape[1] > 4000 else "sequential"
+        return hmm_smoother(ll, self.log_init.double(), self.log_transition.double(), method=method, mask=mask)
+
+    # ---- inference API -----------------------------------------------------------------------------
+    def log_likelihood(self, spikes, per_trial: bool = False):
+        """Marginal log p(X) = sum over trials of log sum_z p(X, z) (forward algorithm), in nats.
+
+        Returns a float (sum over trials) or a (trials,) tensor with ``per_trial=True``.
+        """
+        x, conv, mask = self._prepare(spikes)
+        post = self._smoother(self._emission_ll(x, conv, "hard"), mask)
+        return post.log_normalizer if per_trial else float(post.log_normalizer.sum())
+
+    def posterior(self, spikes) -> torch.Tensor:
+        """p(z_t = s | X) (trials, T, S); bins past the end of a shorter trial are 0."""
+        x, conv, mask = self._prepare(spikes)
+        post = self._smoother(self._emission_ll(x, conv, "hard"), mask)
+        return post.smoothed_probs.float() * mask.unsqueeze(-1)
+
+    def most_likely_states(self, spikes) -> torch.Tensor:
+        """Viterbi path (trials, T) (long); bins past the end of a shorter trial are -1."""
+        x, conv, mask = self._prepare(spikes)
+        ll = self._emission_ll(x, conv, "hard").double().masked_fill(~mask.unsqueeze(-1), 0.0)
+        states = hmm_posterior_mode(ll, self.log_init.double(), self.log_transition.double()).states
+        return states.masked_fill(~mask, -1)
+
+    @torch.no_grad()
+    def sample(self, T: int, n_trials: int = 1, seed: int | None = None):
+        """Draw (spikes (n_trials, T, N), states (n_trials, T)) from the model (hard types)."""
+        g = torch.Generator().manual_seed(seed) if seed is not None else None
+        S, N, K = self.n_states, self.n_neurons, self.basis.numel()
+        W = self.weight_tensor("hard").float()
+        bias = self.bias.float()
+        A = self.transition_matrix.float()
+        states = torch.empty(n_trials, T, dtype=torch.long)
+        states[:, 0] = torch.multinomial(self.log_init.exp().float().expand(n_trials, S), 1, generator=g)[:, 0]
+        for t in range(1, T):
+            states[:, t] = torch.multinomial(A[states[:, t - 1]], 1, generator=g)[:, 0]
+        spikes = torch.zeros(n_trials, T + K, N)
+        phi = self.basis.float().flip(0)  # oldest bin first
+        for t in range(T):
+            c = torch.einsum("k,bkn->bn", phi, spikes[:, t : t + K])
+            u = bias + torch.einsum("bij,bj->bi", W[states[:, t]], c)
+            f = glm.rate(u, self.config.link)
+            spikes[:, t + K] = glm.sample_counts(f, self.config.observations, g)
+        return spikes[:, K:], states
+
+    # ---- learning -----------------------------------------------------------------------------------
+    def init_bias(self, x: torch.Tensor, mask: torch.Tensor) -> None:
+        """b_n = link^{-1}(mean count of neuron n), the rate of a history-free model."""
+        m = (x * mask.unsqueeze(-1)).sum((0, 1)) / mask.sum()
+        link = self.config.link
+        if link == "sigmoid":
+            m = m.clamp(1e-4, 1 - 1e-4)
+            b = torch.log(m) - torch.log1p(-m)
+        elif link == "softplus":
+            m = m.clamp(min=1e-4)
+            b = torch.where(m > 20, m, torch.log(torch.expm1(m)))
+        else:
+            b = torch.log(m.clamp(min=1e-4))
+        with torch.no_grad():
+            self.bias.copy_(b.to(self.bias.dtype))
+
+    def fit(self, spikes, n_epochs: int | None = None, m_steps: int | None = None, lr: float | None = None,
+            progress: bool = True, config: FitConfig | None = None, init_bias: bool = True, **kwargs):
+        """Generalised EM (notes Sec. 2.1). Returns self; per-epoch train log-likelihood in ``history_``.
+
+        Each epoch: E-step (forward-backward on the current parameters, log space, float64), closed-form
+        transition update A_ij ∝ sum_t xi_t(i, j) (log clamped at ``min_log_transition`` and renormalised,
+        as the reference code does), then ``m_steps`` Adam steps on the per-bin objective
+
+            J = (1/n) sum_{t,s} gamma_t(s) log p(x_t | z_t = s) + log p(params) / prior_bins
+
+        n = number of bins in the step's batch. ``prior_bins`` = 2000 reproduces the reference code's
+        weighting (there each 2000-bin sequence's update carries the full log-prior); ``prior_bins`` =
+        total number of bins gives the plain MAP estimate.
+        """
+        cfg = config or FitConfig()
+        for k, v in (("n_epochs", n_epochs), ("m_steps", m_steps), ("lr", lr)):
+            if v is not None:
+                kwargs[k] = v
+        unknown = set(kwargs) - set(FitConfig.__dataclass_fields__)
+        if unknown:
+            raise TypeError(f"fit() got unknown options {sorted(unknown)}; valid: "
+                            f"{sorted(FitConfig.__dataclass_fields__)}")
+        cfg = FitConfig(**{**asdict(cfg), **kwargs})
+        if cfg.n_epochs < 1 or cfg.m_steps < 0 or cfg.window < 1:
+            raise ValueError(f"need n_epochs >= 1, m_steps >= 0, window >= 1; got {cfg}")
+        x, conv, mask = self._prepare(spikes)  # all input checks happen here, before any work
+        torch.manual_seed(cfg.seed)
+        if init_bias:
+            self.init_bias(x, mask)
+        S = self.n_states
+        # windows for the M-step: (M, W, .) views of the padded batch (history already convolved)
+        W = min(cfg.window, x.shape[1])
+        pad = (-x.shape[1]) % W
+        xw = F.pad(x, (0, 0, 0, pad)).reshape(-1, W, self.n_neurons)
+        cw = F.pad(conv, (0, 0, 0, pad)).reshape(-1, W, self.n_neurons)
+        mw = F.pad(mask, (0, pad)).reshape(-1, W)
+        keep = mw.any(1)
+        xw, cw, mw = xw[keep], cw[keep], mw[keep]
+        n_windows = xw.shape[0]
+        bw = n_windows if cfg.batch_windows is None else min(cfg.batch_windows, n_windows)
+        n_bins = mask.sum().item()
+        log_fact = float(torch.lgamma(x + 1).sum()) if self.config.observations == "poisson" else 0.0
+        opt = torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=cfg.lr)
+        link, obs = self.config.link, self.config.observations
+        bar = tqdm(range(cfg.n_epochs), desc=f"fit {self.kind} S={S}", disable=not progress)
+        for _ in bar:
+            # ---- E-step (the state-independent -log x! is added to the reported log-likelihood only)
+            post = self._smoother(self._emission_ll(x, conv, "soft", constant=False), mask, cfg.e_step)
+            self.history_.append((float(post.log_normalizer.sum()) - log_fact) / n_bins)
+            bar.set_postfix(ll_per_bin=f"{self.history_[-1]:.4f}")
+            if S > 1:
+                counts = post.trans_counts.sum(0)
+                logA = torch.log(counts / counts.sum(1, keepdim=True).clamp(min=1e-300)).clamp(
+                    min=cfg.min_log_transition)
+                self.log_transition.copy_(torch.log_softmax(logA, dim=1).to(self.log_transition.dtype))
+            gw = F.pad(post.smoothed_probs.to(x.dtype) * mask.unsqueeze(-1), (0, 0, 0, pad)).reshape(-1, W, S)
+            gw = gw[keep]
+            self._after_e_step()
+            # ---- M-step
+            for _ in range(cfg.m_steps):
+                idx = torch.randperm(n_windows)[:bw] if bw < n_windows else slice(None)
+                self._before_step()
+                Wt = self.weight_tensor("sample")
+                q = glm.expected_log_likelihood(Wt, self.bias, xw[idx], cw[idx], gw[idx], link, obs,
+                                                value=False)  # gradients only (value 0)
+                loss = -q / mw[idx].sum() - self.log_prior() / self.config.prior_bins
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                self._after_step()
+        self._after_e_step()
+        return self
+
+    # ---- state relabelling, persistence -----------------------------------------------------------
+    def permute(self, perm) -> _HMMGLMBase:
+        """Relabel states in place: new state k is old state perm[k]."""
+        perm = torch.as_tensor(np.asarray(perm), dtype=torch.long)
+        if sorted(perm.tolist()) != list(range(self.n_states)):
+            raise ValueError(f"perm must be a permutation of 0..{self.n_states - 1}, got {perm.tolist()}")
+        with torch.no_grad():
+            self.log_transition.copy_(self.log_transition[perm][:, perm])
+            self.log_init.copy_(self.log_init[perm])
+            for name in self._state_params:
+                p = getattr(self, name)
+                p.copy_(p[perm])
+        return self
+
+    _state_params: tuple[str, ...] = ()
+
+    def save(self, path) -> Path:
+        """Write ``path/`` = config.json + model.safetensors atomically (temp dir, then rename)."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp"))
+        try:
+            (tmp / "config.json").write_text(self.config.to_json())
+            save_file({k: v.detach().contiguous() for k, v in self.state_dict().items()},
+                      str(tmp / "model.safetensors"))
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path) -> _HMMGLMBase:
+        return load(path)
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return f"S={c.n_states}, N={c.n_neurons}, K={len(c.basis)}, link={c.link}, obs={c.observations}"
+
+
+class HMMGLM(_HMMGLMBase):
+    """Free weight matrix per state (the paper's "naive" HMM-GLM, HG); maximum likelihood."""
+
+    kind = "hmmglm"
+    _state_params = ("weight",)
+
+    def __init__(self, n_states: int, n_neurons: int, basis=None, link: str = "sigmoid",
+                 observations: str = "poisson", **kwargs) -> None:
+        super().__init__(n_states, n_neurons, basis, link, observations, **kwargs)
+        g = torch.Generator().manual_seed(0)
+        self.weight = nn.Parameter(self.config.init_std * torch.randn(self.n_states, self.n_neurons,
+                                                                      self.n_neurons, generator=g))
+
+    def weight_tensor(self, mode: str = "hard") -> torch.Tensor:
+        return self.weight
+
+
+class GLM(HMMGLM):
+    """One state (S = 1): the static coupled GLM baseline."""
+
+    kind = "glm"
+
+    def __init__(self, n_neurons: int, basis=None, link: str = "sigmoid", observations: str = "poisson",
+                 n_states: int = 1, **kwargs) -> None:
+        if n_states != 1:
+            raise ValueError(f"GLM has exactly one state, got n_states={n_states}")
+        super().__init__(1, n_neurons, basis, link, observations, **kwargs)
+        with torch.no_grad():
+            self.weight.zero_()
+
+
+class GaussianHMMGLM(HMMGLM):
+    """W^(s) ~ N(mu, sigma^2) i.i.d. over states with a shared mean mu and variance sigma^2 (GHG).
+
+    mu is set in closed form (its MAP value, the mean of W over states) before every gradient step, as
+    the reference code does; sigma^2 stays at ``prior_std``^2 unless ``learn_prior_std`` (then it is
+    set to the mean squared deviation after every E-step, floored at ``min_prior_std``^2).
+    """
+
+    kind = "gaussian"
+
+    def __init__(self, n_states: int, n_neurons: int, basis=None, link: str = "sigmoid",
+                 observations: str = "poisson", **kwargs) -> None:
+        super().__init__(n_states, n_neurons, basis, link, observations, **kwargs)
+        self.register_buffer("prior_mean", torch.zeros(self.n_neurons, self.n_neurons))
+        self.register_buffer("prior_std", torch.tensor(float(self.config.prior_std)))
+
+    def _before_step(self) -> None:
+        with torch.no_grad():
+            self.prior_mean.copy_(self.weight.mean(0))
+
+    def _after_e_step(self) -> None:
+        if self.config.learn_prior_std:
+            with torch.no_grad():
+                self.prior_mean.copy_(self.weight.mean(0))
+                var = (self.weight - self.prior_mean).pow(2).mean()
+                self.prior_std.copy_(var.sqrt().clamp(min=self.config.min_prior_std))
+
+    def log_prior(self) -> torch.Tensor:
+        """sum_{s,n,n'} log N(W^(s)_{n<-n'}; mu_{n<-n'}, sigma^2)."""
+        var = self.prior_std ** 2
+        d = self.weight - self.prior_mean
+        return -0.5 * (d.pow(2) / var + torch.log(2 * math.pi * var)).sum()
+
+    def prior_connection_types(self, threshold: float | None = None) -> torch.Tensor:
+        thr = self.config.type_threshold if threshold is None else threshold
+        mu = self.weight.detach().mean(0)
+        return (torch.sign(mu) * (mu.abs() > thr)).long()
+
+
+def concrete_log_density(log_x: torch.Tensor, log_p: torch.Tensor, tau: float) -> torch.Tensor:
+    """log GumbelSoftmax(x; p, tau) (Maddison et al. 2017; Jang et al. 2017) over the last axis, K classes:
+
+    log Gamma(K) + (K-1) log tau - K logsumexp_i(log p_i - tau log x_i) + sum_i (log p_i - (tau+1) log x_i).
+    """
+    K = log_x.shape[-1]
+    return (math.lgamma(K) + (K - 1) * math.log(tau)
+            - K * torch.logsumexp(log_p - tau * log_x, dim=-1)
+            + (log_p - (tau + 1) * log_x).sum(-1))
+
+
+class OneHotHMMGLM(_HMMGLMBase):
+    """One-hot HMM-GLM (OHG), notes Sec. 1.5.
+
+    w_{s,n<-n'} = (a^exc_{s,n<-n'} - a^inh_{s,n<-n'}) softplus(w~_{s,n<-n'}),
+    a_{s,n<-n'} = relaxed one-hot over (inh, none, exc); prior a_{s} ~ GumbelSoftmax(a_0, tau) with a
+    learnable a_0 = softmax(prior_logits) shared by the states. Types are Gumbel-softmax samples in
+    the M-step, soft (softmax) in the E-step during fitting and hard (argmax) afterwards.
+    Differences from the paper-era code: the prior density takes log a_0 (the 2025 code's fix), weights
+    start with small random strengths instead of all-equal ones.
+    """
+
+    kind = "onehot"
+    _state_params = ("type_logits", "strength_raw")
+
+    def __init__(self, n_states: int, n_neurons: int, basis=None, link: str = "sigmoid",
+                 observations: str = "poisson", **kwargs) -> None:
+        super().__init__(n_states, n_neurons, basis, link, observations, **kwargs)
+        S, N = self.n_states, self.n_neurons
+        g = torch.Generator().manual_seed(0)
+        self.type_logits = nn.Parameter(self.config.init_std * torch.randn(S, N, N, 3, generator=g))
+        self.strength_raw = nn.Parameter(torch.zeros(S, N, N))  # softplus(0) = 0.69
+        self.prior_logits = nn.Parameter(torch.zeros(N, N, 3))
+
+    def connection_probs(self) -> torch.Tensor:
+        """softmax of the type logits (S, N, N, 3) over (inh, none, exc)."""
+        return torch.softmax(self.type_logits, dim=-1)
+
+    def weight_tensor(self, mode: str = "hard") -> torch.Tensor:
+        if mode == "sample":
+            a = F.gumbel_softmax(self.type_logits, tau=self.config.sample_tau, dim=-1)
+        elif mode == "soft":
+            a = torch.softmax(self.type_logits, dim=-1)
+        elif mode == "hard":
+            a = F.one_hot(self.type_logits.argmax(-1), 3).to(self.type_logits.dtype)
+        else:
+            raise ValueError(f"mode must be 'sample', 'soft' or 'hard', got {mode!r}")
+        return (a[..., 2] - a[..., 0]) * F.softplus(self.strength_raw)
+
+    def log_prior(self) -> torch.Tensor:
+        """sum_{s,n,n'} log GumbelSoftmax(softmax(type_logits); a_0, tau)."""
+        log_x = torch.log_softmax(self.type_logits, dim=-1)
+        log_p = torch.log_softmax(self.prior_logits, dim=-1)
+        return concrete_log_density(log_x, log_p, self.config.tau).sum()
+
+    def _after_step(self) -> None:
+        # reference-code guard: halve logits whose softmax puts < e^-20 on some class
+        with torch.no_grad():
+            for p in (self.type_logits, self.prior_logits):
+                bad = (torch.log_softmax(p, -1) < -20).any(-1)
+                if bad.any():
+                    p[bad] = p[bad] / 2
+
+    def connection_types(self, threshold: float | None = None) -> torch.Tensor:
+        """Hard per-state types argmax(a) - 1 in {-1 inh, 0 none, 1 exc} (S, N, N); no thresholding."""
+        return self.type_logits.detach().argmax(-1) - 1
+
+    def prior_connection_types(self, threshold: float | None = None) -> torch.Tensor:
+        """State-constant ("anatomical") types argmax(a_0) - 1 (N, N)."""
+        return self.prior_logits.detach().argmax(-1) - 1
+
+
+_CLASSES = {"glm": GLM, "hmmglm": HMMGLM, "gaussian": GaussianHMMGLM, "onehot": OneHotHMMGLM}
+
+
+def make_model(model: str, n_states: int, n_neurons: int, **kwargs) -> _HMMGLMBase:
+    """Build a model by name ("glm", "hmmglm", "gaussian", "onehot")."""
+    validation.check_choice("model", model, MODELS)
+    if model == "glm":
+        if n_states != 1:
+            raise ValueError(f"model 'glm' has one state, got n_states={n_states}")
+        return GLM(n_neurons, **kwargs)
+    return _CLASSES[model](n_states, n_neurons, **kwargs)
+
+
+def load(path) -> _HMMGLMBase:
+    """Rebuild a model saved with ``model.save(path)``."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
+        raise FileNotFoundError(f"{path} is not a saved HMM-GLM (needs config.json and model.safetensors)")
+    cfg = HMMGLMConfig.from_json((path / "config.json").read_text())
+    d = asdict(cfg)
+    kind, S, N = d.pop("model"), d.pop("n_states"), d.pop("n_neurons")
+    model = make_model(kind, S, N, **d)
+    state = load_file(str(path / "model.safetensors"))
+    model.load_state_dict(state)
+    return model
