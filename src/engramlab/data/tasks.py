@@ -147,3 +147,150 @@ def make_timescale_batch(
         bits = dms_bits(batch_size, length, generator)
         labels = dms_labels(bits, ns)
     return bits.unsqueeze(-1), labels
+
+
+# =====================================================================================
+# Copy, associative recall, delayed match-to-sample (astro system; AstroSNN memory tasks)
+# =====================================================================================
+#
+# Token sequences for language models: x (B, T) int64 token ids and targets y (B, T) int64 with
+# -1 on every position that is not scored, so ``forward(x, y)`` (cross-entropy with
+# ignore_index=-1) trains on them like on text. Vocabulary: 0 BLANK, 1 GO, 2 MATCH, 3 NONMATCH,
+# then n_symbols symbols (ids 4 .. 4 + n_symbols - 1). D = ``delay`` blank steps separate the
+# study phase from the test phase. K = ``n_items``.
+#
+# * copy: x = [s_1 .. s_K, BLANK x D, GO, s_1 .. s_{K-1}] (teacher forcing), targets s_1 .. s_K at
+#   the last K positions. The K symbols are distinct (drawn without replacement), so K <=
+#   n_symbols. Accuracy: fraction of the K symbols reproduced correctly (argmax).
+# * recall (associative recall): x = [k_1 v_1 .. k_K v_K, BLANK x D, GO, q_1 w_1 .. q_K w_K]:
+#   K distinct keys with values drawn with replacement, then every key asked once in random
+#   order (q_j a key, w_j its value, fed back as teacher forcing); the target at each q_j is its
+#   value. Accuracy: fraction of queries answered with the right value.
+# * dms (delayed match-to-sample): x = [a_1 .. a_K, BLANK x D, GO, b_1 .. b_K]; b equals a
+#   (match, probability 1/2) or differs from it in exactly one position (non-match). The target
+#   at b_K is MATCH or NONMATCH. Accuracy: fraction of trials judged correctly (chance 1/2).
+
+MEMORY_TASKS = ("copy", "recall", "dms")
+BLANK, GO, MATCH, NONMATCH = 0, 1, 2, 3
+N_SPECIAL_TOKENS = 4
+
+
+def _check_int(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+class MemoryTask:
+    """A copy / associative-recall / delayed-match-to-sample task with fixed parameters.
+
+    ``MemoryTask("copy", delay=100, n_items=8, n_symbols=8).batch(32, generator)`` -> (x, y);
+    ``task.accuracy(logits, y)`` -> float in [0, 1]. All parameter checks run in the constructor.
+    """
+
+    def __init__(self, name: str, delay: int, n_items: int = 8, n_symbols: int = 8):
+        if name not in MEMORY_TASKS:
+            raise ValueError(f"unknown memory task {name!r}; expected one of {MEMORY_TASKS}")
+        self.name = name
+        self.delay = _check_int(delay, "delay", 0)
+        self.n_items = _check_int(n_items, "n_items (K)", 1)
+        self.n_symbols = _check_int(n_symbols, "n_symbols", 2)
+        if name in ("copy", "recall") and self.n_items > self.n_symbols:
+            what = "distinct symbols to copy" if name == "copy" else "distinct keys"
+            raise ValueError(
+                f"{name}: n_items K={self.n_items} needs {self.n_items} {what}, but the vocabulary has only "
+                f"n_symbols={self.n_symbols}; use K <= n_symbols"
+            )
+
+    def __repr__(self) -> str:
+        return (f"MemoryTask({self.name!r}, delay={self.delay}, n_items={self.n_items}, "
+                f"n_symbols={self.n_symbols})")
+
+    @property
+    def vocab_size(self) -> int:
+        return N_SPECIAL_TOKENS + self.n_symbols
+
+    @property
+    def seq_len(self) -> int:
+        K, D = self.n_items, self.delay
+        return {"copy": 2 * K + D, "recall": 4 * K + D, "dms": 2 * K + D + 1}[self.name]
+
+    @property
+    def scored_per_sequence(self) -> int:
+        return {"copy": self.n_items, "recall": self.n_items, "dms": 1}[self.name]
+
+    @property
+    def chance(self) -> float:
+        """Accuracy of guessing (uniform over symbols; 1/2 for dms)."""
+        return 0.5 if self.name == "dms" else 1.0 / self.n_symbols
+
+    def batch(
+        self, batch_size: int, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batch: x (B, T) int64 token ids, y (B, T) int64 targets (-1 = not scored)."""
+        B = _check_int(batch_size, "batch_size", 1)
+        K, D, S = self.n_items, self.delay, self.n_symbols
+        g = generator
+        blanks = torch.full((B, D), BLANK, dtype=torch.long)
+        go = torch.full((B, 1), GO, dtype=torch.long)
+
+        def distinct(n):  # (B, n) distinct symbol ids per row
+            return torch.argsort(torch.rand(B, S, generator=g), dim=1)[:, :n] + N_SPECIAL_TOKENS
+
+        if self.name == "copy":
+            s = distinct(K)  # (B, K)
+            x = torch.cat([s, blanks, go, s[:, :-1]], dim=1)
+            y = torch.full_like(x, -1)
+            y[:, -K:] = s
+        elif self.name == "recall":
+            keys = distinct(K)  # (B, K)
+            vals = torch.randint(0, S, (B, K), generator=g) + N_SPECIAL_TOKENS
+            study = torch.stack([keys, vals], dim=2).reshape(B, 2 * K)
+            order = torch.argsort(torch.rand(B, K, generator=g), dim=1)
+            qk, qv = keys.gather(1, order), vals.gather(1, order)
+            test = torch.stack([qk, qv], dim=2).reshape(B, 2 * K)
+            x = torch.cat([study, blanks, go, test[:, :-1]], dim=1)  # the last value is the target only
+            y = torch.full_like(x, -1)
+            y[:, -2 * K + 1 :: 2] = qv  # positions of the query keys q_j
+        else:  # dms
+            a = torch.randint(0, S, (B, K), generator=g) + N_SPECIAL_TOKENS
+            match = torch.rand(B, generator=g) < 0.5
+            pos = torch.randint(0, K, (B,), generator=g)
+            shift = torch.randint(1, S, (B,), generator=g)  # a different symbol at one position
+            b = a.clone()
+            rows = torch.arange(B)
+            b[rows, pos] = (a[rows, pos] - N_SPECIAL_TOKENS + shift) % S + N_SPECIAL_TOKENS
+            b = torch.where(match[:, None], a, b)
+            x = torch.cat([a, blanks, go, b], dim=1)
+            y = torch.full_like(x, -1)
+            y[:, -1] = torch.where(match, MATCH, NONMATCH)
+        return x, y
+
+    @staticmethod
+    def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
+        """Fraction of scored positions (targets != -1) whose argmax is the target (see the task list)."""
+        if logits.shape[:-1] != targets.shape:
+            raise ValueError(f"logits {tuple(logits.shape)} do not match targets {tuple(targets.shape)}")
+        scored = targets != -1
+        n = int(scored.sum())
+        if n == 0:
+            raise ValueError("targets score no position (all -1)")
+        return float((logits.argmax(-1)[scored] == targets[scored]).sum()) / n
+
+
+def make_memory_batch(
+    task: str,
+    batch_size: int,
+    delay: int,
+    n_items: int = 8,
+    n_symbols: int = 8,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shortcut: ``MemoryTask(task, delay, n_items, n_symbols).batch(batch_size, generator)``."""
+    return MemoryTask(task, delay, n_items, n_symbols).batch(batch_size, generator)

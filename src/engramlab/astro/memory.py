@@ -1,0 +1,283 @@
+"""The memory-retention experiment: AstroSNN vs its LIF ablation vs LSTM vs GPT, accuracy vs delay.
+
+For each delay D, four models with (nearly) the same parameter count are trained with the same
+budget (steps x batch of fresh task sequences, AdamW, warmup + cosine) on one task of
+``engramlab.data.tasks`` (copy / recall / dms) and scored on held-out sequences. The only thing
+the experiment needs from a model is ``forward(idx, targets) -> (logits, loss)`` with
+``ignore_index=-1`` in the loss. Output: ``DIR/memory.json``
+``{"task", "delays", "accuracy": {model: [acc per delay]}, "params": {model: n}, "steps"}``,
+``DIR/memory.png`` (accuracy vs delay), ``DIR/curves.json`` + ``DIR/curves.png`` (training
+loss and held-out accuracy during training, per model and delay).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from engramlab.astro.model import AstroConfig, AstroSNN
+from engramlab.data.tasks import MemoryTask
+
+MODEL_NAMES = ("astrosnn", "lif", "lstm", "gpt")
+
+
+@dataclass
+class MemoryConfig:
+    task: str = "recall"
+    delays: list[int] = field(default_factory=lambda: [10, 50, 100, 200, 500])
+    models: list[str] = field(default_factory=lambda: list(MODEL_NAMES))
+    n_items: int = 4  # K
+    n_symbols: int = 8
+    steps: int = 300
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 0.01
+    eval_batches: int = 8  # held-out batches of batch_size sequences for the final accuracy
+    eval_every: int = 50  # steps between held-out accuracy points of the curves
+    seed: int = 0
+    # AstroSNN size; the other models are sized to its parameter count
+    d_model: int = 48
+    n_layer: int = 2
+    n_astrocytes: int = 4
+    d_key: int = 16
+
+
+def _check(cfg: MemoryConfig) -> None:
+    if not cfg.delays:
+        raise ValueError("delays must list at least one delay")
+    for d in cfg.delays:
+        if isinstance(d, bool) or not isinstance(d, int) or d < 0:
+            raise ValueError(f"every delay must be an int >= 0, got {d!r}")
+    bad = [m for m in cfg.models if m not in MODEL_NAMES]
+    if bad or not cfg.models:
+        raise ValueError(f"unknown model(s) {bad}; expected a non-empty subset of {MODEL_NAMES}")
+    for name in ("steps", "batch_size", "eval_batches", "eval_every"):
+        v = getattr(cfg, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
+        raise ValueError(f"lr must be a finite number > 0, got {cfg.lr}")
+    for d in cfg.delays:  # impossible task parameters fail here, before any training
+        MemoryTask(cfg.task, d, cfg.n_items, cfg.n_symbols)
+
+
+def _n_params(m: torch.nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def _closest(build, widths, target: int):
+    best = min(widths, key=lambda w: abs(_n_params(build(w)) - target))
+    return build(best)
+
+
+def build_models(cfg: MemoryConfig, vocab_size: int, max_len: int) -> dict[str, torch.nn.Module]:
+    """AstroSNN of the configured size; LIF-SNN, LSTM and GPT widened/narrowed to its parameter count."""
+    astro_cfg = AstroConfig(
+        vocab_size=vocab_size,
+        n_layer=cfg.n_layer,
+        d_model=cfg.d_model,
+        n_neurons=cfg.d_model,
+        n_astrocytes=cfg.n_astrocytes,
+        d_key=cfg.d_key,
+    )
+    astro = AstroSNN(astro_cfg)
+    target = _n_params(astro)
+    out: dict[str, torch.nn.Module] = {}
+    for name in cfg.models:
+        if name == "astrosnn":
+            out[name] = astro
+        elif name == "lif":
+
+            def build(w):
+                c = AstroConfig(
+                    **{
+                        **astro_cfg.__dict__,
+                        "d_model": w,
+                        "n_neurons": w,
+                        "astrocyte": False,
+                        "n_astrocytes": 1,
+                    }
+                )
+                return AstroSNN(c)
+
+            out[name] = _closest(build, range(8, 4 * cfg.d_model, 2), target)
+        elif name == "lstm":
+            from engramlab.baselines.lstm import LSTMLM, LSTMConfig
+
+            def build(w):
+                return LSTMLM(LSTMConfig(n_layer=1, n_embd=32, hidden=w, vocab_size=vocab_size))
+
+            out[name] = _closest(build, range(8, 4 * cfg.d_model, 2), target)
+        else:
+            from engramlab.baselines.gpt import GPT, GPTConfig
+
+            def build(w):
+                # rotary positions: no position parameters, any sequence length
+                return GPT(
+                    GPTConfig(
+                        n_layer=cfg.n_layer,
+                        n_head=2,
+                        n_embd=w,
+                        block_size=max_len,
+                        vocab_size=vocab_size,
+                        pos="rope",
+                    )
+                )
+
+            out[name] = _closest(build, range(8, 4 * cfg.d_model, 4), target)
+    return out
+
+
+@torch.no_grad()
+def evaluate(model, task: MemoryTask, cfg: MemoryConfig, seed: int) -> float:
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    correct = total = 0
+    for _ in range(cfg.eval_batches):
+        x, y = task.batch(cfg.batch_size, g)
+        logits, _ = model(x)
+        n = int((y != -1).sum())
+        correct += MemoryTask.accuracy(logits, y) * n
+        total += n
+    model.train()
+    return correct / total
+
+
+def train_one(model, task: MemoryTask, cfg: MemoryConfig, seed: int, desc: str = ""):
+    """Train on fresh batches; return (final held-out accuracy, curve dict)."""
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    other = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": other, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        betas=(0.9, 0.99),
+    )
+    warm = max(1, cfg.steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
+    )
+    curve = {"step": [], "loss": [], "eval_step": [], "eval_acc": []}
+    eval_seed = 10_000 + seed
+    t0 = time.time()
+    bar = tqdm(range(cfg.steps), desc=desc, leave=False, mininterval=2.0)
+    for step in bar:
+        x, y = task.batch(cfg.batch_size, g)
+        _, loss = model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        if step % 10 == 0 or step == cfg.steps - 1:
+            curve["step"].append(step)
+            curve["loss"].append(float(loss))
+            bar.set_postfix(loss=f"{float(loss):.3f}")
+        if (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
+            curve["eval_step"].append(step + 1)
+            curve["eval_acc"].append(evaluate(model, task, cfg, eval_seed))
+    acc = evaluate(model, task, cfg, eval_seed)
+    curve["eval_step"].append(cfg.steps)
+    curve["eval_acc"].append(acc)
+    curve["seconds"] = time.time() - t0
+    return acc, curve
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _save_fig(fig, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".png")
+    os.close(fd)
+    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    os.replace(tmp, path)
+
+
+def plot(result: dict, curves: dict, out: Path, chance: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for name, accs in result["accuracy"].items():
+        done = [(d, a) for d, a in zip(result["delays"], accs) if a is not None]
+        if done:
+            ax.plot(*zip(*done), marker="o", label=f"{name} ({result['params'][name]:,} params)")
+    ax.axhline(chance, color="gray", ls=":", label="chance")
+    ax.set_xscale("symlog", linthresh=10)
+    ax.set_xlabel("delay D (blank steps)")
+    ax.set_ylabel("held-out accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"{result['task']}: accuracy vs delay ({result['steps']} steps)")
+    ax.legend(fontsize=7)
+    _save_fig(fig, out / "memory.png")
+    plt.close(fig)
+
+    delays = sorted({int(k.split("@")[1]) for k in curves})
+    fig, axes = plt.subplots(2, len(delays), figsize=(3.2 * len(delays), 5), squeeze=False)
+    for j, d in enumerate(delays):
+        for name in result["accuracy"]:
+            c = curves.get(f"{name}@{d}")
+            if c is None:
+                continue
+            axes[0, j].plot(c["step"], c["loss"], label=name)
+            axes[1, j].plot(c["eval_step"], c["eval_acc"], marker=".", label=name)
+        axes[0, j].set_title(f"D = {d}")
+        axes[0, j].set_yscale("log")
+        axes[1, j].set_ylim(-0.02, 1.02)
+        axes[1, j].set_xlabel("step")
+    axes[0, 0].set_ylabel("training loss")
+    axes[1, 0].set_ylabel("held-out accuracy")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    _save_fig(fig, out / "curves.png")
+    plt.close(fig)
+
+
+def run_memory(cfg: MemoryConfig, out_dir: str | Path) -> dict:
+    """Run the experiment; write memory.json / memory.png / curves.json / curves.png into out_dir."""
+    _check(cfg)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = {d: MemoryTask(cfg.task, d, cfg.n_items, cfg.n_symbols) for d in cfg.delays}
+    vocab = tasks[cfg.delays[0]].vocab_size
+    max_len = max(t.seq_len for t in tasks.values())
+    params = {n: _n_params(m) for n, m in build_models(cfg, vocab, max_len).items()}
+    result = {
+        "task": cfg.task,
+        "delays": list(cfg.delays),
+        "accuracy": {n: [] for n in cfg.models},
+        "params": params,
+        "steps": cfg.steps,
+    }
+    curves: dict[str, dict] = {}
+    for d in cfg.delays:
+        for i, name in enumerate(cfg.models):
+            torch.manual_seed(cfg.seed + 101 * i)
+            model = build_models(cfg, vocab, max_len)[name]
+            acc, curve = train_one(model, tasks[d], cfg, cfg.seed + 7 * d + i, desc=f"{name} D={d}")
+            result["accuracy"][name].append(acc)
+            curves[f"{name}@{d}"] = curve
+            print(
+                f"[memory] task={cfg.task} D={d} {name}: acc={acc:.3f} ({curve['seconds']:.0f}s)", flush=True
+            )
+            _atomic_write(out / "curves.json", json.dumps({"config": cfg.__dict__, "curves": curves}) + "\n")
+    _atomic_write(out / "memory.json", json.dumps(result, indent=2) + "\n")
+    plot(result, curves, out, tasks[cfg.delays[0]].chance)
+    return result

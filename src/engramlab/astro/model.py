@@ -1,0 +1,301 @@
+"""AstroSNN: a byte-level spiking language model built from AM-SU layers (this project's reading).
+
+Layout (docs/astro.md, "Model"; the paper's layout is not public, see engramlab.astro.amsu):
+
+    idx (B, T) -> embedding (B, T, d)
+    L x [ x = x + W_out AMSU(LN(x))                  token mixing: LIF neurons + astrocytes (A1-A4)
+          x = x + W_2 LIF(W_1 LN(x)) ]               spiking feed-forward (A5)
+    -> LN -> lm_head -> logits (B, T, V)
+
+The token position is the SNN time axis (as in SpikeGPT), so generation is recurrent with a
+constant-size state per layer: two LIF populations (u, s) and the astrocytes' H, z.
+``forward`` runs the parallel form (fused LIF scan + chunked astrocyte recurrence); ``step``
+the one-token form; both give the same numbers (tests/astro/test_astro_model.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from engramlab.astro.amsu import AMSU, AMSUState
+from engramlab.astro.neurons import LIF, RESETS, LIFState
+from engramlab.astro.surrogate import SURROGATES
+from engramlab.nn.lm import LanguageModel
+
+
+@dataclass
+class AstroConfig:
+    vocab_size: int = 256  # bytes
+    n_layer: int = 2
+    d_model: int = 128  # residual stream width d
+    n_neurons: int = 128  # AM-SU neurons N per layer
+    ffn_mult: int = 2  # spiking feed-forward width = ffn_mult * d_model
+    astrocyte: bool = True  # False: plain LIF spiking network (o_t = 0), the ablation
+    n_astrocytes: int = 8  # A astrocytes per layer, each over N / A neurons
+    d_key: int = 16  # key / query size per astrocyte
+    tau_min: float = 16.0  # astrocyte timescales tau_a initialised log-uniformly in [tau_min, tau_max]
+    tau_max: float = 2048.0
+    beta_min: float = 0.6  # LIF decays initialised evenly in [beta_min, beta_max] per neuron
+    beta_max: float = 0.97
+    threshold: float = 0.5  # initial LIF threshold (learnable)
+    reset: str = "subtract"  # subtract | zero
+    surrogate: str = "atan"  # atan | fast_sigmoid | sigmoid
+    slope: float = 2.0  # surrogate sharpness
+    chunk_size: int = 64  # chunk of the astrocyte's parallel recurrence
+    key_shift: bool = True  # astrocyte keys see mu x_t + (1 - mu) x_{t-1} (Eq. A2')
+
+    def validate(self) -> None:
+        for name in (
+            "vocab_size",
+            "n_layer",
+            "d_model",
+            "n_neurons",
+            "ffn_mult",
+            "n_astrocytes",
+            "d_key",
+            "chunk_size",
+        ):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"AstroConfig.{name} must be a positive int, got {v!r}")
+        if self.n_neurons % self.n_astrocytes:
+            raise ValueError(
+                f"AstroConfig.n_neurons={self.n_neurons} must be divisible by n_astrocytes={self.n_astrocytes}"
+            )
+        if not 0 < self.beta_min <= self.beta_max < 1:
+            raise ValueError(f"need 0 < beta_min <= beta_max < 1, got {self.beta_min}, {self.beta_max}")
+        if self.reset not in RESETS:
+            raise ValueError(f"AstroConfig.reset={self.reset!r}; expected one of {RESETS}")
+        if self.surrogate not in SURROGATES:
+            raise ValueError(f"AstroConfig.surrogate={self.surrogate!r}; expected one of {SURROGATES}")
+        if not self.threshold > 0 or not self.slope > 0:
+            raise ValueError(f"threshold and slope must be > 0, got {self.threshold}, {self.slope}")
+        if not 1 <= self.tau_min <= self.tau_max:
+            raise ValueError(f"need 1 <= tau_min <= tau_max, got {self.tau_min}, {self.tau_max}")
+
+
+class BlockState(NamedTuple):
+    amsu: AMSUState
+    ffn: LIFState
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: AstroConfig):
+        super().__init__()
+        lif = dict(
+            beta=(cfg.beta_min, cfg.beta_max),
+            threshold=cfg.threshold,
+            reset=cfg.reset,
+            surrogate=cfg.surrogate,
+            slope=cfg.slope,
+        )
+        d, F_ = cfg.d_model, cfg.ffn_mult * cfg.d_model
+        self.ln1 = nn.LayerNorm(d)
+        self.amsu = AMSU(
+            d,
+            cfg.n_neurons,
+            cfg.astrocyte,
+            cfg.n_astrocytes,
+            cfg.d_key,
+            cfg.tau_min,
+            cfg.tau_max,
+            cfg.chunk_size,
+            cfg.key_shift,
+            **lif,
+        )
+        self.W_out = nn.Linear(cfg.n_neurons, d, bias=False)
+        self.ln2 = nn.LayerNorm(d)
+        self.W_1 = nn.Linear(d, F_, bias=False)
+        self.ffn_lif = LIF(F_, **lif)
+        self.W_2 = nn.Linear(F_, d, bias=False)
+        self.rates = (0.0, 0.0)  # last mean firing rates of (AM-SU, feed-forward), detached
+
+    def init_state(self, B: int, device, dtype) -> BlockState:
+        return BlockState(self.amsu.init_state(B, device, dtype), self.ffn_lif.init_state(B, device, dtype))
+
+    def forward(self, x: torch.Tensor, state: BlockState):  # x (B, T, d)
+        s1, _, amsu = self.amsu(self.ln1(x), state.amsu)  # (B, T, N)
+        x = x + self.W_out(s1)
+        h = self.W_1(self.ln2(x)).transpose(0, 1)  # (T, B, F)
+        s2, _, ffn = self.ffn_lif(h, None, state.ffn)
+        x = x + self.W_2(s2.transpose(0, 1))
+        self.rates = (s1.detach().mean(), s2.detach().mean())
+        return x, BlockState(amsu, ffn)
+
+    def step(self, x: torch.Tensor, state: BlockState):  # x (B, d)
+        s1, _, amsu = self.amsu.step(self.ln1(x), state.amsu)
+        x = x + self.W_out(s1)
+        s2, _, ffn = self.ffn_lif.step(self.W_1(self.ln2(x)), None, state.ffn)
+        x = x + self.W_2(s2)
+        self.rates = (s1.detach().mean(), s2.detach().mean())
+        return x, BlockState(amsu, ffn)
+
+
+class AstroSNN(LanguageModel):
+    """Spiking byte LM of AM-SU blocks. ``config.astrocyte=False`` is the LIF-SNN ablation."""
+
+    supports_state_carry = True
+
+    def __init__(self, config: AstroConfig):
+        super().__init__()
+        if not isinstance(config, AstroConfig):
+            raise TypeError(f"AstroSNN expects an AstroConfig, got {type(config).__name__}")
+        config.validate()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.d_model)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.d_model)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+
+    # ---- state -------------------------------------------------------------------------
+    def init_state(self, batch_size: int) -> list[BlockState]:
+        p = self.lm_head.weight
+        return [blk.init_state(int(batch_size), p.device, p.dtype) for blk in self.blocks]
+
+    def check_state(self, state, batch_size: int) -> list[BlockState]:
+        """Clear errors for a state of another batch size or configuration."""
+        if not isinstance(state, (list, tuple)) or len(state) != len(self.blocks):
+            n = len(state) if isinstance(state, (list, tuple)) else type(state).__name__
+            raise ValueError(
+                f"state must be a list of {len(self.blocks)} BlockStates (one per layer), got {n}"
+            )
+        for i, (blk, st) in enumerate(zip(self.blocks, state)):
+            if not isinstance(st, BlockState):
+                raise TypeError(f"state[{i}] must be a BlockState, got {type(st).__name__}")
+            try:
+                blk.amsu.check_state(st.amsu, batch_size)
+                blk.ffn_lif._check_state(st.ffn, (batch_size,))
+            except (ValueError, TypeError) as e:
+                raise ValueError(
+                    f"state[{i}] does not fit this AstroSNN ({self.config_summary()}): {e}"
+                ) from None
+        return list(state)
+
+    def config_summary(self) -> str:
+        c = self.config
+        return f"n_layer={c.n_layer}, d_model={c.d_model}, n_neurons={c.n_neurons}, astrocyte={c.astrocyte}"
+
+    @staticmethod
+    def detach_state(state):
+        """The same state cut from the autograd graph (truncated backprop through time)."""
+
+        def tree(z):
+            if isinstance(z, torch.Tensor):
+                return z.detach()
+            if z is None:
+                return None
+            return type(z)(*(tree(c) for c in z))
+
+        return [tree(b) for b in state]
+
+    # ---- parallel form -----------------------------------------------------------------
+    def forward_with_state(self, idx: torch.Tensor, targets: torch.Tensor | None = None, state=None):
+        """idx (B, T) -> (logits (B, T, V), loss or None, final state). Loss ignores targets == -1."""
+        self.check_tokens(idx)
+        B, T = idx.shape
+        state = self.init_state(B) if state is None else self.check_state(state, B)
+        x = self.wte(idx)  # (B, T, d)
+        new = []
+        for blk, st in zip(self.blocks, state):
+            x, st = blk(x, st)
+            new.append(st)
+        logits = self.lm_head(self.ln_f(x))  # (B, T, V)
+        loss = None
+        if targets is not None:
+            if targets.shape != idx.shape:
+                raise ValueError(
+                    f"targets shape {tuple(targets.shape)} must equal idx shape {tuple(idx.shape)}"
+                )
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
+        return logits, loss, new
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        logits, loss, _ = self.forward_with_state(idx, targets)
+        return logits, loss
+
+    @torch.no_grad()
+    def prefill(self, idx: torch.Tensor):
+        logits, _, state = self.forward_with_state(idx)
+        return logits[:, -1], state
+
+    # ---- recurrent form ----------------------------------------------------------------
+    def step(self, idx_t: torch.Tensor, state):
+        """idx_t (B,) -> (logits_t (B, V), new state): one token through every layer."""
+        self.check_tokens(idx_t, "idx_t")
+        if idx_t.dim() != 1:
+            raise ValueError(f"idx_t must have shape (B,), got {tuple(idx_t.shape)}")
+        state = self.check_state(state, idx_t.shape[0])
+        x = self.wte(idx_t)  # (B, d)
+        new = []
+        for blk, st in zip(self.blocks, state):
+            x, st = blk.step(x, st)
+            new.append(st)
+        return self.lm_head(self.ln_f(x)), new
+
+    # ---- measurements ------------------------------------------------------------------
+    def firing_rates(self) -> list[dict[str, float]]:
+        """Mean firing rate per layer (AM-SU, feed-forward) of the last forward/step call."""
+        return [{"amsu": float(b.rates[0]), "ffn": float(b.rates[1])} for b in self.blocks]
+
+    def state_bytes(self, batch_size: int = 1) -> int:
+        """Bytes of the recurrent state (independent of the context length)."""
+        total = 0
+        for b in self.init_state(batch_size):
+            for z in (*b.amsu.lif, *(b.amsu.astro or ()), *b.ffn):
+                if z is not None:
+                    total += z.numel() * z.element_size()
+        return total
+
+
+MODEL = AstroSNN
+CONFIG = AstroConfig
+PRESETS = {
+    "tiny": {
+        "model": dict(n_layer=2, d_model=64, n_neurons=64, n_astrocytes=4, d_key=16, ffn_mult=2),
+        "train": dict(
+            steps=200,
+            batch_size=8,
+            block_size=128,
+            lr=3e-3,
+            min_lr=3e-4,
+            warmup_steps=20,
+            eval_interval=100,
+            eval_batches=5,
+            log_interval=10,
+        ),
+    },
+    "small": {
+        "model": dict(n_layer=4, d_model=128, n_neurons=128, n_astrocytes=8, d_key=16, ffn_mult=2),
+        "train": dict(
+            steps=1500,
+            batch_size=16,
+            block_size=256,
+            lr=2e-3,
+            min_lr=2e-4,
+            warmup_steps=100,
+            eval_interval=250,
+            eval_batches=10,
+            log_interval=25,
+        ),
+    },
+    # the paper's size (~1.5B parameters per the GPT-NeoX README); a byte vocabulary, not NeoX's tokenizer
+    "paper": {
+        "model": dict(n_layer=24, d_model=2048, n_neurons=2048, n_astrocytes=16, d_key=128, ffn_mult=4),
+        "train": dict(
+            steps=100000,
+            batch_size=32,
+            block_size=2048,
+            lr=3e-4,
+            min_lr=3e-5,
+            warmup_steps=2000,
+            eval_interval=1000,
+            eval_batches=50,
+            log_interval=50,
+        ),
+    },
+}
