@@ -1,0 +1,382 @@
+"""Reading a trained BDH-GPU: sparse positive activations, the neuron browser and synapses.
+
+Quantities (paper sections cited from ../shared/papers/bdh.md):
+
+- **Density** (§4.1, Empirical Finding 1; Fig. 14): the fraction of non-zero entries of the
+  sparse positive x_{t,l} = ReLU(D_x v*_{t,l-1}) and of the gated y_{t,l}, per layer and head,
+  and per-neuron firing rates. The paper reports about 5% for trained models, and lower density
+  on repeated (predictable) input than on fresh input (Fig. 14: 4.0-7.5% memorising vs ~2.5%
+  repeating). ``repetition_density`` runs that experiment on a window of real text repeated.
+- **Neuron browser**: the byte windows that make a neuron fire most, as a self-contained HTML
+  page (inline CSS, no scripts, no external files).
+- **Synapses** (Eq. 16): the synaptic state
+
+      sigma_{t-1,l} = sum_{tau < t} y_{tau,l-1} x_{tau,l}^T U^{t-tau}            (n x n)
+
+  pairs the gated y of layer l-1 (presynaptic, row i) with the x of layer l (postsynaptic,
+  column j), so it is defined for layers l >= 1. U is the model's position operator: for RoPE,
+  2x2 rotations of neuron pairs (2k, 2k+1) by 2*pi*f_j per token, chosen so that
+  ``x_tau^T U^{t-tau} x_t`` is exactly the model's attention score ``RoPE(x_tau).RoPE(x_t)``;
+  for ALiBi (and BDH-GPU''s gate) the per-token damping of the key's head. ``synapse_trajectory``
+  follows chosen pairs over a text with a recurrence over time (O(T * pairs), never n x n);
+  ``top_synapses`` finds the strongest entries of sigma at the end of a text by row blocks.
+
+Neuron indices are global: neuron ``h * N + k`` is neuron k of head h.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from engramlab.nn.rope import apply_rope, rope_cos_sin
+
+# ---------------------------------------------------------------------------------------------
+# density
+
+
+def density(a: torch.Tensor, dim: int | tuple[int, ...] | None = None) -> torch.Tensor:
+    """Fraction of non-zero entries of ``a`` (over ``dim``, or over everything)."""
+    if not isinstance(a, torch.Tensor):
+        raise TypeError(f"density expects a torch tensor, got {type(a).__name__}")
+    nz = (a != 0).to(torch.float64)
+    return nz.mean() if dim is None else nz.mean(dim=dim)
+
+
+def trace_density(trace: list[dict[str, torch.Tensor]]) -> dict:
+    """Density of x and y per layer, per head (over batch, time and neurons) from ``forward_trace``.
+
+    Returns {"x": [L], "y": [L], "x_per_head": [L][H], "y_per_head": [L][H]} as Python floats.
+    """
+    out: dict[str, list] = {"x": [], "y": [], "x_per_head": [], "y_per_head": []}
+    for layer in trace:
+        for key in ("x", "y"):
+            a = layer[key]  # (B, H, T, N)
+            if a.dim() != 4:
+                raise ValueError(f"trace entry {key!r} must be (B, H, T, N), got {tuple(a.shape)}")
+            out[key].append(float(density(a)))
+            out[f"{key}_per_head"].append(density(a, dim=(0, 2, 3)).tolist())
+    return out
+
+
+def firing_rates(a: torch.Tensor) -> torch.Tensor:
+    """Per-neuron firing rate: fraction of positions where it is non-zero. a (B, H, T, N) -> (H*N,)."""
+    if a.dim() != 4:
+        raise ValueError(f"expected activations (B, H, T, N), got {tuple(a.shape)}")
+    return density(a, dim=(0, 2)).reshape(-1)
+
+
+def flat_neurons(a: torch.Tensor) -> torch.Tensor:
+    """(1, H, T, N) trace tensor -> (T, H*N) with global neuron index h*N + k."""
+    if a.dim() != 4 or a.shape[0] != 1:
+        raise ValueError(f"expected one sequence of activations (1, H, T, N), got {tuple(a.shape)}")
+    _, H, T, N = a.shape
+    return a[0].permute(1, 0, 2).reshape(T, H * N)
+
+
+# ---------------------------------------------------------------------------------------------
+# synapses (Eq. 16)
+
+
+@dataclass
+class PositionOperator:
+    """The model's U acting on the key (postsynaptic) neuron j, in global neuron indices.
+
+    freqs: (n,) RoPE frequencies in cycles per token (pairs (2k, 2k+1) share one), or None.
+    log_decay: damping of the state on the step from token t to token t+1 (the weight of a key
+    tau tokens back is the product of the damping factors in between), shape (n,) constant or
+    (T, n) per token (row t = the step after token t), or None.
+    """
+
+    freqs: torch.Tensor | None = None
+    log_decay: torch.Tensor | None = None
+
+    def check(self, T: int, n: int) -> None:
+        if self.freqs is not None:
+            if self.freqs.shape != (n,):
+                raise ValueError(f"freqs must have shape ({n},), got {tuple(self.freqs.shape)}")
+            if n % 2:
+                raise ValueError(f"RoPE pairs neurons: n={n} must be even")
+        if self.log_decay is not None and self.log_decay.shape not in ((n,), (T, n)):
+            raise ValueError(
+                f"log_decay must have shape ({n},) or ({T}, {n}), got {tuple(self.log_decay.shape)}"
+            )
+
+    def decay_rows(self, T: int, n: int, dtype) -> torch.Tensor | None:
+        if self.log_decay is None:
+            return None
+        ld = self.log_decay.to(dtype)
+        return ld.expand(T, n) if ld.dim() == 1 else ld
+
+
+def _check_pair_inputs(y_prev: torch.Tensor, x: torch.Tensor) -> tuple[int, int]:
+    if y_prev.dim() != 2 or x.dim() != 2 or y_prev.shape != x.shape:
+        raise ValueError(
+            f"expected y_prev and x as (T, n) activations of one sequence with the same shape, got "
+            f"{tuple(y_prev.shape)} and {tuple(x.shape)}"
+        )
+    return x.shape
+
+
+def rotated_keys(x: torch.Tensor, U: PositionOperator) -> torch.Tensor:
+    """Rows x_tau^T U^{T - tau} for tau = 0..T-1 (the keys as seen from the read after the text).
+
+    x (T, n) -> (T, n); dtype follows x.
+    """
+    T, n = x.shape
+    U.check(T, n)
+    out = x
+    if U.freqs is not None:
+        steps = torch.arange(T, 0, -1, dtype=torch.float64)  # T - tau
+        # x^T R(s w) = (R(-s w) x)^T: rotate by the negative phase
+        cos, sin = rope_cos_sin(U.freqs.to(torch.float64), -steps, x.dtype)  # (T, n)
+        out = apply_rope(out, cos, sin)
+    dec = U.decay_rows(T, n, torch.float64)
+    if dec is not None:
+        # weight of tau: exp(sum_{s = tau}^{T-1} log_decay[s]) (reverse cumulative sum)
+        w = torch.flip(torch.cumsum(torch.flip(dec, [0]), 0), [0]).exp().to(x.dtype)
+        out = out * w
+    return out
+
+
+def synapse_matrix(y_prev: torch.Tensor, x: torch.Tensor, U: PositionOperator) -> torch.Tensor:
+    """sigma after the whole text (Eq. 16 with t = T): (n, n). Only for small n (tests, probes)."""
+    _check_pair_inputs(y_prev, x)
+    return y_prev.T @ rotated_keys(x, U)
+
+
+def synapse_trajectory(
+    y_prev: torch.Tensor, x: torch.Tensor, pairs: torch.Tensor, U: PositionOperator
+) -> torch.Tensor:
+    """sigma_{t-1}(i, j) of Eq. 16 for chosen pairs, for every read t = 1..T.
+
+    y_prev (T, n): gated y of layer l-1; x (T, n): x of layer l; pairs (P, 2) long (i, j).
+    Returns (T, P): row t-1 is sigma_{t-1}, the state read by token t (row T-1: after the text).
+    Computed by the recurrence S_t = q_t (S_{t-1} + y_t(i) z_t) over complex pair coordinates
+    z = x_{2k} + i x_{2k+1}, q_t = f_t e^{-i 2 pi f_j}: O(T * P) work, no n x n matrix.
+    """
+    T, n = _check_pair_inputs(y_prev, x)
+    U.check(T, n)
+    pairs = torch.as_tensor(pairs, dtype=torch.long)
+    if pairs.dim() != 2 or pairs.shape[1] != 2:
+        raise ValueError(f"pairs must be (P, 2) neuron indices (i, j), got shape {tuple(pairs.shape)}")
+    if len(pairs) and (pairs.min() < 0 or pairs.max() >= n):
+        raise ValueError(
+            f"pair indices must be in [0, {n}), got range [{int(pairs.min())}, {int(pairs.max())}]"
+        )
+    i, j = pairs[:, 0], pairs[:, 1]
+    yi = y_prev[:, i].to(torch.float64)  # (T, P)
+    if U.freqs is not None:
+        e = j - (j % 2)
+        z = torch.complex(x[:, e].to(torch.float64), x[:, e + 1].to(torch.float64))  # (T, P)
+        omega = 2 * math.pi * U.freqs.to(torch.float64)[j]
+        q = torch.exp(torch.complex(torch.zeros_like(omega), -omega)).expand(T, -1)  # (T, P)
+    else:
+        z = torch.complex(x[:, j].to(torch.float64), torch.zeros(T, len(j), dtype=torch.float64))
+        q = torch.ones(T, len(j), dtype=torch.complex128)
+    dec = U.decay_rows(T, n, torch.float64)
+    if dec is not None:
+        q = q * dec[:, j].exp()
+    w = yi * z  # (T, P) complex
+    S = torch.zeros(len(j), dtype=torch.complex128)
+    out = torch.empty(T, len(j), dtype=torch.complex128)
+    for t in range(T):
+        S = q[t] * (S + w[t])
+        out[t] = S
+    odd = (j % 2 == 1) if U.freqs is not None else torch.zeros_like(j, dtype=torch.bool)
+    return torch.where(odd, out.imag, out.real).to(x.dtype)
+
+
+@dataclass
+class TopSynapses:
+    pre: np.ndarray  # (k,) presynaptic neuron i (row: y of layer l-1)
+    post: np.ndarray  # (k,) postsynaptic neuron j (column: x of layer l)
+    value: np.ndarray  # (k,) sigma(i, j)
+
+
+def top_synapses(
+    y_prev: torch.Tensor,
+    x: torch.Tensor,
+    U: PositionOperator,
+    k: int = 20,
+    block_rows: int = 1024,
+    head_size: int | None = None,
+) -> TopSynapses:
+    """The k largest entries of sigma after the text, by row blocks (memory O(block_rows * n)).
+
+    Rows whose neuron never fired in y_prev are skipped. With ``head_size=N`` only synapses
+    inside one head (i and j in the same head) are considered, as in the paper's Fig. 11.
+    """
+    T, n = _check_pair_inputs(y_prev, x)
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    if head_size is not None and (head_size <= 0 or n % head_size):
+        raise ValueError(f"head_size={head_size} must divide n={n}")
+    Xr = rotated_keys(x, U)  # (T, n)
+    active = (y_prev != 0).any(0).nonzero().squeeze(1)
+    best_v = torch.empty(0, dtype=x.dtype)
+    best_i = torch.empty(0, dtype=torch.long)
+    for b0 in range(0, len(active), block_rows):
+        rows = active[b0 : b0 + block_rows]
+        S = y_prev[:, rows].T @ Xr  # (b, n)
+        if head_size is not None:
+            same = (rows[:, None] // head_size) == (torch.arange(n)[None, :] // head_size)
+            S = S.masked_fill(~same, -math.inf)
+        kk = min(k, S.numel())
+        top = torch.topk(S.flatten(), kk)
+        flat = rows[top.indices // n] * n + top.indices % n
+        best_v = torch.cat([best_v, top.values])
+        best_i = torch.cat([best_i, flat])
+        if len(best_v) > k:
+            t2 = torch.topk(best_v, k)
+            best_v, best_i = t2.values, best_i[t2.indices]
+    order = torch.argsort(best_v, descending=True)
+    best_v, best_i = best_v[order], best_i[order]
+    keep = torch.isfinite(best_v)
+    best_v, best_i = best_v[keep], best_i[keep]
+    return TopSynapses(pre=(best_i // n).numpy(), post=(best_i % n).numpy(), value=best_v.double().numpy())
+
+
+def position_operator(model, layer_input: torch.Tensor | None = None) -> PositionOperator:
+    """U of a BDH model in global neuron indices (n = H*N).
+
+    RoPE frequencies come from the ``rope_freqs`` buffer; ALiBi from ``alibi_log_decay`` (per
+    head, spread over the head's neurons). For BDH-GPU' the learned forget gate is data
+    dependent: pass the layer's input v* (T, d) (``trace[l]["v"][0]``); the gate of the step after
+    the last token is unknown and taken as 1 (only the ALiBi part applies there).
+    """
+    cfg = model.config
+    H, N = cfg.n_head, cfg.n_neurons_per_head
+    freqs = None
+    if "rope" in cfg.pos:
+        freqs = model.rope_freqs.detach().reshape(H * N).to(torch.float64)
+    ld = None
+    if "alibi" in cfg.pos:
+        ld = model.alibi_log_decay.detach().to(torch.float64).repeat_interleave(N)  # (n,)
+    if cfg.variant == "prime":
+        if layer_input is None:
+            raise ValueError("BDH-GPU' has a data-dependent gate: pass the layer input v* (T, d)")
+        with torch.no_grad():
+            g = layer_input.double() @ model.gate_w.double() + model.gate_b.double()  # (T, H)
+            g = torch.nn.functional.logsigmoid(g)
+        T = layer_input.shape[0]
+        # the step after token t is damped by the gate of token t+1
+        g_next = torch.cat([g[1:], torch.zeros(1, H, dtype=torch.float64)])  # (T, H)
+        gate = g_next.repeat_interleave(N, dim=1)  # (T, n)
+        ld = gate if ld is None else gate + ld.expand(T, -1)
+    return PositionOperator(freqs=freqs, log_decay=ld)
+
+
+# ---------------------------------------------------------------------------------------------
+# neuron browser
+
+
+def byte_repr(b: int) -> str:
+    """One byte as readable text: printable ASCII as is, newline as a return sign, else \\xNN."""
+    if b == 10:
+        return "\u21b5"
+    if b == 9:
+        return "\u21e5"
+    if 32 <= b < 127:
+        return chr(b)
+    return f"\\x{b:02x}"
+
+
+def top_contexts(
+    tokens: np.ndarray, act: np.ndarray, k: int = 8, before: int = 40, after: int = 8
+) -> list[dict]:
+    """The k positions where one neuron's activation ``act`` (T,) is largest, with byte windows.
+
+    Each entry: {"pos", "value", "window": [[text, activation], ...], "center": index in window}.
+    Positions where the neuron is silent (activation 0) are never listed.
+    """
+    tokens = np.asarray(tokens)
+    act = np.asarray(act, dtype=np.float64)
+    if tokens.shape != act.shape or tokens.ndim != 1:
+        raise ValueError(f"tokens and act must be (T,) of the same length, got {tokens.shape}, {act.shape}")
+    order = np.argsort(-act, kind="stable")[:k]
+    out = []
+    for p in order:
+        if act[p] <= 0:
+            break
+        lo, hi = max(0, p - before), min(len(tokens), p + after + 1)
+        out.append({
+            "pos": int(p),
+            "value": float(act[p]),
+            "center": int(p - lo),
+            "window": [[byte_repr(int(tokens[q])), float(act[q])] for q in range(lo, hi)],
+        })
+    return out
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:1.5em;max-width:70em;color:#222}
+h1{font-size:1.4em} h2{font-size:1.05em;margin:1.2em 0 .3em}
+.meta{color:#666;font-size:.85em}
+.ctx{font-family:ui-monospace,monospace;white-space:pre;margin:.15em 0;padding:.1em .3em;background:#fafafa;
+ overflow-x:auto}
+.ctx span{border-radius:2px} .ctx .c{outline:1px solid #c00}
+.v{display:inline-block;width:5em;color:#666;text-align:right;margin-right:.6em}
+table{border-collapse:collapse;font-size:.85em}
+td,th{border:1px solid #ddd;padding:.2em .5em;text-align:right}
+"""
+
+
+def neuron_browser_html(neurons: list[dict], title: str = "BDH neurons", summary: dict | None = None) -> str:
+    """A self-contained HTML page (inline CSS, no scripts or external resources).
+
+    neurons: [{"name", "layer", "head", "index", "firing_rate", "contexts": top_contexts(...)}].
+    Each byte's background shows the neuron's activation there (relative to its maximum).
+    """
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    if summary:
+        rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+                       for k, v in summary.items())
+        parts.append(f"<table>{rows}</table>")
+    parts.append("<p class='meta'>Each line is a byte window ending a few bytes after a position where the "
+                 "neuron fires strongly (outlined); shading = the neuron's activation on each byte "
+                 "relative to its largest value. \u21b5 = newline.</p>")
+    for nrn in neurons:
+        ctxs = nrn.get("contexts", [])
+        vmax = max([c["value"] for c in ctxs] + [1e-12])
+        parts.append(
+            f"<h2 id='{html.escape(str(nrn['name']))}'>{html.escape(str(nrn['name']))}</h2>"
+            f"<div class='meta'>layer {nrn['layer']}, head {nrn['head']}, neuron {nrn['index']}, "
+            f"firing rate {100 * nrn['firing_rate']:.2f}%"
+            + (f", {html.escape(str(nrn['note']))}" if nrn.get("note") else "") + "</div>"
+        )
+        if not ctxs:
+            parts.append("<div class='meta'>never fires on this text</div>")
+        for c in ctxs:
+            spans = []
+            for q, (ch, a) in enumerate(c["window"]):
+                alpha = min(1.0, max(0.0, a / vmax))
+                cls = " class='c'" if q == c["center"] else ""
+                style = f"background:rgba(255,140,0,{alpha:.2f})"
+                spans.append(f"<span{cls} style='{style}'>{html.escape(ch)}</span>")
+            parts.append(f"<div class='ctx'><span class='v'>{c['value']:.3g}</span>{''.join(spans)}</div>")
+    parts.append("</body></html>\n")
+    return "".join(parts)
+
+
+def choose_neurons(
+    act: torch.Tensor, count: int, min_rate: float = 0.002, max_rate: float = 0.2
+) -> list[int]:
+    """Neurons worth reading: firing rate in [min_rate, max_rate], largest peak activation first.
+
+    act (T, n) -> up to ``count`` global neuron indices.
+    """
+    rate = (act != 0).double().mean(0)
+    peak = act.max(0).values.double()
+    ok = (rate >= min_rate) & (rate <= max_rate)
+    score = torch.where(ok, peak, torch.full_like(peak, -1.0))
+    idx = torch.argsort(score, descending=True)[:count]
+    return [int(i) for i in idx if score[i] > 0]
