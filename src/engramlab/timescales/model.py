@@ -94,7 +94,7 @@ def _act(z: torch.Tensor, name: str) -> torch.Tensor:
 
 def _act_grad(z: torch.Tensor, name: str) -> torch.Tensor:
     if name == "leakyrelu":
-        return torch.where(z > 0, 1.0, LEAKY_SLOPE).to(z.dtype)
+        return (z > 0).to(z.dtype) * (1 - LEAKY_SLOPE) + LEAKY_SLOPE  # in z.dtype (float64 tests)
     if name == "relu":
         return (z > 0).to(z.dtype)
     if name == "tanh":
