@@ -1,0 +1,186 @@
+import json
+import math
+import shutil
+
+import pytest
+import torch
+
+from engramlab.baselines.gpt import GPT, GPTConfig
+from engramlab.baselines.lstm import LSTMConfig, LSTMLM
+from engramlab.data.text import load_corpus
+from engramlab.train.checkpoint import CheckpointError, load_checkpoint
+from engramlab.train.config import TrainConfig
+from engramlab.train.engine import Trainer, TrainingDiverged, lr_at
+
+
+@pytest.fixture(scope="module")
+def corpus(tinyshakespeare):
+    return load_corpus("tinyshakespeare", path=tinyshakespeare)
+
+
+def tiny_gpt(dropout=0.1):
+    torch.manual_seed(0)
+    return GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=16, dropout=dropout))
+
+
+def cfg(**kw):
+    base = dict(data="tinyshakespeare", steps=12, batch_size=4, block_size=16, lr=3e-3, min_lr=3e-4,
+                warmup_steps=3, eval_interval=4, eval_batches=2, log_interval=1, seed=7)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def metrics(run):
+    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_lr_schedule_by_hand():
+    c = TrainConfig(steps=110, lr=1.0, min_lr=0.0, warmup_steps=10)
+    assert lr_at(0, c) == pytest.approx(0.1)
+    assert lr_at(9, c) == pytest.approx(1.0)
+    assert lr_at(10, c) == pytest.approx(1.0)
+    assert lr_at(60, c) == pytest.approx(0.5)  # half-way through the cosine
+    assert lr_at(110, c) == pytest.approx(0.0)
+
+
+def test_tiny_model_overfits_a_fixed_batch():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=32))
+    x = torch.randint(0, 256, (4, 32))
+    y = torch.roll(x, -1, dims=1)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(300):
+        _, loss = model(x, y)
+        first = first if first is not None else float(loss.detach())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert first > 5.0 and float(loss.detach()) < 0.05
+
+
+def test_metrics_log_and_checkpoint_round_trip(tmp_path, corpus):
+    model = tiny_gpt()
+    res = Trainer(model, cfg(), tmp_path, "gpt", corpus=corpus, progress=False).fit()
+    rows = metrics(tmp_path)
+    assert [r["step"] for r in rows] == list(range(1, 13))
+    assert all("train_loss" in r for r in rows)
+    evals = [r for r in rows if "val_loss" in r]
+    assert [r["step"] for r in evals] == [4, 8, 12]
+    assert all(r["val_bpb"] == pytest.approx(r["val_loss"] / math.log(2)) for r in evals)
+    assert res["step"] == 12
+    loaded, name, tcfg, step = load_checkpoint(tmp_path)
+    assert (name, step, tcfg) == ("gpt", 12, cfg())
+    x = torch.randint(0, 256, (2, 16))
+    model.eval()
+    loaded.eval()
+    assert torch.equal(model(x)[0], loaded(x)[0])
+
+
+def interrupt_at(model, attr, n):
+    """Make the n-th training-mode call of model.<attr> raise KeyboardInterrupt (as Ctrl-C would)."""
+    orig = getattr(model, attr)
+    calls = {"n": 0}
+
+    def wrapped(*a, **k):
+        if model.training:
+            calls["n"] += 1
+            if calls["n"] == n:
+                raise KeyboardInterrupt
+        return orig(*a, **k)
+
+    setattr(model, attr, wrapped)
+
+
+@pytest.mark.parametrize("kind", ["gpt", "lstm-carry"])
+def test_interrupted_and_resumed_run_logs_the_same_losses(tmp_path, corpus, kind):
+    def make():
+        torch.manual_seed(0)
+        if kind == "gpt":
+            return tiny_gpt(dropout=0.2), cfg(), "gpt", "forward"
+        m = LSTMLM(LSTMConfig(n_layer=1, n_embd=8, hidden=16, dropout=0.2))
+        return m, cfg(carry_state=True), "lstm", "forward_with_state"
+
+    model, c, name, _ = make()
+    Trainer(model, c, tmp_path / "full", name, corpus=corpus, progress=False).fit()
+
+    model, c, name, attr = make()
+    interrupt_at(model, attr, 7)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(model, c, tmp_path / "cut", name, corpus=corpus, progress=False).fit()
+    _, _, _, step = load_checkpoint(tmp_path / "cut")
+    assert step == 6  # Ctrl-C during step 7 saved the state after step 6
+
+    model, c, name, _ = make()
+    Trainer(model, c, tmp_path / "cut", name, corpus=corpus, progress=False).fit(resume=True)
+    full, cut = metrics(tmp_path / "full"), metrics(tmp_path / "cut")
+    assert len(full) == len(cut) == 12
+    assert _same_losses(full, cut)
+
+
+def _same_losses(a, b):
+    keys = ("step", "train_loss", "val_loss", "val_bpb", "lr")
+    strip = lambda rows: [{k: r[k] for k in keys if k in r} for r in rows]
+    return strip(a) == strip(b)
+
+
+def test_non_finite_loss_stops_and_keeps_last_checkpoint(tmp_path, corpus):
+    model = tiny_gpt()
+    orig = model.forward
+    calls = {"n": 0}
+
+    def poisoned(x, y=None):
+        calls["n"] += model.training
+        logits, loss = orig(x, y)
+        if model.training and calls["n"] >= 6:
+            loss = loss * float("nan")
+        return logits, loss
+
+    model.forward = poisoned
+    with pytest.raises(TrainingDiverged, match="step 6"):
+        Trainer(model, cfg(eval_interval=4), tmp_path, "gpt", corpus=corpus, progress=False).fit()
+    _, _, _, step = load_checkpoint(tmp_path)
+    assert step == 4
+
+
+def test_corrupted_checkpoints_raise_clear_errors(tmp_path, corpus):
+    Trainer(tiny_gpt(), cfg(steps=4), tmp_path / "run", "gpt", corpus=corpus, progress=False).fit()
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing")
+    bad = tmp_path / "trunc"
+    shutil.copytree(tmp_path / "run", bad)
+    data = (bad / "model.safetensors").read_bytes()
+    (bad / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupted"):
+        load_checkpoint(bad)
+    nocfg = tmp_path / "nocfg"
+    shutil.copytree(tmp_path / "run", nocfg)
+    (nocfg / "config.json").unlink()
+    with pytest.raises(CheckpointError, match="config.json is missing"):
+        load_checkpoint(nocfg)
+    garbled = tmp_path / "garbled"
+    shutil.copytree(tmp_path / "run", garbled)
+    (garbled / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_checkpoint(garbled)
+    half = tmp_path / "half"  # a save interrupted between files: trainer.pt from another step
+    shutil.copytree(tmp_path / "run", half)
+    cfgj = json.loads((half / "config.json").read_text())
+    cfgj["step"] = 99
+    (half / "config.json").write_text(json.dumps(cfgj))
+    with pytest.raises(CheckpointError, match="incomplete"):
+        Trainer(tiny_gpt(), cfg(steps=8), half, "gpt", corpus=corpus, progress=False).fit(resume=True)
+    shape = tmp_path / "shape"
+    shutil.copytree(tmp_path / "run", shape)
+    cfgj = json.loads((shape / "config.json").read_text())
+    cfgj["model_config"]["n_embd"] = 32
+    (shape / "config.json").write_text(json.dumps(cfgj))
+    with pytest.raises(CheckpointError, match="shape"):
+        load_checkpoint(shape)
+
+
+def test_bad_train_config_and_carry_for_stateless_model(tmp_path, corpus):
+    with pytest.raises(ValueError, match="batch_size=0"):
+        Trainer(tiny_gpt(), cfg(batch_size=0), tmp_path, "gpt", corpus=corpus)
+    with pytest.raises(ValueError, match="cannot carry its state"):
+        Trainer(tiny_gpt(), cfg(carry_state=True), tmp_path, "gpt", corpus=corpus)
