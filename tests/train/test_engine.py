@@ -168,6 +168,8 @@ def test_corrupted_checkpoints_raise_clear_errors(tmp_path, corpus):
     cfgj = json.loads((half / "config.json").read_text())
     cfgj["step"] = 99
     (half / "config.json").write_text(json.dumps(cfgj))
+    with pytest.raises(CheckpointError, match="model.safetensors is from step 4 but config.json from step 99"):
+        load_checkpoint(half)
     with pytest.raises(CheckpointError, match="incomplete"):
         Trainer(tiny_gpt(), cfg(steps=8), half, "gpt", corpus=corpus, progress=False).fit(resume=True)
     shape = tmp_path / "shape"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 import engramlab
@@ -114,8 +114,15 @@ def load_checkpoint(
         raise CheckpointError(f"checkpoint {run} is incomplete: {WEIGHTS} is missing")
     try:
         weights = load_file(str(wpath))
+        with safe_open(str(wpath), framework="pt") as f:
+            meta = f.metadata() or {}
     except (SafetensorError, OSError, RuntimeError) as e:
         raise CheckpointError(f"{wpath} is corrupted: {e}") from None
+    if "step" in meta and "step" in cfg and int(meta["step"]) != int(cfg["step"]):
+        raise CheckpointError(
+            f"checkpoint {run} is incomplete: {WEIGHTS} is from step {meta['step']} but {CONFIG} "
+            f"from step {cfg['step']} (a save was interrupted)"
+        )
     own = model.state_dict()
     missing = [k for k in own if k not in weights and not _is_tied_alias(model, k, weights)]
     unexpected = [k for k in weights if k not in own]
