@@ -51,6 +51,13 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
     m.add_argument("--d-model", type=int, default=d.d_model, help="AstroSNN width (others are matched to it)")
     m.add_argument("--seed", type=int, default=d.seed)
     m.add_argument(
+        "--train-delays",
+        choices=("uniform", "fixed"),
+        default=d.train_delays,
+        help="uniform: each training batch draws its delay from 0..D (evaluation is at D)",
+    )
+    m.add_argument("--jobs", type=int, default=d.jobs, help="trainings run in parallel processes")
+    m.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -79,6 +86,8 @@ def run_memory_cmd(args) -> dict:
         lr=args.lr,
         d_model=args.d_model,
         seed=args.seed,
+        train_delays=args.train_delays,
+        jobs=args.jobs,
     )
     result = run_memory(cfg, args.out)
     print(f"wrote {args.out}/memory.json and memory.png")

@@ -36,13 +36,17 @@ class MemoryConfig:
     models: list[str] = field(default_factory=lambda: list(MODEL_NAMES))
     n_items: int = 4  # K
     n_symbols: int = 8
-    steps: int = 300
+    steps: int = 600
     batch_size: int = 32
     lr: float = 3e-3
     weight_decay: float = 0.01
     eval_batches: int = 8  # held-out batches of batch_size sequences for the final accuracy
     eval_every: int = 50  # steps between held-out accuracy points of the curves
     seed: int = 0
+    # "fixed": every training batch has delay D; "uniform": each training batch draws its delay
+    # uniformly from 0..D (the same for every model); evaluation is always at delay D
+    train_delays: str = "uniform"
+    jobs: int = 1  # (model, delay) trainings run in this many processes (1 torch thread each)
     # AstroSNN size; the other models are sized to its parameter count
     d_model: int = 48
     n_layer: int = 2
@@ -59,7 +63,9 @@ def _check(cfg: MemoryConfig) -> None:
     bad = [m for m in cfg.models if m not in MODEL_NAMES]
     if bad or not cfg.models:
         raise ValueError(f"unknown model(s) {bad}; expected a non-empty subset of {MODEL_NAMES}")
-    for name in ("steps", "batch_size", "eval_batches", "eval_every"):
+    if cfg.train_delays not in ("fixed", "uniform"):
+        raise ValueError(f"train_delays must be 'fixed' or 'uniform', got {cfg.train_delays!r}")
+    for name in ("steps", "batch_size", "eval_batches", "eval_every", "jobs"):
         v = getattr(cfg, name)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive int, got {v!r}")
@@ -171,7 +177,11 @@ def train_one(model, task: MemoryTask, cfg: MemoryConfig, seed: int, desc: str =
     t0 = time.time()
     bar = tqdm(range(cfg.steps), desc=desc, leave=False, mininterval=2.0)
     for step in bar:
-        x, y = task.batch(cfg.batch_size, g)
+        if cfg.train_delays == "uniform":
+            d = int(torch.randint(0, task.delay + 1, (1,), generator=g))
+            x, y = MemoryTask(task.name, d, task.n_items, task.n_symbols).batch(cfg.batch_size, g)
+        else:
+            x, y = task.batch(cfg.batch_size, g)
         _, loss = model(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -248,6 +258,19 @@ def plot(result: dict, curves: dict, out: Path, chance: float) -> None:
     plt.close(fig)
 
 
+def _job(cfg: MemoryConfig, d: int, name: str, vocab: int, max_len: int, threads: int | None = None):
+    """Train model ``name`` at delay d (seeded by name and delay, so any job order gives the same numbers)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    i = MODEL_NAMES.index(name)
+    torch.manual_seed(cfg.seed + 101 * i)
+    model = build_models(cfg, vocab, max_len)[name]
+    task = MemoryTask(cfg.task, d, cfg.n_items, cfg.n_symbols)
+    acc, curve = train_one(model, task, cfg, cfg.seed + 7 * d + i, desc=f"{name} D={d}")
+    print(f"[memory] task={cfg.task} D={d} {name}: acc={acc:.3f} ({curve['seconds']:.0f}s)", flush=True)
+    return d, name, acc, curve
+
+
 def run_memory(cfg: MemoryConfig, out_dir: str | Path) -> dict:
     """Run the experiment; write memory.json / memory.png / curves.json / curves.png into out_dir."""
     _check(cfg)
@@ -259,25 +282,36 @@ def run_memory(cfg: MemoryConfig, out_dir: str | Path) -> dict:
     vocab = tasks[cfg.delays[0]].vocab_size
     max_len = max(t.seq_len for t in tasks.values())
     params = {n: _n_params(m) for n, m in build_models(cfg, vocab, max_len).items()}
+    acc: dict[tuple[int, str], float] = {}
+    curves: dict[str, dict] = {}
+    # longest sequences and spiking models first, so the slowest jobs start at once
+    jobs = sorted(
+        ((d, n) for d in cfg.delays for n in cfg.models), key=lambda dn: (-dn[0], MODEL_NAMES.index(dn[1]))
+    )
+
+    def record(d, name, a, curve):
+        acc[(d, name)] = a
+        curves[f"{name}@{d}"] = curve
+        _atomic_write(out / "curves.json", json.dumps({"config": cfg.__dict__, "curves": curves}) + "\n")
+
+    if cfg.jobs == 1:
+        for d, name in jobs:
+            record(*_job(cfg, d, name, vocab, max_len))
+    else:
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        with cf.ProcessPoolExecutor(cfg.jobs, mp_context=mp.get_context("spawn")) as pool:
+            futs = [pool.submit(_job, cfg, d, n, vocab, max_len, 1) for d, n in jobs]
+            for f in cf.as_completed(futs):
+                record(*f.result())
     result = {
         "task": cfg.task,
         "delays": list(cfg.delays),
-        "accuracy": {n: [] for n in cfg.models},
+        "accuracy": {n: [acc[(d, n)] for d in cfg.delays] for n in cfg.models},
         "params": params,
         "steps": cfg.steps,
     }
-    curves: dict[str, dict] = {}
-    for d in cfg.delays:
-        for i, name in enumerate(cfg.models):
-            torch.manual_seed(cfg.seed + 101 * i)
-            model = build_models(cfg, vocab, max_len)[name]
-            acc, curve = train_one(model, tasks[d], cfg, cfg.seed + 7 * d + i, desc=f"{name} D={d}")
-            result["accuracy"][name].append(acc)
-            curves[f"{name}@{d}"] = curve
-            print(
-                f"[memory] task={cfg.task} D={d} {name}: acc={acc:.3f} ({curve['seconds']:.0f}s)", flush=True
-            )
-            _atomic_write(out / "curves.json", json.dumps({"config": cfg.__dict__, "curves": curves}) + "\n")
     _atomic_write(out / "memory.json", json.dumps(result, indent=2) + "\n")
     plot(result, curves, out, tasks[cfg.delays[0]].chance)
     return result

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from engramlab.astro.amsu import AMSU, AMSUState
+from engramlab.astro.amsu import AMSU, AMSUState, AstroState
 from engramlab.astro.neurons import LIF, RESETS, LIFState
 from engramlab.astro.surrogate import SURROGATES
 from engramlab.nn.lm import LanguageModel
@@ -153,28 +153,51 @@ class AstroSNN(LanguageModel):
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
 
     # ---- state -------------------------------------------------------------------------
-    def init_state(self, batch_size: int) -> list[BlockState]:
+    # The public state is a list (one entry per layer) of plain dicts of tensors, so generic code
+    # (the engine's detach / device moves) can walk it; blocks use the named tuples inside.
+    @staticmethod
+    def _pack(st: BlockState) -> dict[str, torch.Tensor]:
+        d = {"amsu_u": st.amsu.lif.u, "amsu_s": st.amsu.lif.s, "ffn_u": st.ffn.u, "ffn_s": st.ffn.s}
+        if st.amsu.astro is not None:
+            d["astro_S"], d["astro_x"] = st.amsu.astro.S, st.amsu.astro.x_prev
+        return d
+
+    @staticmethod
+    def _unpack(d: dict[str, torch.Tensor]) -> BlockState:
+        astro = AstroState(d["astro_S"], d["astro_x"]) if "astro_S" in d else None
+        return BlockState(
+            AMSUState(LIFState(d["amsu_u"], d["amsu_s"]), astro), LIFState(d["ffn_u"], d["ffn_s"])
+        )
+
+    def init_state(self, batch_size: int) -> list[dict[str, torch.Tensor]]:
+        """Zero state for batch_size sequences: per layer {amsu_u, amsu_s, astro_S, astro_x, ffn_u, ffn_s}."""
         p = self.lm_head.weight
-        return [blk.init_state(int(batch_size), p.device, p.dtype) for blk in self.blocks]
+        return [self._pack(blk.init_state(int(batch_size), p.device, p.dtype)) for blk in self.blocks]
 
     def check_state(self, state, batch_size: int) -> list[BlockState]:
-        """Clear errors for a state of another batch size or configuration."""
+        """Clear errors for a state of another batch size or configuration; returns the blocks' states."""
         if not isinstance(state, (list, tuple)) or len(state) != len(self.blocks):
             n = len(state) if isinstance(state, (list, tuple)) else type(state).__name__
             raise ValueError(
-                f"state must be a list of {len(self.blocks)} BlockStates (one per layer), got {n}"
+                f"state must be a list of {len(self.blocks)} per-layer dicts (one per layer), got {n} "
+                f"({self.config_summary()})"
             )
-        for i, (blk, st) in enumerate(zip(self.blocks, state)):
-            if not isinstance(st, BlockState):
-                raise TypeError(f"state[{i}] must be a BlockState, got {type(st).__name__}")
-            try:
-                blk.amsu.check_state(st.amsu, batch_size)
-                blk.ffn_lif._check_state(st.ffn, (batch_size,))
-            except (ValueError, TypeError) as e:
+        want = self.init_state(batch_size)
+        for i, (st, ref) in enumerate(zip(state, want)):
+            if not isinstance(st, dict) or set(st) != set(ref):
+                keys = sorted(st) if isinstance(st, dict) else type(st).__name__
                 raise ValueError(
-                    f"state[{i}] does not fit this AstroSNN ({self.config_summary()}): {e}"
-                ) from None
-        return list(state)
+                    f"state[{i}] does not fit this AstroSNN ({self.config_summary()}): "
+                    f"expected keys {sorted(ref)}, got {keys}"
+                )
+            for k, z in st.items():
+                if not isinstance(z, torch.Tensor) or z.shape != ref[k].shape:
+                    got = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+                    raise ValueError(
+                        f"state[{i}][{k!r}] does not fit this AstroSNN ({self.config_summary()}): "
+                        f"shape {got}, expected {tuple(ref[k].shape)}"
+                    )
+        return [self._unpack(st) for st in state]
 
     def config_summary(self) -> str:
         c = self.config
@@ -183,27 +206,19 @@ class AstroSNN(LanguageModel):
     @staticmethod
     def detach_state(state):
         """The same state cut from the autograd graph (truncated backprop through time)."""
-
-        def tree(z):
-            if isinstance(z, torch.Tensor):
-                return z.detach()
-            if z is None:
-                return None
-            return type(z)(*(tree(c) for c in z))
-
-        return [tree(b) for b in state]
+        return [{k: z.detach() for k, z in st.items()} for st in state]
 
     # ---- parallel form -----------------------------------------------------------------
     def forward_with_state(self, idx: torch.Tensor, targets: torch.Tensor | None = None, state=None):
         """idx (B, T) -> (logits (B, T, V), loss or None, final state). Loss ignores targets == -1."""
         self.check_tokens(idx)
         B, T = idx.shape
-        state = self.init_state(B) if state is None else self.check_state(state, B)
+        state = self.check_state(self.init_state(B) if state is None else state, B)
         x = self.wte(idx)  # (B, T, d)
         new = []
         for blk, st in zip(self.blocks, state):
             x, st = blk(x, st)
-            new.append(st)
+            new.append(self._pack(st))
         logits = self.lm_head(self.ln_f(x))  # (B, T, V)
         loss = None
         if targets is not None:
@@ -234,7 +249,7 @@ class AstroSNN(LanguageModel):
         new = []
         for blk, st in zip(self.blocks, state):
             x, st = blk.step(x, st)
-            new.append(st)
+            new.append(self._pack(st))
         return self.lm_head(self.ln_f(x)), new
 
     # ---- measurements ------------------------------------------------------------------
@@ -244,12 +259,7 @@ class AstroSNN(LanguageModel):
 
     def state_bytes(self, batch_size: int = 1) -> int:
         """Bytes of the recurrent state (independent of the context length)."""
-        total = 0
-        for b in self.init_state(batch_size):
-            for z in (*b.amsu.lif, *(b.amsu.astro or ()), *b.ffn):
-                if z is not None:
-                    total += z.numel() * z.element_size()
-        return total
+        return sum(z.numel() * z.element_size() for st in self.init_state(batch_size) for z in st.values())
 
 
 MODEL = AstroSNN

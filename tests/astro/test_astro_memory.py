@@ -1,0 +1,75 @@
+"""The memory experiment's plumbing: matched sizes, output files of the documented form, clear errors."""
+
+import argparse
+import json
+
+import pytest
+import torch
+
+from engramlab.astro.cli import add_subparser
+from engramlab.astro.memory import MemoryConfig, build_models, run_memory
+
+
+def test_models_are_parameter_matched():
+    cfg = MemoryConfig(d_model=32)
+    models = build_models(cfg, vocab_size=12, max_len=60)
+    n = {k: sum(p.numel() for p in m.parameters()) for k, m in models.items()}
+    assert set(n) == {"astrosnn", "lif", "lstm", "gpt"}
+    assert models["lif"].config.astrocyte is False and models["astrosnn"].config.astrocyte is True
+    for k, v in n.items():
+        assert abs(v - n["astrosnn"]) / n["astrosnn"] < 0.1, (k, n)
+
+
+def test_run_writes_memory_json_and_figures(tmp_path):
+    torch.manual_seed(0)
+    cfg = MemoryConfig(
+        task="copy",
+        delays=[0, 3],
+        n_items=2,
+        n_symbols=4,
+        steps=2,
+        batch_size=4,
+        eval_batches=1,
+        eval_every=1,
+        d_model=16,
+        train_delays="uniform",
+    )
+    res = run_memory(cfg, tmp_path)
+    saved = json.loads((tmp_path / "memory.json").read_text())
+    assert saved == res
+    assert set(saved) == {"task", "delays", "accuracy", "params", "steps"}
+    assert saved["task"] == "copy" and saved["delays"] == [0, 3] and saved["steps"] == 2
+    for name in ("astrosnn", "lif", "lstm", "gpt"):
+        accs = saved["accuracy"][name]
+        assert len(accs) == 2 and all(0.0 <= a <= 1.0 for a in accs)
+        assert saved["params"][name] > 0
+    assert (tmp_path / "memory.png").stat().st_size > 0 and (tmp_path / "curves.png").stat().st_size > 0
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        ({"delays": [10, -1]}, "delay"),
+        ({"delays": []}, "at least one delay"),
+        ({"models": ["lif", "rnn"]}, "unknown model"),
+        ({"n_items": 9, "n_symbols": 8}, "K=9"),
+        ({"steps": 0}, "steps"),
+        ({"train_delays": "random"}, "train_delays"),
+    ],
+)
+def test_bad_parameters_fail_before_any_work(tmp_path, kw, match):
+    with pytest.raises(ValueError, match=match):
+        run_memory(MemoryConfig(**kw), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_parses_the_issue_command():
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    add_subparser(sub)
+    args = parser.parse_args("astro memory --task copy --delays 10,50,100,200,500 --out DIR".split())
+    assert args.task == "copy" and args.delays == [10, 50, 100, 200, 500] and args.out == "DIR"
+    assert callable(args.func)
+    with pytest.raises(SystemExit):
+        parser.parse_args("astro memory --task copy --delays 10,x --out DIR".split())
