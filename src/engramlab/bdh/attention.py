@@ -16,6 +16,8 @@ which is the read of the synaptic state (Eq. 5)
   chunk to chunk, so cost and memory grow linearly with T (training; carries a state in and out);
 - ``attention_step``: one token, rank-1 Hebbian write; cost independent of the context length.
 
+The two leading dimensions are batch-like: the model calls these with heads first, (H, B, ...).
+
 All three agree to float64 round-off (tests/bdh/test_bdh_forms.py). The official code has no
 decay (log f = 0, rho is then the plain sum).
 """
@@ -87,7 +89,7 @@ def attention_chunked(
 
     # within chunks: the masked product, all chunks at once
     scores = kc @ kc.transpose(-1, -2)  # (B, H, n, C, C)
-    scores = scores * W if log_f is not None else scores * strict
+    scores = scores * W if log_f is not None else scores.tril(diagonal=-1)
     out = scores @ vc  # (B, H, n, C, d)
 
     # across chunks: read rho (end of previous chunk), then write this chunk's keys/values
@@ -98,7 +100,7 @@ def attention_chunked(
         kv_w = kq if log_f is None else kq * write_w[:, :, c]
         write = kv_w.transpose(-1, -2) @ vc[:, :, c]  # (B, H, N, d): sum of rank-1 writes
         if S is None:  # empty memory: nothing to read
-            inter.append(torch.zeros_like(out[:, :, 0]))
+            inter.append(None)
             S = write
         elif log_f is None:
             inter.append(kq @ S)
@@ -107,29 +109,32 @@ def attention_chunked(
             inter.append(read_w[:, :, c] * (kq @ S))
             S = chunk_w[:, :, c, None, None] * S + write
     if n > 1 or state is not None:
+        if inter[0] is None:
+            inter[0] = torch.zeros_like(out[:, :, 0])
         out = out + torch.stack(inter, dim=2)
     out = out.reshape(B, H, n * C, d)[:, :, :T]
     return out, S
 
 
 def attention_step(
-    k_t: torch.Tensor, v_t: torch.Tensor, state: torch.Tensor, log_f_t: torch.Tensor | None = None,
+    k_t: torch.Tensor,
+    v_t: torch.Tensor,
+    state: torch.Tensor,
+    log_f_t: torch.Tensor | None = None,
     inplace: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One token: k_t (B, H, N), v_t (B, d), state rho (B, H, N, d), log_f_t None or (B|1, H).
+    """One token: k_t (B, H, N), v_t (B|1, H|1, d), state rho (B, H, N, d), log_f_t None or (B|1, H|1).
 
     Read before write (Eq. 8): a*_t = k_t^T (f_t rho), rho <- f_t rho + k_t v_t^T.
     Returns (a*_t (B, H, d), rho). ``inplace`` updates ``state`` itself (generation: no copy).
     """
-    B, H, N, d = state.shape
     if log_f_t is not None:
-        f = torch.exp(log_f_t).reshape(-1, H, 1, 1)
+        f = torch.exp(log_f_t)[..., None, None]
         state = state.mul_(f) if inplace else state * f
     a = (k_t.unsqueeze(-2) @ state).squeeze(-2)  # (B, H, d)
     if inplace:
-        state.view(B * H, N, d).baddbmm_(
-            k_t.reshape(B * H, N, 1), v_t.unsqueeze(1).expand(B, H, d).reshape(B * H, 1, d)
-        )
+        X, Y, N, d = state.shape
+        state.view(X * Y, N, d).baddbmm_(k_t.reshape(X * Y, N, 1), v_t.expand(X, Y, d).reshape(X * Y, 1, d))
     else:
-        state = state + k_t.unsqueeze(-1) * v_t[:, None, None, :]
+        state = state + k_t.unsqueeze(-1) * v_t.unsqueeze(-2)
     return a, state

@@ -36,9 +36,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from engramlab.bdh.attention import attention_chunked, attention_quadratic, attention_step
+from engramlab.bdh.ops import dropout_mask, gate_dropout, rope_rotate, rope_tables
 from engramlab.nn.layernorm import layer_norm
 from engramlab.nn.lm import LanguageModel
-from engramlab.nn.rope import alibi_log_decay, apply_rope, rope_cos_sin, rope_frequencies
+from engramlab.nn.rope import alibi_log_decay, rope_frequencies
 
 POS_CHOICES = ("rope", "alibi", "rope+alibi")
 VARIANTS = ("gpu", "prime")
@@ -129,7 +130,6 @@ class BDH(LanguageModel):
             self.gate_w = nn.Parameter(torch.empty(d, H))
             self.gate_b = nn.Parameter(torch.empty(H))
             self.layer_mix = nn.Parameter(torch.zeros(config.n_layer))  # softmax weights of all layers
-        self.drop = nn.Dropout(config.dropout)
         if "rope" in config.pos:
             freqs = rope_frequencies(N, config.rope_theta).expand(H, N).contiguous()
             self.register_buffer("rope_freqs", freqs, persistent=True)  # (H, N) cycles per token
@@ -158,16 +158,15 @@ class BDH(LanguageModel):
         if "rope" not in self.config.pos:
             return None
         t = torch.arange(pos0, pos0 + T, device=self.rope_freqs.device, dtype=torch.float64)
-        return rope_cos_sin(self.rope_freqs, t, dtype)  # each (H, T, N)
+        return rope_tables(self.rope_freqs, t, dtype)  # broadcast over the batch
 
     def _log_forget(self, v: torch.Tensor) -> torch.Tensor | None:
-        """log f per head and token: (B|1, H, T) from the layer input v (B, T, d), or None."""
+        """log f per head and token: (H, B|1, T) from the layer input v (B, T, d), or None."""
         lf = None
         if "alibi" in self.config.pos:
-            lf = self.alibi_log_decay.to(v.dtype)[None, :, None]  # (1, H, 1)
-            lf = lf.expand(1, -1, v.shape[1])
+            lf = self.alibi_log_decay.to(v.dtype)[:, None, None].expand(-1, 1, v.shape[1])  # (H, 1, T)
         if self.config.variant == "prime":
-            g = F.logsigmoid(v @ self.gate_w + self.gate_b).transpose(1, 2)  # (B, H, T)
+            g = F.logsigmoid(v @ self.gate_w + self.gate_b).permute(2, 0, 1)  # (H, B, T)
             lf = g if lf is None else g + lf
         return lf
 
@@ -194,32 +193,42 @@ class BDH(LanguageModel):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """All layers in parallel over idx (B, T). Returns (logits (B, T, V), rho_out (L, B, H, N, d)).
 
-        rho (L, B, H, N, d) is the synaptic state carried in (None = empty), pos0 the absolute
+        rho (L, H, B, N, d) is the synaptic state carried in (None = empty), pos0 the absolute
         position of idx[:, 0]. With impl == "quadratic" no state is carried (rho must be None).
         """
         impl = impl or self.config.attn_impl
         B, T = idx.shape
         L, H, N, d = self._dims
+        # internal layout puts heads first, (H, B, T, N), so that every projection is one batched
+        # matmul per head over all B*T tokens (no per-sequence weight gradients to sum up)
         v = layer_norm(self.embed(idx))  # (B, T, d): v*_{., 0}
-        tables = self._rope_tables(pos0, T, v.dtype)
+        tables = self._rope_tables(pos0, T, v.dtype)  # (H, 1, T, N/2) complex (or real pairs), or None
+        p_drop = float(self.config.dropout) if self.training else 0.0
         rho_out = []
         outs = []
         for layer in range(L):
-            x = F.relu(v.unsqueeze(1) @ self.decoder_x)  # (B, H, T, N): x = (D_x v*)^+
-            k = x if tables is None else apply_rope(x, *tables)  # keys = queries = U-rotated x
-            lf = self._log_forget(v)
+            x = F.relu(v.reshape(1, B * T, d) @ self.decoder_x).view(H, B, T, N)  # x = (D_x v*)^+
+            k = x if tables is None else rope_rotate(x, tables)  # keys = queries = U-rotated x
+            lf = self._log_forget(v)  # (H|1, B|1, T) or None
             if impl == "quadratic":
-                a = attention_quadratic(k, v.unsqueeze(1), lf)  # (B, H, T, d): a* (Eq. 4)
+                a = attention_quadratic(k, v.unsqueeze(0), lf)  # (H, B, T, d): a* (Eq. 4)
             else:
                 a, S = attention_chunked(
-                    k, v.unsqueeze(1), lf, None if rho is None else rho[layer], self.config.chunk_size
+                    k, v.unsqueeze(0), lf, None if rho is None else rho[layer], self.config.chunk_size
                 )
                 rho_out.append(S)
-            y = F.relu(layer_norm(a) @ self.decoder_y) * x  # (B, H, T, N): y = (D_y LN(a*))^+ * x
+            ya = (layer_norm(a).view(H, B * T, d) @ self.decoder_y).view(H, B, T, N)  # D_y LN(a*)
             if trace is not None:
-                trace.append({"x": x, "y": y, "v": v})
-            z = (self.drop(y) @ self.encoder_E.view(H, N, d)).sum(1)  # (B, T, d): E y
-            v = layer_norm(v + layer_norm(z))  # v*_{., l}
+                y = gate_dropout(ya, x)
+                trace.append({"x": x.transpose(0, 1), "y": y.transpose(0, 1), "v": v})
+            if p_drop > 0:  # dropout on y as in the official code; its 1/(1-p) is applied to E y
+                y = gate_dropout(ya, x, dropout_mask(ya.shape, p_drop, ya.device))
+            elif trace is None:
+                y = gate_dropout(ya, x)  # y = (D_y LN(a*))^+ * x
+            z = (y.view(H, B * T, N) @ self.encoder_E.view(H, N, d)).sum(0)  # (B*T, d): E y
+            if p_drop > 0:
+                z = z * (1.0 / (1.0 - p_drop))
+            v = layer_norm(v + layer_norm(z.view(B, T, d)))  # v*_{., l}
             outs.append(v)
         h = v
         if self.config.variant == "prime":
@@ -266,12 +275,13 @@ class BDH(LanguageModel):
 
     # ------------------------------------------------------------------------------- recurrent
     def init_state(self, batch_size: int) -> dict[str, torch.Tensor]:
-        """Empty synaptic memory: {"rho": zeros (L, B, H, N, d), "pos": 0}."""
+        # rho[l, h, b] is the N x d synaptic state of Eq. 5 (read with the rotated keys x)
+        """Empty synaptic memory: {"rho": zeros (L, H, B, N, d), "pos": 0 (the next token's position)}."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         L, H, N, d = self._dims
         p = self.lm_head
-        rho = torch.zeros(L, batch_size, H, N, d, dtype=p.dtype, device=p.device)
+        rho = torch.zeros(L, H, batch_size, N, d, dtype=p.dtype, device=p.device)
         return {"rho": rho, "pos": torch.tensor(0, dtype=torch.long, device=p.device)}
 
     def _check_state(self, state: Any, batch_size: int) -> None:
@@ -282,11 +292,11 @@ class BDH(LanguageModel):
                 f"got {type(state).__name__}"
             )
         rho = state["rho"]
-        expected = (L, batch_size, H, N, d)
+        expected = (L, H, batch_size, N, d)
         if not isinstance(rho, torch.Tensor) or tuple(rho.shape) != expected:
             got = tuple(rho.shape) if isinstance(rho, torch.Tensor) else type(rho).__name__
             raise ValueError(
-                f"state['rho'] has shape {got}, expected {expected} = (n_layer, batch, n_head, N, n_embd) "
+                f"state['rho'] has shape {got}, expected {expected} = (n_layer, n_head, batch, N, n_embd) "
                 "for this model and batch size: was the state made by another config or batch size?"
             )
         if rho.dtype != self.lm_head.dtype:
@@ -312,13 +322,13 @@ class BDH(LanguageModel):
         new_rho = []
         outs = []
         for layer in range(L):
-            x = F.relu(v[:, None, None, :] @ self.decoder_x).squeeze(2)  # (B, H, N)
-            k = x if tables is None else apply_rope(x, tables[0][:, 0], tables[1][:, 0])
-            lf = self._log_forget(v.unsqueeze(1))  # (B|1, H, 1) or None
-            a, S = attention_step(k, v, rho[layer], None if lf is None else lf[..., 0], inplace=inplace)
+            x = F.relu(v.unsqueeze(0) @ self.decoder_x)  # (H, B, N)
+            k = x if tables is None else rope_rotate(x.unsqueeze(2), tables).squeeze(2)
+            lf = self._log_forget(v.unsqueeze(1))  # (H, B|1, 1) or None
+            a, S = attention_step(k, v.unsqueeze(0), rho[layer], None if lf is None else lf[..., 0], inplace)
             new_rho.append(S)
-            y = F.relu(layer_norm(a).unsqueeze(2) @ self.decoder_y).squeeze(2) * x  # (B, H, N)
-            z = y.reshape(B, H * N) @ self.encoder_E  # (B, d)
+            y = F.relu(layer_norm(a) @ self.decoder_y) * x  # (H, B, N)
+            z = (y @ self.encoder_E.view(H, N, d)).sum(0)  # (B, d)
             v = layer_norm(v + layer_norm(z))
             outs.append(v)
         h = v
