@@ -77,7 +77,7 @@ def state_log_likelihood(x: torch.Tensor, conv: torch.Tensor, weight: torch.Tens
     return log_likelihood(x.unsqueeze(-2), u, link, observations, constant).sum(-1)
 
 
-def sample_counts(f: torch.Tensor, observations: str, generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_counts(f: torch.Tensor, observations: str, generator: torch.Generator | None = None):
     """Draw counts with mean f (Poisson) or success probability f (Bernoulli)."""
     if observations == "poisson":
         return torch.poisson(f, generator=generator)

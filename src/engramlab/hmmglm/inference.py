@@ -86,7 +86,8 @@ def hmm_filter(log_lik: torch.Tensor, log_pi0: torch.Tensor, log_A: torch.Tensor
                method: str = "sequential") -> tuple[torch.Tensor, torch.Tensor]:
     """Forward pass. Returns (log_alpha (B, T, S), log_normalizer (B,)).
 
-    log_alpha_1 = log pi0 + log_lik_1;  log_alpha_{t} = log_lik_t + logsumexp_i(log_alpha_{t-1,i} + log A_{i,:}).
+    log_alpha_1 = log pi0 + log_lik_1;
+    log_alpha_t = log_lik_t + logsumexp_i(log_alpha_{t-1,i} + log A_{i,:}).
     """
     _check(log_lik, log_pi0, log_A)
     B, T, S = log_lik.shape
@@ -169,7 +170,8 @@ def hmm_posterior_mode(log_lik: torch.Tensor, log_pi0: torch.Tensor, log_A: torc
 
 
 # ---- sequential recursions in numpy: tiny per-step arrays, where numpy's call overhead is ~10x lower
-# than torch's. Log space with the max-shift trick: logsumexp_i(a_i + log A_ij) = m + log sum_i e^{a_i - m} A_ij.
+# than torch's. Log space with the max-shift trick:
+# logsumexp_i(a_i + log A_ij) = m + log sum_i e^{a_i - m} A_ij,  m = max_i a_i.
 
 
 def _forward_np(ll: np.ndarray, log_pi0: np.ndarray, log_A: np.ndarray) -> np.ndarray:

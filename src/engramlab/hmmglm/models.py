@@ -54,14 +54,18 @@ class HMMGLMConfig:
     observations: str = "poisson"
     sticky: float = 0.98  # initial (and generator) self-transition probability
     init_std: float = 0.1  # std of the random initial weights that break the state symmetry
-    prior_bins: float = 2000.0  # the log-prior is weighted once per this many bins (see fit docstring)
+    prior_bins: float | None = None  # log-prior weighted once per this many bins; None = all bins (MAP)
     # Gaussian prior (GaussianHMMGLM)
     prior_std: float = 1.0 / 3.0
     learn_prior_std: bool = False
     min_prior_std: float = 0.05
     # one-hot prior (OneHotHMMGLM)
     tau: float = 0.2  # temperature of the Concrete prior density
-    sample_tau: float = 0.2  # temperature of the Gumbel-softmax sample used in the M-step
+    sample_tau: float = 0.2  # temperature of the Gumbel-softmax sample used in the M-step (final)
+    sample_tau_start: float = 1.0  # first-epoch temperature, annealed geometrically to sample_tau
+    none_logit: float = 1.0  # initial type logit of "no connection" (inh and exc start at 0)
+    init_strength: float = math.log(2.0)  # initial softplus strength (reference: softplus(0) = log 2)
+    strength_prior_std: float | None = None  # Gaussian prior N(mu_w, sd^2) on strengths (paper schematic)
     type_threshold: float = 0.2  # |w| threshold that defines types for the models without types
 
     def to_json(self) -> str:
@@ -80,9 +84,9 @@ class HMMGLMConfig:
 class FitConfig:
     """Schedule of generalised EM. One epoch = one E-step followed by ``m_steps`` Adam steps."""
 
-    n_epochs: int = 30
+    n_epochs: int = 10
     m_steps: int = 10
-    lr: float = 0.05
+    lr: float = 0.1
     window: int = 2000  # bins per M-step window (memory: batch_windows * window * S * N floats)
     batch_windows: int | None = None  # windows per Adam step; None = all windows (full batch)
     min_log_transition: float = -8.0  # clamp of log A in the closed-form update (reference code)
@@ -103,12 +107,13 @@ class _HMMGLMBase(nn.Module):
         self.config = HMMGLMConfig(model=self.kind, n_states=n_states, n_neurons=n_neurons,
                                    basis=b.tolist(), link=link, observations=observations, **kwargs)
         S, N = n_states, n_neurons
-        self.register_buffer("basis", b.float())
+        self.register_buffer("basis", b)  # float64: small, and exact for the float64 checks
         self.bias = nn.Parameter(torch.zeros(N))  # b_n, shared by the states (paper-era code)
-        A = torch.full((S, S), (1 - self.config.sticky) / max(S - 1, 1))
+        A = torch.full((S, S), (1 - self.config.sticky) / max(S - 1, 1), dtype=torch.float64)
         A.fill_diagonal_(self.config.sticky if S > 1 else 1.0)
         self.register_buffer("log_transition", A.log())  # log A_ij = log p(z_{t+1}=j | z_t=i)
-        self.register_buffer("log_init", torch.full((S,), -math.log(S)))  # fixed uniform pi_0
+        # fixed uniform pi_0
+        self.register_buffer("log_init", torch.full((S,), -math.log(S), dtype=torch.float64))
         self.history_: list[float] = []
 
     # ---- parametrisation (subclasses) -------------------------------------------------------
@@ -134,6 +139,9 @@ class _HMMGLMBase(nn.Module):
         pass
 
     def _after_e_step(self) -> None:
+        pass
+
+    def _set_epoch(self, epoch: int, n_epochs: int) -> None:  # schedules (one-hot temperature)
         pass
 
     # ---- public read-outs ---------------------------------------------------------------------
@@ -182,7 +190,8 @@ class _HMMGLMBase(nn.Module):
         ll = ll.double().masked_fill(~mask.unsqueeze(-1), 0.0)
         if method == "auto":
             method = "scan" if ll.shape[1] > 4000 else "sequential"
-        return hmm_smoother(ll, self.log_init.double(), self.log_transition.double(), method=method, mask=mask)
+        return hmm_smoother(ll, self.log_init.double(), self.log_transition.double(), method=method,
+                            mask=mask)
 
     # ---- inference API -----------------------------------------------------------------------------
     def log_likelihood(self, spikes, per_trial: bool = False):
@@ -216,7 +225,8 @@ class _HMMGLMBase(nn.Module):
         bias = self.bias.float()
         A = self.transition_matrix.float()
         states = torch.empty(n_trials, T, dtype=torch.long)
-        states[:, 0] = torch.multinomial(self.log_init.exp().float().expand(n_trials, S), 1, generator=g)[:, 0]
+        pi0 = self.log_init.exp().float().expand(n_trials, S)
+        states[:, 0] = torch.multinomial(pi0, 1, generator=g)[:, 0]
         for t in range(1, T):
             states[:, t] = torch.multinomial(A[states[:, t - 1]], 1, generator=g)[:, 0]
         spikes = torch.zeros(n_trials, T + K, N)
@@ -254,9 +264,10 @@ class _HMMGLMBase(nn.Module):
 
             J = (1/n) sum_{t,s} gamma_t(s) log p(x_t | z_t = s) + log p(params) / prior_bins
 
-        n = number of bins in the step's batch. ``prior_bins`` = 2000 reproduces the reference code's
-        weighting (there each 2000-bin sequence's update carries the full log-prior); ``prior_bins`` =
-        total number of bins gives the plain MAP estimate.
+        n = number of bins in the step's batch. The default ``prior_bins`` (None) is the total number of
+        bins: the plain MAP estimate. ``prior_bins=2000`` reproduces the reference code's weighting (there
+        each 2000-bin sequence's update carries the full log-prior, i.e. a prior 30x stronger on the
+        synthetic protocol).
         """
         cfg = config or FitConfig()
         for k, v in (("n_epochs", n_epochs), ("m_steps", m_steps), ("lr", lr)):
@@ -285,11 +296,13 @@ class _HMMGLMBase(nn.Module):
         n_windows = xw.shape[0]
         bw = n_windows if cfg.batch_windows is None else min(cfg.batch_windows, n_windows)
         n_bins = mask.sum().item()
+        prior_bins = float(self.config.prior_bins or n_bins)
         log_fact = float(torch.lgamma(x + 1).sum()) if self.config.observations == "poisson" else 0.0
         opt = torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=cfg.lr)
         link, obs = self.config.link, self.config.observations
         bar = tqdm(range(cfg.n_epochs), desc=f"fit {self.kind} S={S}", disable=not progress)
-        for _ in bar:
+        for epoch in bar:
+            self._set_epoch(epoch, cfg.n_epochs)
             # ---- E-step (the state-independent -log x! is added to the reported log-likelihood only)
             post = self._smoother(self._emission_ll(x, conv, "soft", constant=False), mask, cfg.e_step)
             self.history_.append((float(post.log_normalizer.sum()) - log_fact) / n_bins)
@@ -309,7 +322,7 @@ class _HMMGLMBase(nn.Module):
                 Wt = self.weight_tensor("sample")
                 q = glm.expected_log_likelihood(Wt, self.bias, xw[idx], cw[idx], gw[idx], link, obs,
                                                 value=False)  # gradients only (value 0)
-                loss = -q / mw[idx].sum() - self.log_prior() / self.config.prior_bins
+                loss = -q / mw[idx].sum() - self.log_prior() / prior_bins
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -461,8 +474,11 @@ class OneHotHMMGLM(_HMMGLMBase):
         super().__init__(n_states, n_neurons, basis, link, observations, **kwargs)
         S, N = self.n_states, self.n_neurons
         g = torch.Generator().manual_seed(0)
-        self.type_logits = nn.Parameter(self.config.init_std * torch.randn(S, N, N, 3, generator=g))
-        self.strength_raw = nn.Parameter(torch.zeros(S, N, N))  # softplus(0) = 0.69
+        logits = self.config.init_std * torch.randn(S, N, N, 3, generator=g)
+        logits[..., 1] += self.config.none_logit
+        self.type_logits = nn.Parameter(logits)
+        raw = math.log(math.expm1(self.config.init_strength))  # softplus^{-1}
+        self.strength_raw = nn.Parameter(torch.full((S, N, N), raw))
         self.prior_logits = nn.Parameter(torch.zeros(N, N, 3))
 
     def connection_probs(self) -> torch.Tensor:
@@ -471,7 +487,8 @@ class OneHotHMMGLM(_HMMGLMBase):
 
     def weight_tensor(self, mode: str = "hard") -> torch.Tensor:
         if mode == "sample":
-            a = F.gumbel_softmax(self.type_logits, tau=self.config.sample_tau, dim=-1)
+            tau = getattr(self, "_tau_now", self.config.sample_tau)
+            a = F.gumbel_softmax(self.type_logits, tau=tau, dim=-1)
         elif mode == "soft":
             a = torch.softmax(self.type_logits, dim=-1)
         elif mode == "hard":
@@ -484,7 +501,16 @@ class OneHotHMMGLM(_HMMGLMBase):
         """sum_{s,n,n'} log GumbelSoftmax(softmax(type_logits); a_0, tau)."""
         log_x = torch.log_softmax(self.type_logits, dim=-1)
         log_p = torch.log_softmax(self.prior_logits, dim=-1)
-        return concrete_log_density(log_x, log_p, self.config.tau).sum()
+        lp = concrete_log_density(log_x, log_p, self.config.tau).sum()
+        if self.config.strength_prior_std is not None:  # shared N(mu_w, sd^2), mu_w at its MAP value
+            w = F.softplus(self.strength_raw)
+            lp = lp - 0.5 * ((w - w.detach().mean()) / self.config.strength_prior_std).pow(2).sum()
+        return lp
+
+    def _set_epoch(self, epoch: int, n_epochs: int) -> None:
+        t0, t1 = self.config.sample_tau_start, self.config.sample_tau
+        frac = epoch / max(n_epochs - 1, 1)
+        self._tau_now = t0 * (t1 / t0) ** frac
 
     def _after_step(self) -> None:
         # reference-code guard: halve logits whose softmax puts < e^-20 on some class

@@ -82,8 +82,8 @@ def check_spikes(spikes, n_neurons: int, observations: str, window: int,
             raise ValueError(f"{where} contains non-integer counts (e.g. {bad}); Poisson observations need "
                              f"integer spike counts")
         if observations == "bernoulli" and not np.isin(s, (0, 1)).all():
-            raise ValueError(f"{where} contains counts other than 0/1 (max {s.max()}); Bernoulli observations "
-                             f"need binary spikes: bin more finely or clip with np.minimum(x, 1)")
+            raise ValueError(f"{where} contains counts other than 0/1 (max {s.max()}); Bernoulli "
+                             f"observations need binary spikes: bin more finely or use np.minimum(x, 1)")
     T = max(s.shape[0] for s in trials)
     x = torch.zeros(len(trials), T, n_neurons, dtype=dtype)
     mask = torch.zeros(len(trials), T, dtype=torch.bool)
