@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from engramlab.bdh.attention import attention_quadratic
 from engramlab.bdh.inspect import (
     PositionOperator,
     flat_neurons,
@@ -18,7 +17,7 @@ from engramlab.bdh.inspect import (
     top_synapses,
 )
 from engramlab.bdh.model import BDH, BDHConfig
-from engramlab.nn.rope import apply_rope, rope_cos_sin
+from engramlab.nn.layernorm import layer_norm
 
 # three tokens, two neurons forming one RoPE pair rotated by 90 degrees per token: U = [[0,-1],[1,0]]
 Y3 = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]], dtype=torch.float64)
@@ -125,38 +124,38 @@ def test_bad_inputs():
 
 
 @pytest.mark.parametrize("pos,variant", [("rope", "gpu"), ("rope+alibi", "gpu"), ("alibi", "prime")])
-def test_operator_reproduces_the_models_attention(pos, variant):
-    # a*_t = sum_{tau<t} (x_tau^T U^{t-tau} x_t) v_tau must equal the model's attention output
+def test_operator_reproduces_the_models_gated_y(pos, variant):
+    # a*_t = sum_{tau<t} (x_tau^T U^{t-tau} x_t) v_tau (Eq. 4 with our U); the model's traced
+    # y_t = ReLU(D_y LN(a*_t)) * x_t must follow from it, head by head
     torch.manual_seed(0)
     cfg = BDHConfig(n_layer=2, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4, dropout=0.0,
                     pos=pos, variant=variant, alibi_min_half_life=2.0, alibi_max_half_life=8.0)
     model = BDH(cfg).double().eval()
-    if variant == "prime":
-        torch.nn.init.normal_(model.gate_w, std=0.5)
-        torch.nn.init.constant_(model.gate_b, 1.0)
-    idx = torch.randint(0, 256, (1, 11))
+    with torch.no_grad():
+        for p in (model.embed.weight, model.decoder_x, model.decoder_y, model.encoder_E):
+            p.normal_(0.0, 0.5)
+        if variant == "prime":
+            torch.nn.init.normal_(model.gate_w, std=0.5)
+            torch.nn.init.constant_(model.gate_b, 1.0)
+    idx = torch.randint(0, 256, (1, 11), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         _, trace = model.forward_trace(idx)
     layer = trace[1]
-    x, v = layer["x"], layer["v"]  # (1, H, T, N), (1, T, d)
-    T = x.shape[2]
-    k = x
-    if "rope" in pos:
-        k = apply_rope(x, *rope_cos_sin(model.rope_freqs, torch.arange(T), torch.float64))
-    lf = model._log_forget(v)
-    a_model = attention_quadratic(k, v.unsqueeze(1), lf)[0]  # (H, T, d)
-    U = position_operator(model, v[0])
-    xf = flat_neurons(x)  # (T, n)
+    x, v = flat_neurons(layer["x"]), layer["v"][0]  # (T, n), (T, d)
+    y_model = flat_neurons(layer["y"])
+    T, n = x.shape
     N = cfg.n_neurons_per_head
+    U = position_operator(model, v)
+    checked = 0
     for t in range(1, T):
-        Ut = PositionOperator(U.freqs, None if U.log_decay is None or U.log_decay.dim() == 1
-                              else U.log_decay[:t])
-        if U.log_decay is not None and U.log_decay.dim() == 1:
-            Ut.log_decay = U.log_decay
-        if variant == "prime":  # the step after token t-1 is damped by the gate of token t (known here)
-            Ut.log_decay = U.log_decay[:t]
-        keys = rotated_keys(xf[:t], Ut)  # rows x_tau^T U^{t - tau}
+        ld = U.log_decay
+        if ld is not None and ld.dim() == 2:
+            ld = ld[:t]  # rows 0..t-1: the steps up to token t (gates of tokens 1..t)
+        keys = rotated_keys(x[:t], PositionOperator(U.freqs, ld))  # rows x_tau^T U^{t - tau}
         for h in range(cfg.n_head):
             sl = slice(h * N, (h + 1) * N)
-            scores = keys[:, sl] @ xf[t, sl]  # (t,)
-            torch.testing.assert_close(scores @ v[0, :t], a_model[h, t])
+            a = (keys[:, sl] @ x[t, sl]) @ v[:t]  # (d,)
+            y = torch.relu(layer_norm(a) @ model.decoder_y[h]) * x[t, sl]
+            torch.testing.assert_close(y, y_model[t, sl], rtol=1e-7, atol=1e-9)
+            checked += int((y > 0).sum())
+    assert checked > 10  # the comparison is not vacuous

@@ -380,3 +380,328 @@ def choose_neurons(
     score = torch.where(ok, peak, torch.full_like(peak, -1.0))
     idx = torch.argsort(score, descending=True)[:count]
     return [int(i) for i in idx if score[i] > 0]
+
+
+# ---------------------------------------------------------------------------------------------
+# repeated vs fresh input (the paper's Fig. 14 experiment, on real text)
+
+
+@torch.no_grad()
+def repetition_density(model, pattern: np.ndarray | bytes, repeats: int = 4) -> dict:
+    """Feed ``pattern`` ``repeats`` times in a row; density of x and y and the loss per repetition.
+
+    The first pass is fresh input; later passes are predictable by copying from context (the
+    loss shows how predictable). The paper (Fig. 14) reports lower density on repetition.
+    Returns {"x": [L][R], "y": [L][R], "loss": [R], "x_per_position": [L][R*P]}.
+    """
+    pat = np.frombuffer(bytes(pattern), dtype=np.uint8) if isinstance(pattern, (bytes, bytearray)) \
+        else np.asarray(pattern, dtype=np.uint8)
+    P = len(pat)
+    if P < 2 or repeats < 2:
+        raise ValueError(f"need a pattern of at least 2 bytes and at least 2 repeats, got {P} and {repeats}")
+    dev = next(model.parameters()).device
+    idx = torch.from_numpy(np.tile(pat, repeats).astype(np.int64))[None].to(dev)
+    model.eval()
+    logits, trace = model.forward_trace(idx)
+    ce = torch.nn.functional.cross_entropy(logits[0, :-1].float(), idx[0, 1:], reduction="none")  # (RP-1,)
+    ce = torch.cat([ce, torch.full((1,), float("nan"), device=ce.device)]).reshape(repeats, P)
+    out: dict[str, list] = {"x": [], "y": [], "x_per_position": [], "y_per_position": []}
+    for layer in trace:
+        for key in ("x", "y"):
+            a = layer[key][0]  # (H, T, N)
+            per_pos = density(a, dim=(0, 2))  # (T,)
+            out[f"{key}_per_position"].append(per_pos.tolist())
+            out[key].append(per_pos.reshape(repeats, P).mean(1).tolist())
+    out["loss"] = [float(torch.nanmean(ce[r])) for r in range(repeats)]
+    out["period"], out["repeats"] = P, repeats
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the `engramlab bdh inspect` pipeline
+
+
+def _atomic_write(path, write) -> None:
+    import os
+    import tempfile
+    from pathlib import Path
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix or ".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _savefig(fig, path) -> None:
+    import matplotlib.pyplot as plt
+
+    _atomic_write(path, lambda p: fig.savefig(p, dpi=120))
+    plt.close(fig)
+
+
+def _plot_density(dens: dict, path) -> None:
+    import matplotlib.pyplot as plt
+
+    L = len(dens["x"])
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    xs = np.arange(L)
+    ax.bar(xs - 0.2, [100 * v for v in dens["x"]], 0.4, label="x (sparse positive)")
+    ax.bar(xs + 0.2, [100 * v for v in dens["y"]], 0.4, label="y (gated)")
+    for l in range(L):
+        ax.scatter([l - 0.2] * len(dens["x_per_head"][l]), [100 * v for v in dens["x_per_head"][l]],
+                   s=10, c="k", zorder=3)
+        ax.scatter([l + 0.2] * len(dens["y_per_head"][l]), [100 * v for v in dens["y_per_head"][l]],
+                   s=10, c="k", zorder=3)
+    ax.axhline(5.0, ls="--", c="gray", lw=1, label="paper: ~5%")
+    ax.set_xticks(xs, [f"layer {l}" for l in range(L)])
+    ax.set_ylabel("non-zero entries (%)")
+    ax.set_title("Activation density per layer (dots: heads)", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _savefig(fig, path)
+
+
+def _plot_repetition(rep: dict, path) -> None:
+    import matplotlib.pyplot as plt
+
+    P, R = rep["period"], rep["repeats"]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [2.2, 1]})
+    w = max(1, P // 16)
+    kern = np.ones(w) / w
+    for l, curve in enumerate(rep["x_per_position"]):
+        a1.plot(np.convolve(100 * np.asarray(curve), kern, mode="same"), lw=1, label=f"layer {l}")
+    for r in range(1, R):
+        a1.axvline(r * P, c="gray", lw=0.8, ls=":")
+    a1.set_xlabel(f"position (pattern of {P} bytes repeated {R} times)")
+    a1.set_ylabel(f"x density (%), {w}-byte mean")
+    a1.legend(fontsize=7)
+    reps = np.arange(1, R + 1)
+    for l, d in enumerate(rep["x"]):
+        a2.plot(reps, 100 * np.asarray(d), marker="o", label=f"x, layer {l}")
+    a2.set_xlabel("repetition")
+    a2.set_ylabel("x density (%)")
+    ax3 = a2.twinx()
+    ax3.plot(reps, rep["loss"], c="k", ls="--", marker="s", label="loss")
+    ax3.set_ylabel("loss (nats/byte), dashed")
+    a2.set_xticks(reps)
+    a2.legend(fontsize=7)
+    fig.suptitle("Fresh vs repeated input (paper Fig. 14)", fontsize=10)
+    fig.tight_layout()
+    _savefig(fig, path)
+
+
+def _plot_ccdf(graphs: dict, path) -> None:
+    import matplotlib.pyplot as plt
+
+    from engramlab.bdh.graph import ccdf
+
+    heads = graphs["G_x"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, kind in zip(axes, ("out", "in")):
+        for h, rep in enumerate(heads):
+            k, p = ccdf(getattr(rep["graph"], f"{kind}_degree"))
+            ax.loglog(k, p, lw=1.2, label=f"G_x head {h}")
+        k, p = ccdf(getattr(heads[0]["random_low_rank_graph"], f"{kind}_degree"))
+        ax.loglog(k, p, c="gray", ls="--", lw=1, label="random low-rank (head 0 shape)")
+        g0 = heads[0]["graph"]
+        lam = g0.n_edges / g0.n_nodes
+        from scipy import stats as _st
+
+        ks = np.arange(1, max(2, int(lam * 4)))
+        ax.loglog(ks, _st.poisson.sf(ks - 1, lam), c="k", ls=":", lw=1, label="Erdos-Renyi (Poisson)")
+        ax.set_xlabel(f"{kind}-degree k")
+        ax.set_ylabel("P(degree >= k)")
+        ax.legend(fontsize=7)
+    fig.suptitle("Degree CCDF of the thresholded G_x = D_x E (per head)", fontsize=10)
+    fig.tight_layout()
+    _savefig(fig, path)
+
+
+def _plot_modularity(graphs: dict, path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    labels, model, er, lr = [], [], [], []
+    for name, heads in graphs.items():
+        for h, rep in enumerate(heads):
+            labels.append(f"{name} h{h}")
+            model.append(rep["modularity"])
+            er.append(np.mean(rep["modularity_erdos_renyi"]))
+            lr.append(np.mean(rep["modularity_random_low_rank"]))
+    xs = np.arange(len(labels))
+    ax.bar(xs - 0.27, model, 0.27, label="trained model")
+    ax.bar(xs, er, 0.27, label="Erdos-Renyi, same edges")
+    ax.bar(xs + 0.27, lr, 0.27, label="random low-rank, same shape")
+    ax.set_xticks(xs, labels, rotation=45, fontsize=8)
+    ax.set_ylabel("Newman modularity Q (Louvain)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _savefig(fig, path)
+
+
+def _plot_synapses(traj: list[dict], path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for t in traj:
+        ax.plot(t["sigma"], lw=1, label=f"layer {t['layer']}: y{t['pre']} -> x{t['post']}")
+    ax.set_xlabel("token t")
+    ax.set_ylabel("sigma_t(i, j)  (Eq. 16)")
+    ax.set_title("The strongest synapses at the end of the text, over the text", fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    _savefig(fig, path)
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items() if k not in ("graph", "random_low_rank_graph")}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def inspect_model(
+    model,
+    tokens: bytes,
+    out_dir,
+    *,
+    neurons_per_layer: int = 6,
+    contexts: int = 8,
+    top_k: int = 20,
+    edges_per_neuron: int = 8,
+    graph_seeds: tuple[int, ...] = (0, 1),
+    repeat_period: int = 128,
+    repeats: int = 4,
+    title: str = "BDH",
+    neurons: list[tuple[int, int, int]] | None = None,
+    synapses: list[tuple[int, int, int]] | None = None,
+    progress: bool = True,
+) -> dict:
+    """Run every analysis on ``tokens`` and write inspect.json, PNG figures and neurons.html.
+
+    neurons: extra (layer, head, k) neurons for the browser; synapses: extra (layer l, i, j)
+    pairs (global neuron indices, y of layer l-1 -> x of layer l) whose Eq. 16 trajectory over
+    the text is recorded, besides the strongest synapse of every layer.
+    """
+    import json
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from tqdm import tqdm
+
+    from engramlab.bdh.graph import graph_report, head_factors
+
+    if len(tokens) < 2:
+        raise ValueError(f"the text has {len(tokens)} bytes; need at least 2")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = model.config
+    L, H, N = cfg.n_layer, cfg.n_head, cfg.n_neurons_per_head
+    for lay, h, k in neurons or []:
+        if not (0 <= lay < L and 0 <= h < H and 0 <= k < N):
+            raise ValueError(f"neuron (layer {lay}, head {h}, k {k}) is outside the model's {L} x {H} x {N}")
+    for lay, i, j in synapses or []:
+        if not (1 <= lay < L and 0 <= i < H * N and 0 <= j < H * N):
+            raise ValueError(
+                f"synapse (layer {lay}, {i}, {j}): need 1 <= layer < {L} and neurons in [0, {H * N})"
+            )
+    model.eval()
+    steps = tqdm(total=5, desc="inspect", disable=not progress)
+    tok = np.frombuffer(bytes(tokens), dtype=np.uint8)
+    dev = next(model.parameters()).device
+    idx = torch.from_numpy(tok.astype(np.int64))[None].to(dev)
+    with torch.no_grad():
+        logits, trace = model.forward_trace(idx)
+        loss = float(torch.nn.functional.cross_entropy(logits[0, :-1].float(), idx[0, 1:]))
+    dens = trace_density(trace)
+    rates = [firing_rates(layer["x"]) for layer in trace]
+    result: dict = {
+        "model": {"n_layer": L, "n_head": H, "n_embd": cfg.n_embd, "n_neurons_per_head": N,
+                  "n_neurons": cfg.n_neurons, "pos": cfg.pos, "variant": cfg.variant},
+        "text_bytes": int(len(tok)),
+        "loss_on_text": loss,
+        "density": dens,
+        "firing_rate_quantiles_x": [
+            {q: float(torch.quantile(r.double(), float(q))) for q in ("0.1", "0.5", "0.9", "0.99")} | {
+                "never_fire": float((r == 0).double().mean())}
+            for r in rates
+        ],
+    }
+    steps.update()
+    # neuron browser
+    chosen = []
+    for l, layer in enumerate(trace):
+        act = flat_neurons(layer["x"]).float().cpu()
+        picks = [h * N + k for lay, h, k in neurons or [] if lay == l]
+        picks += [g for g in choose_neurons(act, neurons_per_layer) if g not in picks]
+        for g in picks:
+            chosen.append({
+                "name": f"L{l}-h{g // N}-n{g % N}", "layer": l, "head": g // N, "index": g % N,
+                "firing_rate": float(rates[l][g]),
+                "contexts": top_contexts(tok, act[:, g].numpy(), k=contexts),
+            })
+    summary = {"text bytes": len(tok), "layers": L, "heads": H, "neurons per head": N}
+    page = neuron_browser_html(chosen, title=f"{title}: neurons (x) that fire most", summary=summary)
+    _atomic_write(out / "neurons.html", lambda p: Path(p).write_text(page, encoding="utf-8"))
+    result["neuron_browser"] = [{k: v for k, v in n.items() if k != "contexts"} for n in chosen]
+    steps.update()
+    # synapses
+    syn, traj = [], []
+    for l in range(1, L):
+        y_prev = flat_neurons(trace[l - 1]["y"]).double().cpu()
+        x = flat_neurons(trace[l]["x"]).double().cpu()
+        U = position_operator(model, trace[l]["v"][0].cpu() if cfg.variant == "prime" else None)
+        top = top_synapses(y_prev, x, U, k=top_k, head_size=N)
+        syn.append({"layer": l, "pre_layer": l - 1, "pre": top.pre.tolist(), "post": top.post.tolist(),
+                    "value": top.value.tolist()})
+        pairs = [(int(top.pre[0]), int(top.post[0]))] if len(top.value) else []
+        pairs += [(i, j) for lay, i, j in synapses or [] if lay == l]
+        if pairs:
+            sig = synapse_trajectory(y_prev, x, torch.tensor(pairs), U)
+            for p, (i, j) in enumerate(pairs):
+                traj.append({"layer": l, "pre": i, "post": j, "sigma": sig[:, p].tolist()})
+    result["top_synapses_within_head"] = syn
+    result["synapse_trajectories"] = [{k: v for k, v in t.items() if k != "sigma"} | {"final": t["sigma"][-1]}
+                                      for t in traj]
+    if traj:
+        _plot_synapses(traj, out / "synapses.png")
+    steps.update()
+    # repetition
+    P = min(repeat_period, len(tok))
+    if P >= 2:
+        rep = repetition_density(model, tok[:P], repeats)
+        result["repetition"] = {k: v for k, v in rep.items() if not k.endswith("per_position")}
+        _plot_repetition(rep, out / "repetition.png")
+    steps.update()
+    # graphs
+    graphs: dict[str, list] = {"G_x": [], "G_y": []}
+    with torch.no_grad():
+        for name, dec in (("G_x", model.decoder_x), ("G_y", model.decoder_y)):
+            for h in range(H):
+                D, E = head_factors(dec.detach().float().cpu(), model.encoder_E.detach().float().cpu(), h)
+                graphs[name].append(graph_report(D, E, n_edges=edges_per_neuron * N, seeds=graph_seeds))
+    result["graphs"] = {k: _jsonable(v) for k, v in graphs.items()}
+    result["graph_settings"] = {"edges_per_neuron": edges_per_neuron, "seeds": list(graph_seeds),
+                                "scope": "per head: the N x N diagonal block D_h E_h"}
+    _plot_ccdf(graphs, out / "degree_ccdf.png")
+    _plot_modularity(graphs, out / "modularity.png")
+    _plot_density(dens, out / "density.png")
+    steps.update()
+    steps.close()
+    result = _jsonable(result)
+    _atomic_write(out / "inspect.json", lambda p: Path(p).write_text(json.dumps(result, indent=1) + "\n"))
+    return result
