@@ -77,7 +77,7 @@ def from_reference(state_dict: dict[str, Any], n_layer: int = 6, **config_overri
     if config_overrides.get("pos", "rope") != "rope" or config_overrides.get("variant", "gpu") != "gpu":
         raise ValueError("the official model is BDH-GPU with RoPE: pos must be 'rope' and variant 'gpu'")
     cfg = BDHConfig(n_layer=n_layer, **fixed, **config_overrides)
-    model = BDH(cfg)
+    model = BDH(cfg).to(enc.dtype)  # keep the weights' precision
     new = {
         "decoder_x": enc,
         "decoder_y": enc_v,

@@ -1,0 +1,71 @@
+"""RoPE, ALiBi, parameter-free LayerNorm and the fused gate, against direct formulas."""
+
+import math
+
+import pytest
+import torch
+
+from engramlab.bdh.ops import dropout_mask, gate_dropout, rope_rotate, rope_tables
+from engramlab.nn.layernorm import ParameterFreeLayerNorm, layer_norm
+from engramlab.nn.rope import alibi_log_decay, apply_rope, rope_cos_sin, rope_frequencies
+
+
+def test_rope_frequencies_are_the_official_formula():
+    N = 8
+    f = rope_frequencies(N, 2.0**16, torch.float64)
+    for i in range(N):
+        assert f[i].item() == pytest.approx((2.0**16) ** (-(2 * (i // 2)) / N) / (2 * math.pi), rel=1e-12)
+    with pytest.raises(ValueError):
+        rope_frequencies(7)
+
+
+@pytest.mark.parametrize("paired", [True, False])
+def test_rope_rotates_each_pair_by_its_phase(paired):
+    g = torch.Generator().manual_seed(0)
+    H, B, T, N = 2, 3, 5, 6
+    freqs = torch.rand(H, N, generator=g, dtype=torch.float64)
+    if paired:
+        freqs[:, 1::2] = freqs[:, 0::2]
+    x = torch.randn(H, B, T, N, generator=g, dtype=torch.float64)
+    pos = torch.arange(3, 3 + T)
+    out = rope_rotate(x, rope_tables(freqs, pos, torch.float64))
+    want = torch.empty_like(x)
+    for h in range(H):
+        for t in range(T):
+            for i in range(0, N, 2):
+                p0 = 2 * math.pi * ((pos[t].item() * freqs[h, i].item()) % 1)
+                p1 = 2 * math.pi * ((pos[t].item() * freqs[h, i + 1].item()) % 1)
+                want[h, :, t, i] = x[h, :, t, i] * math.cos(p0) - x[h, :, t, i + 1] * math.sin(p0)
+                want[h, :, t, i + 1] = x[h, :, t, i + 1] * math.cos(p1) + x[h, :, t, i] * math.sin(p1)
+    torch.testing.assert_close(out, want)
+    cos, sin = rope_cos_sin(freqs, pos)
+    torch.testing.assert_close(apply_rope(x, cos.unsqueeze(1), sin.unsqueeze(1)), want)
+
+
+def test_alibi_half_lives():
+    ld = alibi_log_decay(4, 16.0, 1024.0).double()
+    half = -math.log(2) / ld
+    want = torch.tensor([16.0, 64.0, 256.0, 1024.0], dtype=torch.float64)
+    torch.testing.assert_close(half, want, rtol=1e-5, atol=0)
+    with pytest.raises(ValueError):
+        alibi_log_decay(2, 10.0, 5.0)
+
+
+def test_layer_norm_has_no_parameters():
+    z = torch.randn(4, 7, dtype=torch.float64)
+    want = (z - z.mean(-1, keepdim=True)) / torch.sqrt(z.var(-1, unbiased=False, keepdim=True) + 1e-5)
+    torch.testing.assert_close(layer_norm(z), want)
+    assert len(list(ParameterFreeLayerNorm().parameters())) == 0
+
+
+def test_gate_dropout_value_and_gradient():
+    g = torch.Generator().manual_seed(1)
+    ya = torch.randn(2, 3, 4, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    x = torch.rand(2, 3, 4, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    drop = torch.rand(2, 3, 4, 5, generator=g) < 0.3
+    torch.testing.assert_close(gate_dropout(ya, x, drop), torch.relu(ya) * x * (~drop))
+    assert torch.autograd.gradcheck(lambda a, b: gate_dropout(a, b, drop), (ya, x))
+    torch.manual_seed(0)
+    m = dropout_mask((200, 500), 0.1, "cpu")
+    assert abs(m.float().mean().item() - 0.1) < 0.005
+    assert dropout_mask((3,), 0.0, "cpu") is None
