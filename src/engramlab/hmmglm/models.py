@@ -91,6 +91,7 @@ class FitConfig:
     batch_windows: int | None = None  # windows per Adam step; None = all windows (full batch)
     min_log_transition: float = -8.0  # clamp of log A in the closed-form update (reference code)
     e_step: str = "auto"  # "sequential", "scan" or "auto" (scan for sequences longer than 4000 bins)
+    tol: float | None = 1e-4  # stop when an epoch gains < tol nats per bin per neuron (not one-hot)
     seed: int = 0
 
 
@@ -307,6 +308,9 @@ class _HMMGLMBase(nn.Module):
             post = self._smoother(self._emission_ll(x, conv, "soft", constant=False), mask, cfg.e_step)
             self.history_.append((float(post.log_normalizer.sum()) - log_fact) / n_bins)
             bar.set_postfix(ll_per_bin=f"{self.history_[-1]:.4f}")
+            if (cfg.tol is not None and not self._scheduled and epoch > 0
+                    and self.history_[-1] - self.history_[-2] < cfg.tol * self.n_neurons):
+                break  # converged: the E-step above already matches the current parameters
             if S > 1:
                 counts = post.trans_counts.sum(0)
                 logA = torch.log(counts / counts.sum(1, keepdim=True).clamp(min=1e-300)).clamp(
@@ -345,6 +349,7 @@ class _HMMGLMBase(nn.Module):
         return self
 
     _state_params: tuple[str, ...] = ()
+    _scheduled = False  # True when the fit follows a schedule over n_epochs (no early stop)
 
     def save(self, path) -> Path:
         """Write ``path/`` = config.json + model.safetensors atomically (temp dir, then rename)."""
@@ -468,6 +473,7 @@ class OneHotHMMGLM(_HMMGLMBase):
 
     kind = "onehot"
     _state_params = ("type_logits", "strength_raw")
+    _scheduled = True  # the Gumbel-softmax temperature is annealed over all n_epochs
 
     def __init__(self, n_states: int, n_neurons: int, basis=None, link: str = "sigmoid",
                  observations: str = "poisson", **kwargs) -> None:
