@@ -58,6 +58,14 @@ def test_layer_norm_has_no_parameters():
     assert len(list(ParameterFreeLayerNorm().parameters())) == 0
 
 
+def test_gram_symmetric_backward():
+    from engramlab.bdh.attention import gram
+
+    k = torch.randn(2, 6, 4, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(gram(k), k @ k.transpose(-1, -2))
+    assert torch.autograd.gradcheck(gram, (k,))
+
+
 def test_gate_dropout_value_and_gradient():
     g = torch.Generator().manual_seed(1)
     ya = torch.randn(2, 3, 4, 5, generator=g, dtype=torch.float64, requires_grad=True)

@@ -27,6 +27,25 @@ from __future__ import annotations
 import torch
 
 
+class _Gram(torch.autograd.Function):
+    """k @ k^T with the symmetric backward dk = (G + G^T) k: one matmul instead of two."""
+
+    @staticmethod
+    def forward(ctx, k):
+        ctx.save_for_backward(k)
+        return k @ k.transpose(-1, -2)
+
+    @staticmethod
+    def backward(ctx, g):
+        (k,) = ctx.saved_tensors
+        return (g + g.transpose(-1, -2)) @ k
+
+
+def gram(k: torch.Tensor) -> torch.Tensor:
+    """Scores of keys = queries: k @ k^T (..., T, T); the official code asserts K is Q."""
+    return _Gram.apply(k)
+
+
 def _check(k: torch.Tensor, v: torch.Tensor, log_f: torch.Tensor | None) -> None:
     if k.dim() != 4 or v.dim() != 4 or v.shape[-2] != k.shape[-2]:
         raise ValueError(
@@ -40,7 +59,7 @@ def attention_quadratic(k: torch.Tensor, v: torch.Tensor, log_f: torch.Tensor | 
     """Quadratic masked form (T x T scores, strictly lower triangle): a* (B, H, T, d)."""
     _check(k, v, log_f)
     T = k.shape[-2]
-    scores = k @ k.transpose(-1, -2)  # (B, H, T, T)
+    scores = gram(k)  # (B, H, T, T)
     if log_f is None:
         scores = scores.tril(diagonal=-1)
     else:
@@ -88,7 +107,7 @@ def attention_chunked(
         chunk_w = torch.exp(Lc[..., -1])  # (Bf, Hf, n): decay over the whole chunk
 
     # within chunks: the masked product, all chunks at once
-    scores = kc @ kc.transpose(-1, -2)  # (B, H, n, C, C)
+    scores = gram(kc)  # (B, H, n, C, C)
     scores = scores * W if log_f is not None else scores.tril(diagonal=-1)
     out = scores @ vc  # (B, H, n, C, d)
 

@@ -372,8 +372,8 @@ def _presets() -> dict[str, dict[str, dict[str, Any]]]:
         "small": {
             "model": dict(n_layer=4, n_embd=128, n_head=4, mlp_internal_dim_multiplier=8, dropout=0.0,
                           chunk_size=64),
-            "train": dict(steps=150, batch_size=8, block_size=128, lr=2e-3, min_lr=2e-4, warmup_steps=15,
-                          eval_interval=25, eval_batches=8, log_interval=5),
+            "train": dict(steps=600, batch_size=8, block_size=128, lr=2e-3, min_lr=2e-4, warmup_steps=40,
+                          eval_interval=50, eval_batches=10, log_interval=10),
         },
         # the official code's 25.3M model and training settings (GPU)
         "paper": {

@@ -1,0 +1,259 @@
+"""BDH speed and memory against the official implementation, side by side in one run (prints JSON).
+
+    python benchmarks/bdh.py --reference /path/to/clone/of/pathwaycom/bdh [--out results.json]
+
+The official ``bdh.py`` is imported from ``--reference`` (a local clone; never vendored here).
+Config (the issue's): d=256, 4 heads, multiplier 16 (N=1024, n=4096), 6 layers, vocab 256.
+
+- generation: tokens/s of our recurrent ``step`` after a parallel prefill of C context bytes,
+  for each C in --gen-contexts, and peak resident memory of a process that does only that;
+  the reference's way (re-running forward over the whole prefix per new token) at C=1024;
+- training: tokens/s of forward + backward + AdamW step at each T in --train-T (batch
+  --batch), ours (chunked) and the reference's, same weights; the loss of both on the same
+  batch at the same weights (dropout off), and the fraction of the measured fp32 matmul peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from engramlab.bdh.convert import from_reference
+from engramlab.bdh.model import BDH, BDHConfig
+
+CFG = dict(n_layer=6, n_embd=256, n_head=4, mlp_internal_dim_multiplier=16, vocab_size=256)
+
+
+def load_reference(path: str):
+    f = Path(path) / "bdh.py"
+    if not f.is_file():
+        raise FileNotFoundError(f"--reference {path}: no bdh.py there (expected a clone of pathwaycom/bdh)")
+    spec = importlib.util.spec_from_file_location("reference_bdh", f)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def peak_rss_mib() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def matmul_peak_gflops(n: int = 1024, reps: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+# ------------------------------------------------------------------------------------ generation
+def gen_worker(context: int, new_tokens: int, seed: int) -> dict:
+    """Run in a fresh process: prefill `context` bytes, then time `new_tokens` steps."""
+    torch.manual_seed(seed)
+    model = BDH(BDHConfig(**CFG, dropout=0.0)).eval()
+    prompt = torch.randint(0, 256, (1, context))
+    base = rss_mib()
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        logits, state = model.prefill(prompt)
+        prefill_s = time.perf_counter() - t0
+        after_prefill = rss_mib()
+        tok = logits.argmax(-1)
+        logits, state = model.step(tok, state)  # warm-up
+        tok = logits.argmax(-1)
+        t0 = time.perf_counter()
+        for _ in range(new_tokens):
+            logits, state = model.step(tok, state)
+            tok = logits.argmax(-1)
+        dt = time.perf_counter() - t0
+        after_steps = rss_mib()
+    return {
+        "context": context,
+        "tokens_per_s": new_tokens / dt,
+        "ms_per_token": 1e3 * dt / new_tokens,
+        "prefill_tokens_per_s": context / prefill_s,
+        "state_mib": state["rho"].numel() * state["rho"].element_size() / 2**20,
+        "rss_growth_during_steps_mib": after_steps - after_prefill,
+        "rss_after_prefill_mib": after_prefill,
+        "rss_before_mib": base,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+
+
+def reference_generation(ref, context: int, new_tokens: int, seed: int) -> dict:
+    torch.manual_seed(seed)
+    model = ref.BDH(ref.BDHConfig(**CFG, dropout=0.0)).eval()
+    idx = torch.randint(0, 256, (1, context))
+    with torch.no_grad():
+        model(idx[:, :16])  # warm-up
+        t0 = time.perf_counter()
+        out = model.generate(idx, new_tokens, top_k=1)
+        dt = time.perf_counter() - t0
+    assert out.shape[1] == context + new_tokens
+    return {"context": context, "tokens_per_s": new_tokens / dt, "ms_per_token": 1e3 * dt / new_tokens}
+
+
+# ------------------------------------------------------------------------------------ training
+def train_flops(T: int, B: int, chunk: int | None) -> float:
+    """Matmul FLOPs of one fwd+bwd step (3x forward); chunk=None: the quadratic form."""
+    L, d, H = CFG["n_layer"], CFG["n_embd"], CFG["n_head"]
+    N = CFG["mlp_internal_dim_multiplier"] * d // H
+    n = H * N
+    proj = 2 * B * T * 3 * n * d
+    if chunk is None or chunk >= T:
+        attn = 2 * B * H * T * T * (N + d)
+    else:
+        attn = 2 * B * H * T * chunk * (N + d) + 2 * B * H * N * d * (T + (T - chunk))
+    head = 2 * B * T * d * CFG["vocab_size"]
+    return 3 * (L * (proj + attn) + head)
+
+
+def time_training(model, T: int, B: int, steps: int, seed: int) -> tuple[float, list[float]]:
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+    model.train()
+    times, losses = [], []
+    for _ in range(steps + 1):  # the first step is a warm-up
+        x = torch.randint(0, 256, (B, T), generator=g)
+        y = torch.randint(0, 256, (B, T), generator=g)
+        t0 = time.perf_counter()
+        _, loss = model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+        losses.append(loss.item())
+    return min(times[1:]), losses
+
+
+def training_row(ref, T: int, B: int, steps: int, chunk: int, peak: float, seed: int) -> dict:
+    torch.manual_seed(seed)
+    rmodel = ref.BDH(ref.BDHConfig(**CFG, dropout=0.1))
+    ours = from_reference(rmodel.state_dict(), n_layer=CFG["n_layer"], dropout=0.1, chunk_size=chunk)
+    # same weights, same batch, dropout off: the two losses
+    g = torch.Generator().manual_seed(seed + 1)
+    x = torch.randint(0, 256, (B, T), generator=g)
+    y = torch.randint(0, 256, (B, T), generator=g)
+    rmodel.eval()
+    ours.eval()
+    with torch.no_grad():
+        loss_ref = rmodel(x, y)[1].item()
+        loss_ours = ours(x, y)[1].item()
+    row = {"T": T, "batch": B, "chunk_size": chunk,
+           "loss_same_weights": {"ours": loss_ours, "reference": loss_ref}}
+    t_ours, l_ours = time_training(ours, T, B, steps, seed)
+    del ours
+    t_ref, l_ref = time_training(rmodel, T, B, steps, seed)
+    f_ours, f_ref = train_flops(T, B, chunk), train_flops(T, B, None)
+    row.update({
+        "ours_tokens_per_s": B * T / t_ours,
+        "reference_tokens_per_s": B * T / t_ref,
+        "speedup": t_ref / t_ours,
+        "ours_s_per_step": t_ours,
+        "reference_s_per_step": t_ref,
+        "ours_matmul_gflop_per_step": f_ours / 1e9,
+        "reference_matmul_gflop_per_step": f_ref / 1e9,
+        "ours_fraction_of_fp32_peak": f_ours / t_ours / 1e9 / peak,
+        "reference_fraction_of_fp32_peak": f_ref / t_ref / 1e9 / peak,
+        "train_losses_ours": l_ours,
+        "train_losses_reference": l_ref,
+    })
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reference", required=True, help="local clone of github.com/pathwaycom/bdh")
+    ap.add_argument("--gen-contexts", default="256,1024,8192")
+    ap.add_argument("--gen-tokens", type=int, default=64)
+    ap.add_argument("--ref-gen-tokens", type=int, default=2)
+    ap.add_argument("--train-T", default="256,2048")
+    ap.add_argument("--batch", default="8", help="batch per T (one value, or one per --train-T entry)")
+    ap.add_argument("--train-steps", type=int, default=2, help="timed steps (after one warm-up)")
+    ap.add_argument("--chunk", default="256,128", help="chunk size per --train-T entry (or one value)")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: gen, refgen, train")
+    ap.add_argument("--out", default=None, help="also write the JSON here")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--_gen_worker", nargs=3, type=int, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    if a._gen_worker:
+        print(json.dumps(gen_worker(*a._gen_worker)))
+        return
+    ref = load_reference(a.reference)
+    skip = set(filter(None, a.skip.split(",")))
+    res = {
+        "config": CFG,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "load_average_at_start": os.getloadavg(),
+    }
+    res["fp32_matmul_peak_gflops"] = peak = matmul_peak_gflops()
+    if "gen" not in skip:
+        rows = []
+        for c in [int(s) for s in a.gen_contexts.split(",")]:
+            cmd = [sys.executable, __file__, "--reference", a.reference,
+                   "--_gen_worker", str(c), str(a.gen_tokens), str(a.seed)]
+            cmd += ["--threads", str(a.threads)] if a.threads else []
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            rows.append(json.loads(out.strip().splitlines()[-1]))
+            print(json.dumps(rows[-1]), file=sys.stderr)
+        res["generation_ours"] = rows
+        by = {r["context"]: r["tokens_per_s"] for r in rows}
+        if 256 in by and 8192 in by:
+            res["generation_ours_8192_vs_256_slowdown"] = by[256] / by[8192]
+    if "refgen" not in skip:
+        r = reference_generation(ref, 1024, a.ref_gen_tokens, a.seed)
+        res["generation_reference"] = r
+        print(json.dumps(r), file=sys.stderr)
+        ours1024 = [x for x in res.get("generation_ours", []) if x["context"] == 1024]
+        if ours1024:
+            res["generation_speedup_at_1024"] = ours1024[0]["tokens_per_s"] / r["tokens_per_s"]
+    if "train" not in skip:
+        Ts = [int(s) for s in a.train_T.split(",")]
+        Bs = [int(s) for s in a.batch.split(",")]
+        Cs = [int(s) for s in a.chunk.split(",")]
+        Bs = Bs * len(Ts) if len(Bs) == 1 else Bs
+        Cs = Cs * len(Ts) if len(Cs) == 1 else Cs
+        rows = []
+        for T, B, C in zip(Ts, Bs, Cs):
+            rows.append(training_row(ref, T, B, a.train_steps, C, peak, a.seed))
+            print(json.dumps(rows[-1]), file=sys.stderr)
+        res["training"] = rows
+    res["load_average_at_end"] = os.getloadavg()
+    text = json.dumps(res, indent=2)
+    print(text)
+    if a.out:
+        tmp = Path(a.out).with_suffix(".tmp")
+        tmp.write_text(text + "\n")
+        os.replace(tmp, a.out)
+
+
+if __name__ == "__main__":
+    main()
