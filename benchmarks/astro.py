@@ -174,7 +174,7 @@ def main(argv=None) -> dict:
     )
     gpt.eval()
     result = {
-        "machine": "CPU, torch threads=%d (timings on a shared machine are noisy)" % args.threads,
+        "machine": f"CPU, torch threads={args.threads} (timings on a shared machine are noisy)",
         "params": {"astrosnn": astro.num_params(), "gpt": gpt.num_params()},
         "latency": latency(astro, gpt, contexts, args.tokens, args.repeats),
         "lif_scan": lif_scan(),

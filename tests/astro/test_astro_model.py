@@ -55,6 +55,19 @@ def test_parallel_equals_recurrent_float64(astrocyte, reset):
     assert torch.allclose(last, logits[:, 19], atol=1e-10)
 
 
+def test_state_survives_the_engines_detach():
+    from engramlab.train.engine import _detach
+
+    torch.manual_seed(4)
+    m = AstroSNN(tiny())
+    x = torch.randint(0, 11, (2, 9))
+    _, loss, st = m.forward_with_state(x, x)
+    st = _detach(st)
+    assert all(not z.requires_grad for z in leaves(st))
+    _, loss2, _ = m.forward_with_state(x, x, st)
+    loss2.backward()
+
+
 def test_loss_ignores_minus_one_and_gradients_reach_astrocytes():
     torch.manual_seed(1)
     m = AstroSNN(tiny())

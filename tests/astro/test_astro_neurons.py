@@ -116,5 +116,7 @@ def test_lif_bad_inputs():
         lif(torch.randn(4, 2, 5))
     with pytest.raises(ValueError, match="state"):
         lif(torch.randn(4, 2, 3), state=lif.init_state(7))
+    with pytest.raises(ValueError, match="non-finite"):
+        lif(torch.tensor([[[0.0, float("inf"), 0.0]]]))
     with pytest.raises(TypeError, match="LIFState"):
         lif.step(torch.randn(2, 3), state=(torch.zeros(2, 3), torch.zeros(2, 3)))

@@ -50,7 +50,7 @@ def feature_map(x: torch.Tensor) -> torch.Tensor:
 
 
 class AstroState(NamedTuple):
-    """Astrocyte state: S = [H | z] (B, A, Dk, N/A + 1) and the last input x_{t-1} (B, d) for the key shift."""
+    """Astrocyte state: S = [H | z] (B, A, Dk, N/A + 1) and the last input x_{t-1} (B, d) (key shift)."""
 
     S: torch.Tensor
     x_prev: torch.Tensor

@@ -65,7 +65,8 @@ class AstroConfig:
                 raise ValueError(f"AstroConfig.{name} must be a positive int, got {v!r}")
         if self.n_neurons % self.n_astrocytes:
             raise ValueError(
-                f"AstroConfig.n_neurons={self.n_neurons} must be divisible by n_astrocytes={self.n_astrocytes}"
+                f"AstroConfig.n_neurons={self.n_neurons} must be divisible by "
+                f"n_astrocytes={self.n_astrocytes}"
             )
         if not 0 < self.beta_min <= self.beta_max < 1:
             raise ValueError(f"need 0 < beta_min <= beta_max < 1, got {self.beta_min}, {self.beta_max}")

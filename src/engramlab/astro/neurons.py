@@ -225,6 +225,9 @@ class LIF(nn.Module):
             raise ValueError(
                 f"mod has shape {tuple(mod.shape)}, expected the current's {tuple(current.shape)}"
             )
+        check_finite(current, "LIF input current")
+        if mod is not None:
+            check_finite(mod, "LIF modulation")
         batch_shape = tuple(current.shape[1:-1])
         if state is None:
             state = self.init_state(batch_shape, current.device, current.dtype)
