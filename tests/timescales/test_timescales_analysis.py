@@ -61,6 +61,7 @@ def test_autocorrelation_matches_brute_force():
             v = x[tr, :, i] - x[tr, :, i].mean()
             ref += np.array([np.dot(v[: 50 - k], v[k:]) / (50 - k) for k in range(11)])
         np.testing.assert_allclose(ac[:, i], ref / 3, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(autocorrelation(x, 10, chunk=1), ac, rtol=1e-12)  # neuron-chunked path
 
 
 def test_pca_dimensionality_of_planted_rank():

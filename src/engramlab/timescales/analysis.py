@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from scipy.optimize import OptimizeWarning, curve_fit
 from tqdm.auto import tqdm
 
-from engramlab.data.tasks import labels_in_time, make_timescale_batch
+from engramlab.data.tasks import labels_in_time, make_timescale_batch, sample_sequence_length
 
 from .curriculum import evaluate, list_checkpoints, load_checkpoint
 from .model import LeakyRNN, _act
@@ -72,17 +72,21 @@ def random_input(
 
 
 # ----------------------------------------------------------------------------- autocorrelation / fits
-def autocorrelation(x: np.ndarray, max_lag: int = 200) -> np.ndarray:
+def autocorrelation(x: np.ndarray, max_lag: int = 200, chunk: int = 32) -> np.ndarray:
     """Trial-averaged autocorrelation by FFT, mean-subtracted, zero-padded, unbiased (divided by n - lag).
 
     x (trials, T) or (trials, T, H) -> AC (max_lag + 1,) or (max_lag + 1, H), not normalised by AC(0).
     """
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(x)
     if x.ndim not in (2, 3):
         raise ValueError(f"x must be (trials, T) or (trials, T, H), got shape {x.shape}")
     n = x.shape[1]
     if max_lag >= n:
         raise ValueError(f"max_lag={max_lag} must be < the number of time steps {n}")
+    if x.ndim == 3 and x.shape[2] > chunk:  # bounded memory: a few neurons at a time
+        parts = [autocorrelation(x[:, :, i : i + chunk], max_lag, chunk) for i in range(0, x.shape[2], chunk)]
+        return np.concatenate(parts, axis=1)
+    x = x.astype(np.float64)
     xp = x - x.mean(axis=1, keepdims=True)
     nfft = 1 << int(math.ceil(math.log2(2 * n)))
     f = np.fft.rfft(xp, n=nfft, axis=1)
@@ -157,13 +161,23 @@ def network_timescales(
     max_lag: int = 200,
     fit_lag: int = 30,
     seed: int = 0,
+    fit_neurons: int | None = None,
+    pca_trials: int | None = None,
 ) -> dict:
-    """tau_net per neuron, population tau_net and PCA dimensionality on random input (paper Sec. 3)."""
+    """tau_net per neuron, population tau_net and PCA dimensionality on random input (paper Sec. 3).
+
+    ``fit_neurons``: fit tau_net for this many randomly chosen neurons only (None: all, as the paper);
+    ``pca_trials``: PCA on this many trials only (None: all). Both only bound the CPU time.
+    """
     g = torch.Generator().manual_seed(seed)
     x = random_input(trials, steps + burn_in, g)
     torch.manual_seed(seed)
     act = simulate(model, x)[burn_in:].permute(1, 0, 2).numpy()  # (trials, T, H)
-    ac = autocorrelation(act, max_lag)  # (L, H)
+    H = act.shape[2]
+    idx = np.arange(H)
+    if fit_neurons is not None and fit_neurons < H:
+        idx = np.sort(torch.randperm(H, generator=g)[:fit_neurons].numpy())
+    ac = autocorrelation(act[:, :, idx], max_lag)  # (L, len(idx))
     fits = [fit_timescale(ac[:, i], fit_lag) for i in range(ac.shape[1])]
     taus_net = np.array([f.tau for f in fits])
     tau_single = np.array([f.params1[1] if f.params1 else np.nan for f in fits])  # 1-exp fit only
@@ -172,7 +186,8 @@ def network_timescales(
         "tau_net": taus_net,
         "tau_net_single_exp": tau_single,
         "tau_net_population": pop,
-        "dimensionality": pca_dimensionality(act),
+        "neurons": idx.tolist(),
+        "dimensionality": pca_dimensionality(act[:pca_trials]),
     }
 
 
@@ -287,17 +302,22 @@ def probe_accuracy(
     train_batches: int = 8,
     test_batches: int = 4,
     batch_size: int = 256,
-    steps: int = 300,
+    steps: int = 100,
     seed: int = 0,
+    length_n: int | None = None,
 ) -> float:
-    """Accuracy (%) of a fresh logistic readout on the frozen network's final state for N = n."""
+    """Accuracy (%) of a fresh logistic readout on the frozen network's final state for N = n.
+
+    Sequence lengths follow the rule for max(n, length_n) (``length_n`` None: for n).
+    """
     g = torch.Generator().manual_seed(seed)
 
     @torch.no_grad()
     def feats(nb):
         xs, ys = [], []
         for _ in range(nb):
-            x, y = make_timescale_batch(task, [n], batch_size, g)
+            length = sample_sequence_length(max(n, length_n or n), g)
+            x, y = make_timescale_batch(task, [n], batch_size, g, length=length)
             h = simulate(model, x)[-1] if isinstance(model, LeakyRNN) else model.rnn(2 * x - 1)[0][:, -1]
             xs.append(h)
             ys.append(y[0])
@@ -333,8 +353,14 @@ class AnalysisConfig:
     trials: int = 10
     seed: int = 0
     eval_batches: int = 10
+    fit_neurons: int | None = None  # None: fit tau_net for every neuron (the paper)
+    pca_trials: int | None = None  # None: PCA on every trial
 
     def __post_init__(self):
+        for name in ("fit_neurons", "pca_trials"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ValueError(f"{name} must be a positive int or None, got {v!r}")
         for name in ("ac_steps", "ac_trials", "every", "trials", "eval_batches"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -391,7 +417,14 @@ def analyze_run(
             "elapsed_s": meta["elapsed_s"],
         }
         if i % cfg.every == 0 or i == len(ckpts) - 1:
-            nt = network_timescales(model, cfg.ac_steps, cfg.ac_trials, seed=cfg.seed)
+            nt = network_timescales(
+                model,
+                cfg.ac_steps,
+                cfg.ac_trials,
+                seed=cfg.seed,
+                fit_neurons=cfg.fit_neurons,
+                pca_trials=cfg.pca_trials,
+            )
             tn = nt["tau_net"]
             keep = tn[np.isfinite(tn) & (tn > 1)]  # the paper keeps neurons with tau_net > 1
             row.update(
@@ -425,7 +458,7 @@ def analyze_run(
     n_last = ckpts[-1][1]
     model, meta = models[n_last]
     n_eval = sorted(
-        set(range(2, n_last + 1, max(1, (n_last - 2) // 8))) | {n_last} | {n_last + 1, n_last + 3}
+        set(range(2, n_last + 1, max(1, (n_last - 2) // 5))) | {n_last} | {n_last + 1, n_last + 3}
     )
     g = torch.Generator().manual_seed(cfg.seed)
     head_acc = {}
@@ -436,8 +469,9 @@ def analyze_run(
                 head = n - tc["n_min"]  # an untrained head (multi-head: beyond the trained range)
             else:
                 continue
-        head_acc[str(n)] = evaluate(model, task, [n], [head], cfg.eval_batches, 256, g)[0]
-    probe = {str(n): probe_accuracy(model, task, n, seed=cfg.seed) for n in n_eval}
+        # lengths as in the final training stage (N_last + 2 .. 4 N_last + 1), longer for N > N_last
+        head_acc[str(n)] = evaluate(model, task, [n], [head], cfg.eval_batches, 256, g, length_n=n_last)[0]
+    probe = {str(n): probe_accuracy(model, task, n, seed=cfg.seed, length_n=n_last) for n in n_eval}
     res["final_network"] = {
         "n_max": n_last,
         "head_accuracy": head_acc,

@@ -31,7 +31,8 @@ def _analyze(args) -> None:
     from .analysis import AnalysisConfig, analyze_runs
 
     acfg = AnalysisConfig(ac_steps=args.ac_steps, ac_trials=args.ac_trials, every=args.every,
-                          ablation_ns=args.ablation_ns, perturb_n=args.perturb_n, seed=args.seed)
+                          ablation_ns=args.ablation_ns, perturb_n=args.perturb_n, seed=args.seed,
+                          fit_neurons=args.fit_neurons, pca_trials=args.pca_trials, trials=args.trials)
     result = analyze_runs(args.dirs, acfg, out=args.out)
     print(json.dumps(result["summary"], indent=2))
 
@@ -77,6 +78,10 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
     a.add_argument("--ablation-ns", type=int, nargs="*", default=None,
                    help="N at which to ablate / perturb (default: the largest N all runs reached)")
     a.add_argument("--perturb-n", type=int, default=None)
+    a.add_argument("--fit-neurons", type=int, default=None,
+                   help="fit tau_net for this many random neurons (default: all)")
+    a.add_argument("--pca-trials", type=int, default=None, help="PCA on this many trials (default all)")
+    a.add_argument("--trials", type=int, default=10, help="streams per ablation / perturbation condition")
     a.add_argument("--seed", type=int, default=0)
     a.set_defaults(func=_analyze)
     return p

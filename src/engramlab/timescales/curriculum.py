@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from engramlab.data.tasks import TIMESCALE_TASKS, make_timescale_batch
+from engramlab.data.tasks import TIMESCALE_TASKS, make_timescale_batch, sample_sequence_length
 
 from .model import GatedRNN, GatedRNNConfig, LeakyRNN, LeakyRNNConfig
 
@@ -213,12 +213,16 @@ def list_checkpoints(run_dir: str | Path) -> list[tuple[int, int, Path]]:
 # ----------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def evaluate(model: nn.Module, task: str, ns: list[int], heads: list[int], n_batches: int, batch_size: int,
-             generator: torch.Generator | None = None) -> list[float]:
-    """Accuracy (%) of head ``heads[i]`` on N = ``ns[i]``, on ``n_batches`` fresh batches."""
+             generator: torch.Generator | None = None, length_n: int | None = None) -> list[float]:
+    """Accuracy (%) of head ``heads[i]`` on N = ``ns[i]``, on ``n_batches`` fresh batches.
+
+    Sequence lengths follow the rule for max(ns), or for max(length_n, max(ns)) when ``length_n`` is given.
+    """
     correct = torch.zeros(len(ns))
     idx = torch.tensor(heads)
     for _ in range(n_batches):
-        x, y = make_timescale_batch(task, ns, batch_size, generator)
+        length = None if length_n is None else sample_sequence_length(max(length_n, *ns), generator)
+        x, y = make_timescale_batch(task, ns, batch_size, generator, length=length)
         pred = model(x, heads=idx).argmax(-1)  # (K, B)
         correct += (pred == y).sum(1).float()
     return (100.0 * correct / (n_batches * batch_size)).tolist()
