@@ -100,3 +100,17 @@ def test_consecutive_batcher_continues_each_stream():
     for _ in range(b.windows_per_stream - 2):
         b.next()
     assert b.next()[2]  # wrapped around: state must be reset
+
+
+def test_europarl_names_read_the_cached_translation_stream(tmp_path, monkeypatch):
+    # a pre-extracted Europarl pair in the cache: no download happens
+    monkeypatch.setenv("ENGRAMLAB_CACHE", str(tmp_path))
+    root = tmp_path / "europarl"
+    root.mkdir()
+    (root / "europarl-v7.pl-en.en").write_text("Resumption of the session\nThank you\n" * 50)
+    (root / "europarl-v7.pl-en.pl").write_text("Wznowienie sesji\nDziekuje\n" * 50)
+    c = load_corpus("europarl-pl-en")
+    stream = bytes(np.concatenate([c.train, c.val])).decode()
+    assert "Resumption of the session" in stream and "Wznowienie sesji" in stream
+    with pytest.raises(ValueError, match="unknown Europarl v7 pair 'xx-yy'; known: bg-en"):
+        load_corpus("europarl-xx-yy")

@@ -7,6 +7,9 @@ Sources (``load_corpus(spec)``):
   the user cache.
 - ``"tinyshakespeare"``: the 1,115,394-byte corpus of char-rnn / nanoGPT, downloaded into the
   user cache and checked against its SHA-256, or read from a local ``path=``.
+- ``"europarl"`` / ``"europarl-pl-en"``: the BDH paper's translation byte stream built from
+  Europarl v7 (``engramlab.data.parallel``; the paper's En-Pl + En-Cs, or one pair),
+  downloaded once into the user cache.
 - any local text file, or a folder of files (read in sorted order, joined by blank lines).
 
 Tokens are the file's bytes as ``uint8``; single files are memory-mapped, never copied. The
@@ -222,16 +225,16 @@ def load_corpus(
         src = build_shakespeare()
     elif spec == "tinyshakespeare":
         src = tinyshakespeare_path(path)
-    elif spec.startswith("europarl"):
-        from engramlab.data.parallel import europarl_corpus_path
+    elif spec == "europarl" or spec.startswith("europarl-"):
+        from engramlab.data.parallel import PAPER_PAIRS, europarl_translation_corpus
 
-        src = europarl_corpus_path(spec)
+        src = europarl_translation_corpus(PAPER_PAIRS if spec == "europarl" else (spec[len("europarl-"):],))
     else:
         p = Path(spec).expanduser()
         if not p.exists() and os.sep not in spec and "." not in spec:
             raise ValueError(
                 f"unknown corpus {spec!r}: not a known corpus name ({', '.join(KNOWN_CORPORA)}, "
-                f"europarl-<l1>-<l2>) and no file or folder of that name exists"
+                f"europarl, europarl-<xx>-en) and no file or folder of that name exists"
             )
         src = p
     data = _read_tokens(Path(src))
