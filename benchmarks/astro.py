@@ -28,14 +28,19 @@ from engramlab.astro.neurons import LIFScan, lif_reference
 from engramlab.baselines.gpt import GPT, GPTConfig
 
 
-def _time_steps(model, state, n: int, tok: torch.Tensor) -> tuple[float, object]:
-    times = []
+def _time_steps(model, state, n: int, tok: torch.Tensor) -> tuple[float, float]:
+    """Median wall time and median CPU time (this thread) of one step -> (wall_s, cpu_s).
+
+    The CPU time of the thread is much less disturbed by other jobs on a shared machine.
+    """
+    wall, cpu = [], []
     for _ in range(n):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         logits, state = model.step(tok, state)
-        times.append(time.perf_counter() - t0)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.thread_time() - c0)
         tok = logits.argmax(-1)
-    return statistics.median(times), state
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def gpt_cache(model: GPT, L: int, gen: torch.Generator) -> dict:
@@ -58,6 +63,7 @@ def latency(astro: AstroSNN, gpt: GPT, contexts: list[int], tokens: int, repeats
     gen = torch.Generator().manual_seed(0)
     out = {"astrosnn": {}, "gpt_kv_cache": {}}
     best: dict[tuple[str, int], float] = {}
+    best_cpu: dict[tuple[str, int], float] = {}
     astro_states = {}
     for L in contexts:  # AstroSNN reads the prompt with its parallel form; its state size is fixed
         prompt = torch.randint(0, 256, (1, L), generator=gen)
@@ -67,28 +73,35 @@ def latency(astro: AstroSNN, gpt: GPT, contexts: list[int], tokens: int, repeats
     tok = torch.tensor([65])
     for _ in range(repeats):
         for L in contexts:
-            t, _ = _time_steps(astro, astro_states[L], tokens, tok)
-            best[("astrosnn", L)] = min(best.get(("astrosnn", L), float("inf")), t)
-            t, _ = _time_steps(gpt, gpt_cache(gpt, L, gen), tokens, tok)
-            best[("gpt", L)] = min(best.get(("gpt", L), float("inf")), t)
+            for key, model, state in (
+                ("astrosnn", astro, astro_states[L]),
+                ("gpt", gpt, gpt_cache(gpt, L, gen)),
+            ):
+                t, c = _time_steps(model, state, tokens, tok)
+                best[(key, L)] = min(best.get((key, L), float("inf")), t)
+                best_cpu[(key, L)] = min(best_cpu.get((key, L), float("inf")), c)
     for L in contexts:
         out["astrosnn"][str(L)].update(
-            ms_per_token=1e3 * best[("astrosnn", L)], state_bytes=astro.state_bytes(1)
+            ms_per_token=1e3 * best[("astrosnn", L)],
+            cpu_ms_per_token=1e3 * best_cpu[("astrosnn", L)],
+            state_bytes=astro.state_bytes(1),
         )
         out["gpt_kv_cache"][str(L)] = {
             "ms_per_token": 1e3 * best[("gpt", L)],
+            "cpu_ms_per_token": 1e3 * best_cpu[("gpt", L)],
             "state_bytes": kv_bytes(gpt_cache(gpt, L, gen)),
         }
     lo, hi = str(contexts[0]), str(contexts[-1])
     for name in out:
-        out[name]["latency_ratio_longest_vs_shortest"] = (
-            out[name][hi]["ms_per_token"] / out[name][lo]["ms_per_token"]
-        )
-        out[name]["state_ratio_longest_vs_shortest"] = (
-            out[name][hi]["state_bytes"] / out[name][lo]["state_bytes"]
-        )
+        for key, ratio in (
+            ("ms_per_token", "latency"),
+            ("cpu_ms_per_token", "cpu_time"),
+            ("state_bytes", "state"),
+        ):
+            out[name][f"{ratio}_ratio_longest_vs_shortest"] = out[name][hi][key] / out[name][lo][key]
     out["target"] = f"AstroSNN latency at {hi} within 1.2x of {lo}"
-    out["target_met"] = out["astrosnn"]["latency_ratio_longest_vs_shortest"] <= 1.2
+    out["target_met_wall"] = out["astrosnn"]["latency_ratio_longest_vs_shortest"] <= 1.2
+    out["target_met_cpu_time"] = out["astrosnn"]["cpu_time_ratio_longest_vs_shortest"] <= 1.2
     return out
 
 
