@@ -34,15 +34,28 @@ def official_style_loop(model, x, h0):
     return torch.stack(heads)
 
 
-@pytest.mark.parametrize("variant", ["default", "mod"])
+# the TorchScript loop covers the default model only (the mod variant falls back to autograd)
+@pytest.mark.parametrize(
+    "variant,impl",
+    [
+        ("default", "fused"),
+        ("default", "autograd"),
+        ("default", "script"),
+        ("mod", "fused"),
+        ("mod", "autograd"),
+    ],
+)
 @pytest.mark.parametrize("train_tau", [True, False])
-@pytest.mark.parametrize("impl", ["fused", "autograd", "script"])
 def test_matches_step_by_step_reference(variant, train_tau, impl):
-    if impl == "script" and variant == "mod":
-        pytest.skip("the TorchScript loop covers the default model only (falls back to autograd)")
     torch.manual_seed(0)
-    m = LeakyRNN(n_neurons=12, n_heads=3, variant=variant, train_tau=train_tau,
-                 tau=1.0 if train_tau else 2.5, impl=impl).double()
+    m = LeakyRNN(
+        n_neurons=12,
+        n_heads=3,
+        variant=variant,
+        train_tau=train_tau,
+        tau=1.0 if train_tau else 2.5,
+        impl=impl,
+    ).double()
     with torch.no_grad():
         m.recurrent.weight.mul_(3.0)  # strong recurrence so both leaky-ReLU branches are visited
         if train_tau:
@@ -65,10 +78,12 @@ def test_matches_step_by_step_reference(variant, train_tau, impl):
 def test_fused_recurrence_gradcheck():
     torch.manual_seed(1)
     T, B, H = 6, 3, 5
-    args = (torch.randn(T, B, H, dtype=torch.float64, requires_grad=True),
-            torch.rand(B, H, dtype=torch.float64, requires_grad=True),
-            (0.5 * torch.randn(H, H, dtype=torch.float64)).requires_grad_(),
-            (0.2 + 0.8 * torch.rand(H, dtype=torch.float64)).requires_grad_())
+    args = (
+        torch.randn(T, B, H, dtype=torch.float64, requires_grad=True),
+        torch.rand(B, H, dtype=torch.float64, requires_grad=True),
+        (0.5 * torch.randn(H, H, dtype=torch.float64)).requires_grad_(),
+        (0.2 + 0.8 * torch.rand(H, dtype=torch.float64)).requires_grad_(),
+    )
     for variant, act in [("default", "leakyrelu"), ("mod", "leakyrelu"), ("mod", "tanh"), ("mod", "sigmoid")]:
         assert torch.autograd.gradcheck(lambda *a, v=variant, f=act: recurrence_fused(*a, v, f), args)
 
