@@ -431,6 +431,7 @@ def _atomic_write(path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -474,7 +475,8 @@ def _plot_repetition(rep: dict, path) -> None:
     w = max(1, P // 16)
     kern = np.ones(w) / w
     for l, curve in enumerate(rep["x_per_position"]):
-        a1.plot(np.convolve(100 * np.asarray(curve), kern, mode="same"), lw=1, label=f"layer {l}")
+        sm = np.convolve(100 * np.asarray(curve), kern, mode="valid")  # no edge effects
+        a1.plot(np.arange(len(sm)) + (w - 1) / 2, sm, lw=1, label=f"layer {l}")
     for r in range(1, R):
         a1.axvline(r * P, c="gray", lw=0.8, ls=":")
     a1.set_xlabel(f"position (pattern of {P} bytes repeated {R} times)")
@@ -514,6 +516,7 @@ def _plot_ccdf(graphs: dict, path) -> None:
 
         ks = np.arange(1, max(2, int(lam * 4)))
         ax.loglog(ks, _st.poisson.sf(ks - 1, lam), c="k", ls=":", lw=1, label="Erdos-Renyi (Poisson)")
+        ax.set_ylim(0.5 / g0.n_nodes, 1.5)  # below one node the Poisson curve is meaningless
         ax.set_xlabel(f"{kind}-degree k")
         ax.set_ylabel("P(degree >= k)")
         ax.legend(fontsize=7)
