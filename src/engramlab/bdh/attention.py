@@ -111,19 +111,28 @@ def attention_chunked(
     scores = scores * W if log_f is not None else scores.tril(diagonal=-1)
     out = scores @ vc  # (B, H, n, C, d)
 
-    # across chunks: read rho (end of previous chunk), then write this chunk's keys/values
+    if log_f is None:
+        # no damping: rho before chunk c is an exclusive prefix sum of the chunk writes, so all
+        # reads are one batched matmul (no sequential loop over chunks)
+        write = kc.transpose(-1, -2) @ vc  # (B, H, n, N, d): sum of each chunk's rank-1 writes
+        incl = torch.cumsum(write, dim=2)  # rho after chunk c (without the carried-in state)
+        S = incl[:, :, -1] if state is None else incl[:, :, -1] + state
+        if n > 1:
+            inter = kc[:, :, 1:] @ incl[:, :, :-1]  # (B, H, n-1, C, d): chunks 1.. read rho
+            out = out + torch.cat([torch.zeros_like(out[:, :, :1]), inter], dim=2)
+        if state is not None:
+            out = out + kc @ state.unsqueeze(2)
+        return out.reshape(B, H, n * C, d)[:, :, :T], S
+
+    # with damping: carry rho chunk by chunk (read the end of the previous chunk, then write)
     S = state
     inter = []
     for c in range(n):
         kq = kc[:, :, c]  # (B, H, C, N)
-        kv_w = kq if log_f is None else kq * write_w[:, :, c]
-        write = kv_w.transpose(-1, -2) @ vc[:, :, c]  # (B, H, N, d): sum of rank-1 writes
+        write = (kq * write_w[:, :, c]).transpose(-1, -2) @ vc[:, :, c]  # (B, H, N, d)
         if S is None:  # empty memory: nothing to read
             inter.append(None)
             S = write
-        elif log_f is None:
-            inter.append(kq @ S)
-            S = S + write
         else:
             inter.append(read_w[:, :, c] * (kq @ S))
             S = chunk_w[:, :, c, None, None] * S + write
