@@ -2,7 +2,10 @@
 
 For each delay D, four models with (nearly) the same parameter count are trained with the same
 budget (steps x batch of fresh task sequences, AdamW, warmup + cosine) on one task of
-``engramlab.data.tasks`` (copy / recall / dms) and scored on held-out sequences. The only thing
+``engramlab.data.tasks`` (copy / recall / dms) and scored on held-out sequences at delay D.
+By default (``train_delays="uniform"``) each training batch draws its delay from 0..D, for
+every model alike; ``jobs > 1`` runs the (model, delay) trainings in parallel processes, each
+seeded by its model and delay so that the numbers do not depend on the job order. The only thing
 the experiment needs from a model is ``forward(idx, targets) -> (logits, loss)`` with
 ``ignore_index=-1`` in the loss. Output: ``DIR/memory.json``
 ``{"task", "delays", "accuracy": {model: [acc per delay]}, "params": {model: n}, "steps"}``,
