@@ -19,8 +19,8 @@ import time
 import torch
 
 from engramlab.train.engine import make_optimizer, resolve_device
-from engramlab.train.run import build_configs, parse_sets
 from engramlab.train.registry import get_model_spec
+from engramlab.train.run import build_configs, parse_sets
 
 
 def main() -> None:

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from engramlab.baselines.gpt import GPT, GPTConfig
-from engramlab.baselines.lstm import LSTMConfig, LSTMLM
+from engramlab.baselines.lstm import LSTMLM, LSTMConfig
 
 
 def models():

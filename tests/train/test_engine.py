@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from engramlab.baselines.gpt import GPT, GPTConfig
-from engramlab.baselines.lstm import LSTMConfig, LSTMLM
+from engramlab.baselines.lstm import LSTMLM, LSTMConfig
 from engramlab.data.text import load_corpus
 from engramlab.train.checkpoint import CheckpointError, load_checkpoint
 from engramlab.train.config import TrainConfig

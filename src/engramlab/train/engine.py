@@ -295,7 +295,9 @@ class Trainer:
                 try:
                     from torch.utils.tensorboard import SummaryWriter
                 except ImportError:
-                    raise ValueError("tensorboard=True needs the tensorboard package: pip install tensorboard") from None
+                    raise ValueError(
+                        "tensorboard=True needs the tensorboard package: pip install tensorboard"
+                    ) from None
                 self.writer = SummaryWriter(str(self.out / "tensorboard"))
         if resume:
             self.resume()
