@@ -50,7 +50,9 @@ def test_probe_finds_a_planted_concept(tmp_path):
     best = res["best"][0]
     assert best["selection"]["U"] == best["selection"]["U_opt"] == 25
     assert best["held_out"]["rank_biserial"] == 1.0 and best["all"]["U"] == 100
-    assert best["mean_concept"] > best["mean_contrast"]
+    assert best["mean_concept"] > best["mean_contrast"] and best["mean_concept"] > 0
+    anysign = probe(_model(), concept, contrast, candidates=50, report=3, positive=False, progress=False)
+    assert anysign["best"][0]["selection"]["U"] == 25 and anysign["positive_only"] is False
     # through the command line, with the same numbers
     save_model_folder(tmp_path / "run", _model(), "bdh")
     (tmp_path / "a.txt").write_bytes(b"\n".join(concept) + b"\n")

@@ -76,7 +76,7 @@ def _probe(a) -> None:
     concept, contrast = read_sentences(a.concept), read_sentences(a.contrast)
     model, _ = _load_bdh(a.run_dir)
     res = probe(model, concept, contrast, candidates=a.candidates, report=a.report,
-                per_byte=not a.raw, progress=not a.no_progress)
+                per_byte=not a.raw, positive=not a.any_sign, progress=not a.no_progress)
     text = json.dumps(res, indent=2) + "\n"
     if a.out:
         from engramlab.bdh.inspect import _atomic_write
@@ -136,6 +136,8 @@ def add_subparser(subparsers) -> None:
     q.add_argument("--candidates", type=int, default=200, help="candidate synapses per layer")
     q.add_argument("--report", type=int, default=10, help="synapses to report")
     q.add_argument("--raw", action="store_true", help="raw Eq. 16 sigma instead of sigma per byte")
+    q.add_argument("--any-sign", action="store_true",
+                   help="also consider synapses whose mean on the concept sentences is not positive")
     q.add_argument("--out", default=None, help="also write the JSON here")
     q.add_argument("--no-progress", action="store_true")
     q.set_defaults(func=_probe)

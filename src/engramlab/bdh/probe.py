@@ -79,19 +79,30 @@ def sentence_synapse_factors(model, sentences: list[bytes], progress: bool = Tru
     return [{"layer": l, "Y": torch.cat(ys[l]), "K": torch.cat(ks[l]), "seg": seg_t} for l in range(1, L)]
 
 
-def _top_difference(Y: torch.Tensor, K: torch.Tensor, w: torch.Tensor, k: int, block_rows: int = 512):
-    """Top-k entries of Y^T diag(w) K by row blocks -> (values, flat indices i * n + j)."""
+def _top_difference(
+    Y: torch.Tensor, K: torch.Tensor, w: torch.Tensor, k: int, block_rows: int = 512,
+    w_pos: torch.Tensor | None = None,
+):
+    """Top-k entries of Y^T diag(w) K by row blocks -> (values, flat indices i * n + j).
+
+    With ``w_pos``, only entries where Y^T diag(w_pos) K > 0 compete (synapses that are
+    positive on average over the concept sentences).
+    """
     n = K.shape[1]
     Kw = K * w[:, None]
+    Kp = None if w_pos is None else K * w_pos[:, None]
     active = (Y != 0).any(0).nonzero().squeeze(1)
     best_v = torch.empty(0)
     best_i = torch.empty(0, dtype=torch.long)
     for b0 in range(0, len(active), block_rows):
         rows = active[b0 : b0 + block_rows]
         S = Y[:, rows].T @ Kw  # (b, n)
+        if Kp is not None:
+            S = S.masked_fill((Y[:, rows].T @ Kp) <= 0, -math.inf)
         top = torch.topk(S.flatten(), min(k, S.numel()))
-        best_v = torch.cat([best_v, top.values])
-        best_i = torch.cat([best_i, rows[top.indices // n] * n + top.indices % n])
+        keep = torch.isfinite(top.values)
+        best_v = torch.cat([best_v, top.values[keep]])
+        best_i = torch.cat([best_i, (rows[top.indices // n] * n + top.indices % n)[keep]])
         if len(best_v) > k:
             t2 = torch.topk(best_v, k)
             best_v, best_i = t2.values, best_i[t2.indices]
@@ -120,9 +131,16 @@ def probe(
     candidates: int = 200,
     report: int = 10,
     per_byte: bool = True,
+    positive: bool = True,
     progress: bool = True,
 ) -> dict:
-    """Rank synapses by how well their Eq. 16 state separates concept from contrast sentences."""
+    """Rank synapses by how well their Eq. 16 state separates concept from contrast sentences.
+
+    With ``positive`` (default) only synapses whose mean sigma over the selection-half concept
+    sentences is positive are candidates: a synapse that strengthens on the concept, as in the
+    paper (RoPE makes many entries of sigma negative; those can separate the sets too, by being
+    less negative, and are allowed with positive=False).
+    """
     if len(concept) < 4 or len(contrast) < 4:
         raise ValueError(
             "need at least 4 concept and 4 contrast sentences (two per half), got "
@@ -144,7 +162,11 @@ def probe(
         per_sent_w = wc - wx
         if per_byte:
             per_sent_w = per_sent_w / lengths.float()
-        _, flat = _top_difference(Y, K, per_sent_w[seg], candidates)
+        w_pos = None
+        if positive:
+            w_pos = wc / lengths.float() if per_byte else wc
+            w_pos = w_pos[seg]
+        _, flat = _top_difference(Y, K, per_sent_w[seg], candidates, w_pos=w_pos)
         n = K.shape[1]
         pre, post = flat // n, flat % n
         vals = _per_sentence(Y, K, seg, len(sents), pre, post, lengths if per_byte else None).numpy()
@@ -168,6 +190,7 @@ def probe(
         "mean_bytes_concept": float(np.mean([len(s) for s in concept])),
         "mean_bytes_contrast": float(np.mean([len(s) for s in contrast])),
         "per_byte": per_byte,
+        "positive_only": positive,
         "candidates_per_layer": candidates,
         "synapses_tested": n_tested,
         "bonferroni_note": f"selection-half p-values are post hoc over {n_tested} tested synapses; "
