@@ -217,7 +217,7 @@ def _preset(n_layer, n_head, n_embd, block, steps, batch, lr, warmup, eval_inter
 MODEL = GPT
 CONFIG = GPTConfig
 PRESETS = {
-    "tiny": _preset(2, 2, 64, 64, 300, 16, 3e-3, 30, 100),
+    "tiny": _preset(2, 4, 96, 64, 1200, 32, 3e-3, 50, 300),
     "small": _preset(4, 4, 128, 256, 2000, 16, 1e-3, 100, 250, dropout=0.1),
     "paper": _preset(12, 12, 768, 1024, 100000, 32, 6e-4, 2000, 1000, dropout=0.1),  # GPT-2 small shape
 }
