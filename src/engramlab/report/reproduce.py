@@ -9,8 +9,6 @@ to show the pipeline end to end; ``--full`` runs the sizes the docs report. Each
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -57,16 +55,9 @@ def plan(out: Path, full: bool, data: str | None) -> list[Step]:
     return steps
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def reproduce(out: str | Path, only: list[str] | None = None, full: bool = False, data: str | None = None) -> dict:
     from engramlab.cli import main
-    from engramlab.data.text import load_corpus
+    from engramlab.data.text import atomic_write_bytes, load_corpus
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -97,11 +88,11 @@ def reproduce(out: str | Path, only: list[str] | None = None, full: bool = False
                         "seconds": round(time.perf_counter() - t0, 1), "ok": error is None, "error": error,
                         "outputs": numbers})
     report = {"full": full, "steps": results}
-    _atomic_text(out / "report.json", json.dumps(report, indent=2) + "\n")
+    atomic_write_bytes(out / "report.json", (json.dumps(report, indent=2) + "\n").encode())
     lines = ["# engramlab reproduce", "", f"Mode: {'full' if full else 'quick'}", "",
              "| system | experiment | ok | seconds | command |", "|---|---|---|---|---|"]
     for r in results:
         lines.append(f"| {r['system']} | {r['name']} | {'yes' if r['ok'] else 'NO'} | {r['seconds']} | "
                      f"`{r['command']}` |")
-    _atomic_text(out / "report.md", "\n".join(lines) + "\n")
+    atomic_write_bytes(out / "report.md", ("\n".join(lines) + "\n").encode())
     return report
