@@ -186,3 +186,21 @@ def test_bad_train_config_and_carry_for_stateless_model(tmp_path, corpus):
         Trainer(tiny_gpt(), cfg(batch_size=0), tmp_path, "gpt", corpus=corpus)
     with pytest.raises(ValueError, match="cannot carry its state"):
         Trainer(tiny_gpt(), cfg(carry_state=True), tmp_path, "gpt", corpus=corpus)
+
+
+def test_atomic_folder_replaces_whole_or_not_at_all(tmp_path):
+    from engramlab.train.checkpoint import atomic_folder
+
+    target = tmp_path / "ckpt"
+    with atomic_folder(target) as tmp:
+        (tmp / "a.txt").write_text("one")
+    assert (target / "a.txt").read_text() == "one"
+    with pytest.raises(RuntimeError):
+        with atomic_folder(target) as tmp:
+            (tmp / "a.txt").write_text("two")
+            raise RuntimeError("crash while writing")
+    assert (target / "a.txt").read_text() == "one"  # the old folder is untouched
+    with atomic_folder(target) as tmp:
+        (tmp / "b.txt").write_text("three")
+    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]  # replaced as a whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no temporary folders left

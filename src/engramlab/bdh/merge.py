@@ -38,7 +38,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -128,7 +127,7 @@ def merge_runs(run_a: str | Path, run_b: str | Path, out: str | Path, overwrite:
     crash leaves no half-written checkpoint. The merged folder loads with
     ``engramlab.train.checkpoint.load_checkpoint`` (and so with ``engramlab generate``).
     """
-    from engramlab.train.checkpoint import CONFIG, load_checkpoint, save_model_folder
+    from engramlab.train.checkpoint import CONFIG, atomic_folder, load_checkpoint, save_model_folder
 
     out = Path(out)
     if out.exists() and not overwrite:
@@ -142,9 +141,7 @@ def merge_runs(run_a: str | Path, run_b: str | Path, out: str | Path, overwrite:
         if name != "bdh":
             raise ValueError(f"{r} holds a {name!r} model; only BDH models can be merged")
     merged = merge_models(ma, mb)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
+    with atomic_folder(out) as tmp:
         save_model_folder(tmp, merged, "bdh", train_cfg=None, step=0)
         cfg = json.loads((tmp / CONFIG).read_text())
         cfg["merged_from"] = [
@@ -152,12 +149,6 @@ def merge_runs(run_a: str | Path, run_b: str | Path, out: str | Path, overwrite:
             {"run": str(Path(run_b).resolve()), "step": step_b, "n_neurons": mb.config.n_neurons},
         ]
         (tmp / CONFIG).write_text(json.dumps(cfg, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

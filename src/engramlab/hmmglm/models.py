@@ -23,9 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -355,19 +352,13 @@ class _HMMGLMBase(nn.Module):
         """Write ``path/`` = config.json + model.safetensors atomically (temp dir, then rename)."""
         from safetensors.torch import save_file
 
+        from engramlab.train.checkpoint import atomic_folder
+
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp"))
-        try:
+        with atomic_folder(path) as tmp:
             (tmp / "config.json").write_text(self.config.to_json())
             save_file({k: v.detach().contiguous() for k, v in self.state_dict().items()},
                       str(tmp / "model.safetensors"))
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return path
 
     @classmethod

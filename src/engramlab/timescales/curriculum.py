@@ -22,8 +22,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -35,6 +33,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from engramlab.data.tasks import TIMESCALE_TASKS, make_timescale_batch, sample_sequence_length
+from engramlab.train.checkpoint import atomic_folder
 
 from .model import GatedRNN, GatedRNNConfig, LeakyRNN, LeakyRNNConfig
 
@@ -159,23 +158,11 @@ def build_model(cfg: TrainConfig) -> nn.Module:
 def save_checkpoint(model: nn.Module, path: str | Path, meta: dict) -> Path:
     """Write ``path/`` = config.json (model + training config + meta) + model.safetensors, atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp", dir=path.parent))
-    try:
+    with atomic_folder(path) as tmp:
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / "model.safetensors"))
         with open(tmp / "config.json", "w") as f:
             json.dump({"model_config": asdict(model.config), **meta}, f, indent=2)
-        if path.exists():
-            old = path.parent / f".{path.name}.old{os.getpid()}"
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 
