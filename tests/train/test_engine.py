@@ -204,3 +204,30 @@ def test_atomic_folder_replaces_whole_or_not_at_all(tmp_path):
         (tmp / "b.txt").write_text("three")
     assert sorted(p.name for p in target.iterdir()) == ["b.txt"]  # replaced as a whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no temporary folders left
+
+
+def test_interrupt_after_the_forward_of_a_stateful_step_resumes_exactly(tmp_path, corpus):
+    """Ctrl-C inside the optimizer step, after the carried state was already advanced."""
+
+    def make():
+        torch.manual_seed(0)
+        return LSTMLM(LSTMConfig(n_layer=1, n_embd=8, hidden=16, dropout=0.2)), cfg(carry_state=True)
+
+    m, c = make()
+    Trainer(m, c, tmp_path / "full", "lstm", corpus=corpus, progress=False).fit()
+    m, c = make()
+    t = Trainer(m, c, tmp_path / "cut", "lstm", corpus=corpus, progress=False)
+    orig, calls = t.optimizer.step, {"n": 0}
+
+    def step(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise KeyboardInterrupt
+        return orig(*a, **k)
+
+    t.optimizer.step = step
+    with pytest.raises(KeyboardInterrupt):
+        t.fit()
+    m, c = make()
+    Trainer(m, c, tmp_path / "cut", "lstm", corpus=corpus, progress=False).fit(resume=True)
+    assert _same_losses(metrics(tmp_path / "full"), metrics(tmp_path / "cut"))

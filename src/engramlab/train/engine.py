@@ -190,6 +190,7 @@ class Trainer:
             snap["cuda"] = torch.cuda.get_rng_state_all()
         if self.batcher is not None:
             snap["batcher_position"] = self.batcher.position
+            snap["carried"] = self.carried  # replaced (never modified in place) by each forward
         return snap
 
     def _restore_rng(self, snap: dict[str, Any]) -> None:
@@ -204,11 +205,12 @@ class Trainer:
         """Write the checkpoint folder for the current step (rank 0 only)."""
         if not self.master:
             return
+        snap = rng if rng is not None else self._rng_snapshot()
         state = {
             "optimizer": self.optimizer.state_dict(),
-            "rng": rng if rng is not None else self._rng_snapshot(),
+            "rng": {k: v for k, v in snap.items() if k != "carried"},
             "world_size": self.world,
-            "carried": _to(self.carried, torch.device("cpu")) if self.carried is not None else None,
+            "carried": _to(snap["carried"], torch.device("cpu")) if snap.get("carried") is not None else None,
         }
         save_model_folder(self.out, self.raw_model, self.model_name, self.cfg, self.step, state)
 
