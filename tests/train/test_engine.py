@@ -231,3 +231,28 @@ def test_interrupt_after_the_forward_of_a_stateful_step_resumes_exactly(tmp_path
     m, c = make()
     Trainer(m, c, tmp_path / "cut", "lstm", corpus=corpus, progress=False).fit(resume=True)
     assert _same_losses(metrics(tmp_path / "full"), metrics(tmp_path / "cut"))
+
+
+def test_real_sigint_during_the_weight_update_waits_for_the_step(tmp_path, corpus):
+    import os
+    import signal
+
+    m = tiny_gpt(dropout=0.2)
+    Trainer(m, cfg(), tmp_path / "full", "gpt", corpus=corpus, progress=False).fit()
+    m = tiny_gpt(dropout=0.2)
+    t = Trainer(m, cfg(), tmp_path / "cut", "gpt", corpus=corpus, progress=False)
+    orig, calls = t.optimizer.step, {"n": 0}
+
+    def step(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C arrives in the middle of the update
+        return orig(*a, **k)
+
+    t.optimizer.step = step
+    with pytest.raises(KeyboardInterrupt):
+        t.fit()
+    assert load_checkpoint(tmp_path / "cut")[3] == 7  # the update was finished, then saved
+    Trainer(tiny_gpt(dropout=0.2), cfg(), tmp_path / "cut", "gpt", corpus=corpus, progress=False).fit(resume=True)
+    assert _same_losses(metrics(tmp_path / "full"), metrics(tmp_path / "cut"))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored

@@ -315,15 +315,26 @@ class Trainer:
         t0 = time.perf_counter()
         self.raw_model.train()
         interrupted = False
-        old_handler = None
-        if self.master and hasattr(signal, "SIGTERM"):
-            # SIGTERM (cluster pre-emption) behaves like Ctrl-C: save, then stop
-            def _term(signum, frame):
+        # Ctrl-C and SIGTERM (cluster pre-emption) stop training with a save. During the forward and
+        # backward the step is dropped and the state from its start is saved; from the weight update
+        # on, the signal is held until the step (its log line, evaluation and checkpoint) is complete,
+        # so a checkpoint never holds half-updated weights or misses a logged step.
+        critical = {"on": False, "pending": False}
+
+        def _stop(signum, frame):
+            if critical["on"]:
+                critical["pending"] = True
+            else:
                 raise KeyboardInterrupt
+
+        old_handlers = {}
+        for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
+            if sig is None:
+                continue
             try:
-                old_handler = signal.signal(signal.SIGTERM, _term)
-            except ValueError:  # not in the main thread
-                old_handler = None
+                old_handlers[sig] = signal.signal(sig, _stop)
+            except ValueError:  # not in the main thread: leave the handlers alone
+                break
         try:
             while self.step < cfg.steps:
                 rng = self._rng_snapshot()  # state at the start of this step, for an exact Ctrl-C save
@@ -357,6 +368,7 @@ class Trainer:
                     )
                 if cfg.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.grad_clip)
+                critical["on"] = True
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
                 self.step += 1
@@ -378,6 +390,9 @@ class Trainer:
                                     **({"val_bpb": f"{record['val_bpb']:.3f}"} if "val_bpb" in record else {}))
                 if self.step % cfg.eval_interval == 0 or self.step == cfg.steps:
                     self.save()
+                critical["on"] = False
+                if critical["pending"]:  # a signal held during the update: stop after this step
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             interrupted = True
             # the step in progress is dropped: save the state from the start of that step
@@ -388,8 +403,8 @@ class Trainer:
                            f"continue with --resume")
         finally:
             bar.close()
-            if old_handler is not None:
-                signal.signal(signal.SIGTERM, old_handler)
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
             if self.writer is not None:
                 self.writer.close()
         if interrupted:
