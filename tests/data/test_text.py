@@ -114,3 +114,15 @@ def test_europarl_names_read_the_cached_translation_stream(tmp_path, monkeypatch
     assert "Resumption of the session" in stream and "Wznowienie sesji" in stream
     with pytest.raises(ValueError, match="unknown Europarl v7 pair 'xx-yy'; known: bg-en"):
         load_corpus("europarl-xx-yy")
+
+
+def test_atomic_write_gives_the_usual_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    p = tmp_path / "out.bin"
+    text.atomic_write_bytes(p, b"abc")
+    assert p.read_bytes() == b"abc"
+    assert (p.stat().st_mode & 0o777) == 0o666 & ~umask  # not mkstemp's private 0o600
+    assert [x.name for x in tmp_path.iterdir()] == ["out.bin"]

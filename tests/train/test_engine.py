@@ -1,5 +1,6 @@
 import json
 import math
+import os
 import shutil
 
 import pytest
@@ -69,6 +70,10 @@ def test_metrics_log_and_checkpoint_round_trip(tmp_path, corpus):
     assert [r["step"] for r in evals] == [4, 8, 12]
     assert all(r["val_bpb"] == pytest.approx(r["val_loss"] / math.log(2)) for r in evals)
     assert res["step"] == 12
+    umask = os.umask(0)
+    os.umask(umask)
+    for f in ("config.json", "model.safetensors", "trainer.pt"):  # readable like any saved file
+        assert ((tmp_path / f).stat().st_mode & 0o777) == 0o666 & ~umask, f
     loaded, name, tcfg, step = load_checkpoint(tmp_path)
     assert (name, step, tcfg) == ("gpt", 12, cfg())
     x = torch.randint(0, 256, (2, 16))

@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from engramlab.bdh.model import BDH, BDHConfig
+from engramlab.data.text import atomic_write_bytes
 
 # config fields both parents must share (the rest, e.g. dropout or chunk_size, come from A)
 MUST_MATCH = ("n_embd", "n_head", "vocab_size", "n_layer", "pos", "variant")
@@ -265,7 +266,7 @@ def merge_demo(
         "val_loss_nats_per_byte": losses,
         "block_size": block,
     }
-    _atomic_text(out / "merge_demo.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_bytes(out / "merge_demo.json", (json.dumps(result, indent=2) + "\n").encode())
     _plot_merge(losses, out / "merge_demo.png")
     return result
 
@@ -280,19 +281,6 @@ def merge_table_markdown(result: dict[str, Any]) -> str:
         vals = " | ".join(f"{row[c]:.3f}" for c in cols)
         lines.append(f"| {m} | {result['n_neurons'][m]} | {vals} |")
     return "\n".join(lines)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _plot_merge(losses: dict[str, dict[str, float]], path: Path) -> None:

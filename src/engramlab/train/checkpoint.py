@@ -21,6 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 import engramlab
+from engramlab.data.text import give_usual_permissions
 from engramlab.train.config import TrainConfig, config_from_dict, config_to_dict
 from engramlab.train.registry import get_model_spec
 
@@ -39,6 +40,7 @@ def _atomic(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        give_usual_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -55,9 +57,7 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; give it the usual permissions
+        give_usual_permissions(tmp, folder=True)
         if path.exists():
             old = path.parent / f".{path.name}.old{os.getpid()}"
             os.replace(path, old)
