@@ -81,25 +81,25 @@ def dms_bits(batch_size: int, length: int, generator: torch.Generator | None = N
     return (torch.rand(batch_size, length, generator=generator) < 0.5).float()
 
 
-def parity_labels(bits: torch.Tensor, ns) -> torch.Tensor:
-    """Parity of the last N bits of each sequence. bits ``(B, M)`` -> labels ``(len(ns), B)``."""
+def _check_bits(bits: torch.Tensor, ns) -> tuple[list[int], torch.Tensor]:
+    """Validate a (B, M) bit tensor against the window lengths ns; return (ns, bits as int64)."""
     ns = _check_ns(ns)
     if bits.dim() != 2:
         raise ValueError(f"bits must have shape (B, M), got {tuple(bits.shape)}")
     if max(ns) > bits.shape[1]:
         raise ValueError(f"N={max(ns)} is longer than the sequence length M={bits.shape[1]}")
-    b = bits.long()
+    return ns, bits.long()
+
+
+def parity_labels(bits: torch.Tensor, ns) -> torch.Tensor:
+    """Parity of the last N bits of each sequence. bits ``(B, M)`` -> labels ``(len(ns), B)``."""
+    ns, b = _check_bits(bits, ns)
     return torch.stack([b[:, -n:].sum(dim=1) % 2 for n in ns])  # (K, B)
 
 
 def dms_labels(bits: torch.Tensor, ns) -> torch.Tensor:
     """1 if x(M) == x(M - N + 1) else 0. bits ``(B, M)`` -> labels ``(len(ns), B)``."""
-    ns = _check_ns(ns)
-    if bits.dim() != 2:
-        raise ValueError(f"bits must have shape (B, M), got {tuple(bits.shape)}")
-    if max(ns) > bits.shape[1]:
-        raise ValueError(f"N={max(ns)} is longer than the sequence length M={bits.shape[1]}")
-    b = bits.long()
+    ns, b = _check_bits(bits, ns)
     return torch.stack([(b[:, -1] == b[:, -n]).long() for n in ns])  # (K, B)
 
 
