@@ -97,3 +97,46 @@ def test_step_over_prompt_equals_forward_default_size():
             lg, state = m.step(idx[:, t], state)
             out.append(lg[0])
     torch.testing.assert_close(torch.stack(out), full, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("T,C", [(12, 4), (11, 4), (5, 8), (9, 1)])
+@pytest.mark.parametrize("with_state", [False, True])
+def test_chunked_gradients_with_state_in_and_out(T, C, with_state):
+    """The hand-written backward of the undamped chunked form against autograd of the dense sum.
+
+    The dense reference: out = tril_-1(K K^T) V + K S0, S_T = S0 + K^T V; a loss that uses
+    both outputs, so the gradient flows through the carried-in and the returned state.
+    """
+    from engramlab.bdh.attention import attention_chunked
+
+    g = torch.Generator().manual_seed(T * 10 + C)
+    X, Y, N, d = 3, 2, 6, 5
+    k = torch.rand(X, Y, T, N, generator=g, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(1, Y, T, d, generator=g, dtype=torch.float64, requires_grad=True)  # shared by X
+    S0 = torch.randn(X, Y, N, d, generator=g, dtype=torch.float64, requires_grad=True) if with_state else None
+    w_out = torch.randn(X, Y, T, d, generator=g, dtype=torch.float64)
+    w_state = torch.randn(X, Y, N, d, generator=g, dtype=torch.float64)
+
+    out, S = attention_chunked(k, v, None, S0, C, need_state=True)
+    inputs = [k, v] + ([S0] if with_state else [])
+    grads = torch.autograd.grad((out * w_out).sum() + (S * w_state).sum(), inputs)
+
+    mask = torch.ones(T, T, dtype=torch.float64).tril(-1)
+    vx = v.expand(X, Y, T, d)
+    ref_out = ((k @ k.transpose(-1, -2)) * mask) @ vx
+    ref_S = k.transpose(-1, -2) @ vx
+    if with_state:
+        ref_out = ref_out + k @ S0
+        ref_S = ref_S + S0
+    ref_grads = torch.autograd.grad((ref_out * w_out).sum() + (ref_S * w_state).sum(), inputs, retain_graph=True)
+    torch.testing.assert_close(out, ref_out, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(S, ref_S, rtol=1e-12, atol=1e-12)
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    # without the final state the output and its gradients are the same
+    out2, S2 = attention_chunked(k, v, None, S0, C, need_state=False)
+    assert S2 is None
+    grads2 = torch.autograd.grad((out2 * w_out).sum(), inputs)
+    ref_grads2 = torch.autograd.grad((ref_out * w_out).sum(), inputs)
+    for got, want in zip(grads2, ref_grads2):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)

@@ -70,77 +70,192 @@ def attention_quadratic(k: torch.Tensor, v: torch.Tensor, log_f: torch.Tensor | 
     return scores @ v
 
 
+def _compute_dtype(t: torch.Tensor) -> torch.dtype:
+    """The dtype matmuls run in: the autocast dtype when autocast is on for t's device, else t's."""
+    dev = t.device.type
+    if torch.is_autocast_enabled(dev):
+        return torch.get_autocast_dtype(dev)
+    return t.dtype
+
+
+class _CausalSharedValue(torch.autograd.Function):
+    """The undamped chunked form (the official model's case) with a hand-written backward.
+
+    out_t = sum_{tau < t} (k_t . k_tau) v_tau + k_t^T S0,  S_T = S0 + sum_tau k_tau v_tau^T,
+    computed on G = X*Y independent (key, value) streams cut into n chunks of C tokens:
+
+      forward:  A_c = tril_-1(K_c K_c^T),  out_c = A_c V_c + K_c P_c,  P_c = S0 + sum_{c'<c} K_c'^T V_c'
+      backward: dA_c = tril_-1(dO_c V_c^T),  dK_c = (dA_c + dA_c^T) K_c + dO_c P_c^T + V_c R_c^T,
+                dV_c = A_c^T dO_c + K_c R_c,  R_c = dS_T + sum_{c'>c} K_c'^T dO_c',  dS0 = R_-1
+
+    (R_c is the gradient of the state after chunk c.) The within-chunk products are one batched
+    matmul over all chunks; the states P_c and R_c are running sums, each step one fused
+    ``baddbmm`` into a chunk-major buffer, so no prefix-sum pass, no concatenation and no copy of
+    a (T, N)-sized tensor is made. Products run in the autocast dtype when autocast is on (the
+    running sums then stay in float32).
+    """
+
+    @staticmethod
+    def forward(ctx, k, v, state, C, need_state):
+        ctx.set_materialize_grads(False)
+        X, Y, T, N = k.shape
+        d = v.shape[-1]
+        G = X * Y
+        dev = k.device.type
+        cd = _compute_dtype(k)
+        acc = torch.float32 if cd in (torch.float16, torch.bfloat16) else cd  # running sums
+        with torch.autocast(dev, enabled=False):
+            P = (-T) % C
+            kf = k.to(cd)
+            vf = v.to(cd).expand(X, Y, T, d)
+            if P:
+                kf = torch.nn.functional.pad(kf, (0, 0, 0, P))
+                vf = torch.nn.functional.pad(vf, (0, 0, 0, P))
+            n = (T + P) // C
+            kc = kf.reshape(G, n, C, N).contiguous()
+            vc = vf.reshape(G, n, C, d).contiguous()
+            A = torch.bmm(kc.view(G * n, C, N), kc.view(G * n, C, N).transpose(1, 2)).tril_(-1)
+            out = torch.bmm(A, vc.view(G * n, C, d)).view(G, n, C, d)
+            S0 = None if state is None else state.reshape(G, N, d).to(acc)
+            n_w = n if need_state else n - 1  # chunks whose write is read later (or returned)
+            incl = None  # incl[c] = S0 + sum_{c' <= c} K_c'^T V_c', chunk-major (n_w, G, N, d)
+            if n_w > 0:
+                incl = kc.new_empty((n_w, G, N, d), dtype=acc)
+                prev = S0
+                for c in range(n_w):
+                    kT = kc[:, c].transpose(1, 2)
+                    if acc == cd:
+                        if prev is None:
+                            torch.bmm(kT, vc[:, c], out=incl[c])
+                        else:
+                            torch.baddbmm(prev, kT, vc[:, c], out=incl[c])
+                    else:
+                        w = torch.bmm(kT, vc[:, c]).to(acc)
+                        incl[c] = w if prev is None else prev + w
+                    prev = incl[c]
+            if S0 is not None:
+                out[:, 0].baddbmm_(kc[:, 0], S0.to(cd))
+            for c in range(1, n):
+                out[:, c].baddbmm_(kc[:, c], incl[c - 1].to(cd))
+        S_out = incl[n - 1].reshape(X, Y, N, d).to(k.dtype if state is None else state.dtype) if need_state else None
+        ctx.save_for_backward(kc, vc, A, incl, S0)
+        ctx.meta = (X, Y, T, N, d, C, n, n_w, P, k.dtype, v.dtype, v.shape, None if state is None else state.dtype)
+        out = out.view(X, Y, n * C, d)
+        if P:
+            out = out[:, :, :T]
+        return out, S_out
+
+    @staticmethod
+    def backward(ctx, dout, dS_out):
+        kc, vc, A, incl, S0 = ctx.saved_tensors
+        X, Y, T, N, d, C, n, n_w, P, k_dtype, v_dtype, v_shape, s_dtype = ctx.meta
+        G = X * Y
+        cd = kc.dtype
+        acc = incl.dtype if incl is not None else (S0.dtype if S0 is not None else cd)
+        if dout is None:
+            dout = kc.new_zeros(X, Y, T, d)
+        dO = dout.to(cd)
+        if P:
+            dO = torch.nn.functional.pad(dO, (0, 0, 0, P))
+        dO = dO.reshape(G, n, C, d).contiguous()
+        dA = torch.bmm(dO.view(G * n, C, d), vc.view(G * n, C, d).transpose(1, 2)).tril_(-1)
+        dK = torch.bmm(dA + dA.transpose(1, 2), kc.view(G * n, C, N)).view(G, n, C, N)
+        dV = torch.bmm(A.transpose(1, 2), dO.view(G * n, C, d)).view(G, n, C, d)
+        # the reads: dK_c += dO_c P_c^T
+        if S0 is not None:
+            dK[:, 0].baddbmm_(dO[:, 0], S0.to(cd).transpose(1, 2))
+        for c in range(1, n):
+            dK[:, c].baddbmm_(dO[:, c], incl[c - 1].to(cd).transpose(1, 2))
+        # the state's gradient R_c, from the last chunk back, and the writes' gradients
+        R = None if dS_out is None else dS_out.reshape(G, N, d).to(acc).clone()
+        for c in range(n - 1, -1, -1):
+            if c < n_w and R is not None:
+                Rc = R.to(cd)
+                dK[:, c].baddbmm_(vc[:, c], Rc.transpose(1, 2))
+                dV[:, c].baddbmm_(kc[:, c], Rc)
+            if c >= 1 or S0 is not None:  # chunk c read the state after chunk c - 1 (or S0)
+                kT = kc[:, c].transpose(1, 2)
+                if R is None:
+                    R = torch.bmm(kT, dO[:, c]).to(acc)
+                elif acc == cd:
+                    R.baddbmm_(kT, dO[:, c])
+                else:
+                    R += torch.bmm(kT, dO[:, c]).to(acc)
+        dS0 = None
+        if S0 is not None and ctx.needs_input_grad[2]:
+            dS0 = (R if R is not None else S0.new_zeros(G, N, d)).reshape(X, Y, N, d).to(s_dtype)
+        dk = dK.view(X, Y, n * C, N)
+        dv = dV.view(X, Y, n * C, d)
+        if P:
+            dk, dv = dk[:, :, :T], dv[:, :, :T]
+        dk = dk.to(k_dtype) if ctx.needs_input_grad[0] else None
+        dv = dv.sum_to_size(v_shape).to(v_dtype) if ctx.needs_input_grad[1] else None
+        return dk, dv, dS0, None, None
+
+
 def attention_chunked(
     k: torch.Tensor,
     v: torch.Tensor,
     log_f: torch.Tensor | None = None,
     state: torch.Tensor | None = None,
     chunk_size: int = 128,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Chunked linear-time form: (a* (B, H, T, d), rho after the last token (B, H, N, d)).
+    need_state: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Chunked linear-time form: (a* (B, H, T, d), rho after the last token (B, H, N, d) or None).
 
     ``state`` is rho carried in from earlier tokens (None = empty memory). Inside a chunk the
     masked product is used; across chunks the N x d state is read and then written once per
     chunk (Eq. 5), so the cost is O(T (C (N + d) + N d)) instead of O(T^2 (N + d)).
+    ``need_state=False`` skips forming the final state (a plain forward pass) and returns None.
     """
     _check(k, v, log_f)
     B, H, T, N = k.shape
     d = v.shape[-1]
     C = max(1, min(int(chunk_size), T))
+    if log_f is None:
+        # no damping (the official model): the fused form with its hand-written backward
+        return _CausalSharedValue.apply(k, v, state, C, need_state)
     P = (-T) % C  # zero-pad at the end: zero keys/values and log f = 0 leave rho unchanged
     if P:
         k = torch.nn.functional.pad(k, (0, 0, 0, P))
         v = torch.nn.functional.pad(v, (0, 0, 0, P))
-        if log_f is not None:
-            log_f = torch.nn.functional.pad(log_f, (0, P))
+        log_f = torch.nn.functional.pad(log_f, (0, P))
     n = (T + P) // C
     Bv, Hv = v.shape[0], v.shape[1]
     kc = k.reshape(B, H, n, C, N)
     vc = v.reshape(Bv, Hv, n, C, d)
     strict = torch.ones(C, C, dtype=torch.bool, device=k.device).tril(diagonal=-1)
-    if log_f is not None:
-        Bf, Hf = log_f.shape[0], log_f.shape[1]
-        Lc = torch.cumsum(log_f.reshape(Bf, Hf, n, C), dim=-1)  # within-chunk cumulative log f
-        W = torch.exp((Lc.unsqueeze(-1) - Lc.unsqueeze(-2)).masked_fill(~strict, float("-inf")))
-        read_w = torch.exp(Lc).unsqueeze(-1)  # (Bf, Hf, n, C, 1): decay from chunk start to i
-        write_w = torch.exp(Lc[..., -1:] - Lc).unsqueeze(-1)  # decay from j to chunk end
-        chunk_w = torch.exp(Lc[..., -1])  # (Bf, Hf, n): decay over the whole chunk
+    Bf, Hf = log_f.shape[0], log_f.shape[1]
+    Lc = torch.cumsum(log_f.reshape(Bf, Hf, n, C), dim=-1)  # within-chunk cumulative log f
+    W = torch.exp((Lc.unsqueeze(-1) - Lc.unsqueeze(-2)).masked_fill(~strict, float("-inf")))
+    read_w = torch.exp(Lc).unsqueeze(-1)  # (Bf, Hf, n, C, 1): decay from chunk start to i
+    write_w = torch.exp(Lc[..., -1:] - Lc).unsqueeze(-1)  # decay from j to chunk end
+    chunk_w = torch.exp(Lc[..., -1])  # (Bf, Hf, n): decay over the whole chunk
 
-    # within chunks: the masked product, all chunks at once
-    scores = gram(kc)  # (B, H, n, C, C)
-    scores = scores * W if log_f is not None else scores.tril(diagonal=-1)
-    out = scores @ vc  # (B, H, n, C, d)
+    # within chunks: the masked, damped product, all chunks at once
+    out = (gram(kc) * W) @ vc  # (B, H, n, C, d)
 
-    if log_f is None:
-        # no damping: rho before chunk c is an exclusive prefix sum of the chunk writes, so all
-        # reads are one batched matmul (no sequential loop over chunks)
-        write = kc.transpose(-1, -2) @ vc  # (B, H, n, N, d): sum of each chunk's rank-1 writes
-        incl = torch.cumsum(write, dim=2)  # rho after chunk c (without the carried-in state)
-        S = incl[:, :, -1] if state is None else incl[:, :, -1] + state
-        if n > 1:
-            inter = kc[:, :, 1:] @ incl[:, :, :-1]  # (B, H, n-1, C, d): chunks 1.. read rho
-            out = out + torch.cat([torch.zeros_like(out[:, :, :1]), inter], dim=2)
-        if state is not None:
-            out = out + kc @ state.unsqueeze(2)
-        return out.reshape(B, H, n * C, d)[:, :, :T], S
-
-    # with damping: carry rho chunk by chunk (read the end of the previous chunk, then write)
+    # across chunks: carry rho chunk by chunk (read the end of the previous chunk, then write)
     S = state
     inter = []
     for c in range(n):
         kq = kc[:, :, c]  # (B, H, C, N)
-        write = (kq * write_w[:, :, c]).transpose(-1, -2) @ vc[:, :, c]  # (B, H, N, d)
         if S is None:  # empty memory: nothing to read
             inter.append(None)
-            S = write
         else:
             inter.append(read_w[:, :, c] * (kq @ S))
-            S = chunk_w[:, :, c, None, None] * S + write
+        if S is not None or c < n - 1 or need_state:
+            write = (kq * write_w[:, :, c]).transpose(-1, -2) @ vc[:, :, c]  # (B, H, N, d)
+            S = write if S is None else chunk_w[:, :, c, None, None] * S + write
     if n > 1 or state is not None:
         if inter[0] is None:
             inter[0] = torch.zeros_like(out[:, :, 0])
         out = out + torch.stack(inter, dim=2)
     out = out.reshape(B, H, n * C, d)[:, :, :T]
+    if not need_state:
+        return out, None
+    if S is None:
+        S = k.new_zeros(B, H, N, d)
     return out, S
 
 

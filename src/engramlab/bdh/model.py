@@ -36,7 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from engramlab.bdh.attention import attention_chunked, attention_quadratic, attention_step
-from engramlab.bdh.ops import dropout_mask, gate_dropout, rope_rotate, rope_tables
+from engramlab.bdh.ops import dropout_mask, gate_dropout, heads_in, heads_out, rope_rotate, rope_tables
 from engramlab.nn.layernorm import layer_norm
 from engramlab.nn.lm import LanguageModel
 from engramlab.nn.rope import alibi_log_decay, rope_frequencies
@@ -190,11 +190,13 @@ class BDH(LanguageModel):
         pos0: int = 0,
         impl: str | None = None,
         trace: list | None = None,
+        need_state: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """All layers in parallel over idx (B, T). Returns (logits (B, T, V), rho_out (L, B, H, N, d)).
 
         rho (L, H, B, N, d) is the synaptic state carried in (None = empty), pos0 the absolute
         position of idx[:, 0]. With impl == "quadratic" no state is carried (rho must be None).
+        ``need_state=False`` (a plain forward) skips forming rho_out and returns None for it.
         """
         impl = impl or self.config.attn_impl
         B, T = idx.shape
@@ -207,16 +209,18 @@ class BDH(LanguageModel):
         rho_out = []
         outs = []
         for layer in range(L):
-            x = F.relu(v.reshape(1, B * T, d) @ self.decoder_x).view(H, B, T, N)  # x = (D_x v*)^+
+            x = F.relu(heads_in(v.reshape(B * T, d), self.decoder_x)).view(H, B, T, N)  # x = (D_x v*)^+
             k = x if tables is None else rope_rotate(x, tables)  # keys = queries = U-rotated x
             lf = self._log_forget(v)  # (H|1, B|1, T) or None
             if impl == "quadratic":
                 a = attention_quadratic(k, v.unsqueeze(0), lf)  # (H, B, T, d): a* (Eq. 4)
             else:
                 a, S = attention_chunked(
-                    k, v.unsqueeze(0), lf, None if rho is None else rho[layer], self.config.chunk_size
+                    k, v.unsqueeze(0), lf, None if rho is None else rho[layer], self.config.chunk_size,
+                    need_state=need_state,
                 )
-                rho_out.append(S)
+                if need_state:
+                    rho_out.append(S)
             ya = (layer_norm(a).view(H, B * T, d) @ self.decoder_y).view(H, B, T, N)  # D_y LN(a*)
             if trace is not None:
                 y = gate_dropout(ya, x)
@@ -225,7 +229,7 @@ class BDH(LanguageModel):
                 y = gate_dropout(ya, x, dropout_mask(ya.shape, p_drop, ya.device))
             elif trace is None:
                 y = gate_dropout(ya, x)  # y = (D_y LN(a*))^+ * x
-            z = (y.view(H, B * T, N) @ self.encoder_E.view(H, N, d)).sum(0)  # (B*T, d): E y
+            z = heads_out(y.view(H, B * T, N), self.encoder_E.view(H, N, d))  # (B*T, d): E y
             if p_drop > 0:
                 z = z * (1.0 / (1.0 - p_drop))
             v = layer_norm(v + layer_norm(z.view(B, T, d)))  # v*_{., l}
@@ -269,7 +273,7 @@ class BDH(LanguageModel):
         else:
             self._check_state(state, B)
             rho, pos0 = state["rho"], int(state["pos"])
-        logits, rho_out = self._run(idx, rho=rho, pos0=pos0, impl="chunked")
+        logits, rho_out = self._run(idx, rho=rho, pos0=pos0, impl="chunked", need_state=True)
         new_state = {"rho": rho_out, "pos": torch.tensor(pos0 + T, dtype=torch.long, device=idx.device)}
         return logits, self._loss(logits, targets), new_state
 

@@ -70,12 +70,97 @@ class _GateDropout(torch.autograd.Function):
 
 
 def dropout_mask(shape, p: float, device) -> torch.Tensor | None:
-    """Boolean mask of dropped entries (probability p, resolution 1e-4), or None when p == 0."""
+    """Boolean mask of dropped entries (probability p, resolution 2^-15), or None when p == 0.
+
+    Each 64-bit draw of the generator gives four 15-bit uniforms (the low 15 bits of each
+    16-bit lane), so the mask costs a quarter of the generator calls of one draw per entry.
+    """
     if p <= 0:
         return None
-    return torch.empty(shape, dtype=torch.int16, device=device).random_(0, 10000) < round(p * 10000)
+    numel = math.prod(shape)
+    words = torch.empty((numel + 3) // 4, dtype=torch.int64, device=device).random_()
+    lanes = words.view(torch.int16)[:numel].view(shape)
+    return lanes.bitwise_and_(0x7FFF) < round(p * 32768)
 
 
 def gate_dropout(ya: torch.Tensor, x: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
     """ReLU(ya) * x (x >= 0), with the entries in the boolean mask ``drop`` zeroed (not rescaled)."""
     return _GateDropout.apply(ya, x, drop)
+
+
+class _HeadsIn(torch.autograd.Function):
+    """(BT, d) @ (H, d, N) -> (H, BT, N): one product per head, into one heads-first tensor.
+
+    ``torch.matmul`` broadcasts the shared left factor and its backward copies the (H, N, BT)
+    gradient to a contiguous buffer; here each head is one ``mm`` and the input gradient is
+    accumulated head by head with ``addmm_``.
+    """
+
+    @staticmethod
+    def forward(ctx, v, W):
+        ctx.save_for_backward(v, W)
+        return _heads_in(v, W)
+
+    @staticmethod
+    def backward(ctx, g):
+        v, W = ctx.saved_tensors
+        g = g.contiguous()
+        dv = dW = None
+        if ctx.needs_input_grad[0]:
+            dv = torch.mm(g[0], W[0].t())
+            for h in range(1, W.shape[0]):
+                dv.addmm_(g[h], W[h].t())
+        if ctx.needs_input_grad[1]:
+            dW = torch.empty_like(W)
+            for h in range(W.shape[0]):
+                torch.mm(v.t(), g[h], out=dW[h])
+        return dv, dW
+
+
+def _heads_in(v: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    out = v.new_empty(W.shape[0], v.shape[0], W.shape[2])
+    for h in range(W.shape[0]):
+        torch.mm(v, W[h], out=out[h])
+    return out
+
+
+class _HeadsOut(torch.autograd.Function):
+    """sum_h (H, BT, N)[h] @ (H, N, d)[h] -> (BT, d), accumulated head by head."""
+
+    @staticmethod
+    def forward(ctx, y, E):
+        ctx.save_for_backward(y, E)
+        z = torch.mm(y[0], E[0])
+        for h in range(1, E.shape[0]):
+            z.addmm_(y[h], E[h])
+        return z
+
+    @staticmethod
+    def backward(ctx, g):
+        y, E = ctx.saved_tensors
+        g = g.contiguous()
+        dy = dE = None
+        H = E.shape[0]
+        if ctx.needs_input_grad[0]:
+            dy = torch.empty_like(y)
+            for h in range(H):
+                torch.mm(g, E[h].t(), out=dy[h])
+        if ctx.needs_input_grad[1]:
+            dE = torch.empty_like(E)
+            for h in range(H):
+                torch.mm(y[h].t(), g, out=dE[h])
+        return dy, dE
+
+
+def heads_in(v: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """v (BT, d), W (H, d, N) -> v @ W[h] for every head, (H, BT, N)."""
+    if v.device.type != "cpu" or torch.is_autocast_enabled(v.device.type):
+        return torch.matmul(v.unsqueeze(0), W)  # GPU / autocast: the library's batched product
+    return _HeadsIn.apply(v, W)
+
+
+def heads_out(y: torch.Tensor, E: torch.Tensor) -> torch.Tensor:
+    """y (H, BT, N), E (H, N, d) -> sum_h y[h] @ E[h], (BT, d)."""
+    if y.device.type != "cpu" or torch.is_autocast_enabled(y.device.type):
+        return torch.matmul(y, E).sum(0)
+    return _HeadsOut.apply(y, E)
