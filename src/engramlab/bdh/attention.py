@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import torch
 
+from engramlab.nn.buffers import BUFFERS
+
 
 class _Gram(torch.autograd.Function):
     """k @ k^T with the symmetric backward dk = (G + G^T) k: one matmul instead of two."""
@@ -114,13 +116,15 @@ class _CausalSharedValue(torch.autograd.Function):
             n = (T + P) // C
             kc = kf.reshape(G, n, C, N).contiguous()
             vc = vf.reshape(G, n, C, d).contiguous()
-            A = torch.bmm(kc.view(G * n, C, N), kc.view(G * n, C, N).transpose(1, 2)).tril_(-1)
-            out = torch.bmm(A, vc.view(G * n, C, d)).view(G, n, C, d)
+            kb = kc.view(G * n, C, N)
+            A = torch.bmm(kb, kb.transpose(1, 2), out=BUFFERS.empty((G * n, C, C), cd, k.device)).tril_(-1)
+            out = torch.bmm(A, vc.view(G * n, C, d), out=BUFFERS.empty((G * n, C, d), cd, k.device))
+            out = out.view(G, n, C, d)
             S0 = None if state is None else state.reshape(G, N, d).to(acc)
             n_w = n if need_state else n - 1  # chunks whose write is read later (or returned)
             incl = None  # incl[c] = S0 + sum_{c' <= c} K_c'^T V_c', chunk-major (n_w, G, N, d)
             if n_w > 0:
-                incl = kc.new_empty((n_w, G, N, d), dtype=acc)
+                incl = BUFFERS.empty((n_w, G, N, d), acc, k.device)
                 prev = S0
                 for c in range(n_w):
                     kT = kc[:, c].transpose(1, 2)
@@ -158,8 +162,12 @@ class _CausalSharedValue(torch.autograd.Function):
         if P:
             dO = torch.nn.functional.pad(dO, (0, 0, 0, P))
         dO = dO.reshape(G, n, C, d).contiguous()
-        dA = torch.bmm(dO.view(G * n, C, d), vc.view(G * n, C, d).transpose(1, 2)).tril_(-1)
-        dK = torch.bmm(dA + dA.transpose(1, 2), kc.view(G * n, C, N)).view(G, n, C, N)
+        dev = kc.device
+        dA = torch.bmm(dO.view(G * n, C, d), vc.view(G * n, C, d).transpose(1, 2),
+                       out=BUFFERS.empty((G * n, C, C), cd, dev)).tril_(-1)
+        sym = torch.add(dA, dA.transpose(1, 2), out=BUFFERS.empty((G * n, C, C), cd, dev))
+        dK = torch.bmm(sym, kc.view(G * n, C, N), out=BUFFERS.empty((G * n, C, N), cd, dev)).view(G, n, C, N)
+        del dA, sym
         dV = torch.bmm(A.transpose(1, 2), dO.view(G * n, C, d)).view(G, n, C, d)
         # the reads: dK_c += dO_c P_c^T
         if S0 is not None:

@@ -36,7 +36,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from engramlab.bdh.attention import attention_chunked, attention_quadratic, attention_step
-from engramlab.bdh.ops import dropout_mask, gate_dropout, heads_in, heads_out, rope_rotate, rope_tables
+from engramlab.bdh.ops import (
+    dropout_mask,
+    fused_layer_ok,
+    gate,
+    gate_dropout,
+    heads_in,
+    heads_out,
+    neurons,
+    rope_rotate,
+    rope_tables,
+)
 from engramlab.nn.layernorm import layer_norm
 from engramlab.nn.lm import LanguageModel
 from engramlab.nn.rope import alibi_log_decay, rope_frequencies
@@ -191,12 +201,14 @@ class BDH(LanguageModel):
         impl: str | None = None,
         trace: list | None = None,
         need_state: bool = False,
+        fused: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """All layers in parallel over idx (B, T). Returns (logits (B, T, V), rho_out (L, B, H, N, d)).
 
         rho (L, H, B, N, d) is the synaptic state carried in (None = empty), pos0 the absolute
         position of idx[:, 0]. With impl == "quadratic" no state is carried (rho must be None).
         ``need_state=False`` (a plain forward) skips forming rho_out and returns None for it.
+        ``fused=False`` uses plain autograd for the whole layer (the fused CPU nodes' test oracle).
         """
         impl = impl or self.config.attn_impl
         B, T = idx.shape
@@ -208,9 +220,15 @@ class BDH(LanguageModel):
         p_drop = float(self.config.dropout) if self.training else 0.0
         rho_out = []
         outs = []
+        # CPU training and evaluation: the two elementwise-heavy halves of the layer as fused nodes
+        fast = fused and trace is None and fused_layer_ok(v, tables)
         for layer in range(L):
-            x = F.relu(heads_in(v.reshape(B * T, d), self.decoder_x)).view(H, B, T, N)  # x = (D_x v*)^+
-            k = x if tables is None else rope_rotate(x, tables)  # keys = queries = U-rotated x
+            if fast:
+                x, k = neurons(v.reshape(B * T, d), self.decoder_x, tables)
+                x, k = x.view(H, B, T, N), k.view(H, B, T, N)
+            else:
+                x = F.relu(heads_in(v.reshape(B * T, d), self.decoder_x)).view(H, B, T, N)  # x = (D_x v*)^+
+                k = x if tables is None else rope_rotate(x, tables)  # keys = queries = U-rotated x
             lf = self._log_forget(v)  # (H|1, B|1, T) or None
             if impl == "quadratic":
                 a = attention_quadratic(k, v.unsqueeze(0), lf)  # (H, B, T, d): a* (Eq. 4)
@@ -221,14 +239,11 @@ class BDH(LanguageModel):
                 )
                 if need_state:
                     rho_out.append(S)
-            ya = (layer_norm(a).view(H, B * T, d) @ self.decoder_y).view(H, B, T, N)  # D_y LN(a*)
-            if trace is not None:
-                y = gate_dropout(ya, x)
-                trace.append({"x": x.transpose(0, 1), "y": y.transpose(0, 1), "v": v})
-            if p_drop > 0:  # dropout on y as in the official code; its 1/(1-p) is applied to E y
-                y = gate_dropout(ya, x, dropout_mask(ya.shape, p_drop, ya.device))
-            elif trace is None:
-                y = gate_dropout(ya, x)  # y = (D_y LN(a*))^+ * x
+            if fast:  # y = (D_y LN(a*))^+ * x, dropout on y as in the official code
+                drop = dropout_mask((H, B, T, N), p_drop, x.device) if p_drop > 0 else None
+                y = gate(layer_norm(a).view(H, B * T, d), self.decoder_y, x.view(H, B * T, N), drop)
+            else:
+                y = self._gate_plain(a, x, v, p_drop, trace)
             z = heads_out(y.view(H, B * T, N), self.encoder_E.view(H, N, d))  # (B*T, d): E y
             if p_drop > 0:
                 z = z * (1.0 / (1.0 - p_drop))
@@ -240,6 +255,24 @@ class BDH(LanguageModel):
             h = layer_norm(sum(w[i] * outs[i] for i in range(L)))
         logits = h @ self.lm_head  # (B, T, V)
         return logits, (torch.stack(rho_out) if rho_out else None)
+
+    def _gate_plain(self, a, x, v, p_drop: float, trace: list | None) -> torch.Tensor:
+        """y = (D_y LN(a*))^+ * x with dropout, in plain autograd (GPU, autocast, tracing).
+
+        With ``trace``, records the layer's x, y (before dropout) and input v.
+        """
+        H, B, T, N = x.shape
+        d = a.shape[-1]
+        ya = (layer_norm(a).view(H, B * T, d) @ self.decoder_y).view(H, B, T, N)  # D_y LN(a*)
+        y = None
+        if trace is not None:
+            y = gate_dropout(ya, x)
+            trace.append({"x": x.transpose(0, 1), "y": y.transpose(0, 1), "v": v})
+        if p_drop > 0:  # dropout on y as in the official code; its 1/(1-p) is applied to E y
+            y = gate_dropout(ya, x, dropout_mask(ya.shape, p_drop, ya.device))
+        elif y is None:
+            y = gate_dropout(ya, x)  # y = (D_y LN(a*))^+ * x
+        return y
 
     def _loss(self, logits: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor | None:
         if targets is None:

@@ -17,6 +17,7 @@ import math
 
 import torch
 
+from engramlab.nn.buffers import BUFFERS
 from engramlab.nn.rope import apply_rope
 
 
@@ -48,19 +49,24 @@ def rope_rotate(x: torch.Tensor, tables) -> torch.Tensor:
 
 
 class _GateDropout(torch.autograd.Function):
+    """y = ReLU(ya * x) with dropped entries zeroed, x >= 0.
+
+    The dropout mask is folded into ya (a dropped entry's ya is set to 0, so ReLU(0 * x) = 0 and
+    no gradient flows through it); only that masked ya and x are kept for the backward, which
+    is then two fused threshold passes and no mask passes.
+    """
+
     @staticmethod
     def forward(ctx, ya, x, drop):
-        y = torch.mul(ya, x).clamp_min_(0)
         if drop is not None:
-            y.masked_fill_(drop, 0)
-        ctx.save_for_backward(ya, x, drop)
+            ya = ya.masked_fill(drop, 0)
+        y = torch.mul(ya, x).clamp_min_(0)
+        ctx.save_for_backward(ya, x)
         return y
 
     @staticmethod
     def backward(ctx, dy):
-        ya, x, drop = ctx.saved_tensors
-        if drop is not None:
-            dy = dy.masked_fill(drop, 0)
+        ya, x = ctx.saved_tensors
         dya = dx = None  # threshold_backward(g, ya, 0) = g where ya > 0, else 0 (one fused pass)
         if ctx.needs_input_grad[0]:
             dya = torch.ops.aten.threshold_backward(torch.mul(dy, x), ya, 0)
@@ -78,9 +84,9 @@ def dropout_mask(shape, p: float, device) -> torch.Tensor | None:
     if p <= 0:
         return None
     numel = math.prod(shape)
-    words = torch.empty((numel + 3) // 4, dtype=torch.int64, device=device).random_()
-    lanes = words.view(torch.int16)[:numel].view(shape)
-    return lanes.bitwise_and_(0x7FFF) < round(p * 32768)
+    words = BUFFERS.empty(((numel + 3) // 4,), torch.int64, device).random_()
+    lanes = words.view(torch.int16)[:numel].view(shape).bitwise_and_(0x7FFF)
+    return torch.lt(lanes, round(p * 32768), out=BUFFERS.empty(shape, torch.bool, device))
 
 
 def gate_dropout(ya: torch.Tensor, x: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
@@ -118,7 +124,7 @@ class _HeadsIn(torch.autograd.Function):
 
 
 def _heads_in(v: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-    out = v.new_empty(W.shape[0], v.shape[0], W.shape[2])
+    out = BUFFERS.empty((W.shape[0], v.shape[0], W.shape[2]), v.dtype, v.device)
     for h in range(W.shape[0]):
         torch.mm(v, W[h], out=out[h])
     return out
@@ -142,7 +148,7 @@ class _HeadsOut(torch.autograd.Function):
         dy = dE = None
         H = E.shape[0]
         if ctx.needs_input_grad[0]:
-            dy = torch.empty_like(y)
+            dy = BUFFERS.empty_like(y)
             for h in range(H):
                 torch.mm(g, E[h].t(), out=dy[h])
         if ctx.needs_input_grad[1]:
@@ -164,3 +170,92 @@ def heads_out(y: torch.Tensor, E: torch.Tensor) -> torch.Tensor:
     if y.device.type != "cpu" or torch.is_autocast_enabled(y.device.type):
         return torch.matmul(y, E).sum(0)
     return _HeadsOut.apply(y, E)
+
+
+# ------------------------------------------------------------------------------------------------
+# The two elementwise-heavy halves of a BDH layer as single autograd nodes (CPU training path).
+#
+# Every (H, B*T, N) tensor costs a fresh allocation (page faults on first touch) and a pass over
+# memory. Autograd of the plain code makes about 16 of them per layer; these two nodes make 7,
+# by doing the ReLU, the dropout and the gate in place on buffers they own and by turning the
+# incoming gradients into the outgoing ones in place (each of these gradients has exactly one
+# consumer: the layer's own code). Same function and gradients as the plain code (tests).
+
+
+class _Neurons(torch.autograd.Function):
+    """(v (BT, d), D_x (H, d, N), complex RoPE table (H, 1, T, N/2)) -> x = ReLU(v D_x), k = RoPE(x)."""
+
+    @staticmethod
+    def forward(ctx, v, W, table):
+        x = _heads_in(v, W).clamp_min_(0)
+        H, BT, N = x.shape
+        k = BUFFERS.empty_like(x)
+        shp = (H, -1, table.shape[-2], N // 2)
+        torch.mul(
+            torch.view_as_complex(x.view(H, BT, N // 2, 2)).view(shp), table,
+            out=torch.view_as_complex(k.view(H, BT, N // 2, 2)).view(shp),
+        )
+        ctx.save_for_backward(v, W, x, table)
+        return x, k
+
+    @staticmethod
+    def backward(ctx, dx, dk):
+        v, W, x, table = ctx.saved_tensors
+        H, BT, N = x.shape
+        t = dk.contiguous() if dk is not None else torch.zeros_like(x)
+        shp = (H, -1, table.shape[-2], N // 2)
+        tz = torch.view_as_complex(t.view(H, BT, N // 2, 2)).view(shp)
+        torch.mul(tz, table.conj(), out=tz)  # the inverse rotation, in place
+        if dx is not None:
+            t.add_(dx)
+        t = torch.ops.aten.threshold_backward.grad_input(t, x, 0, grad_input=t)  # ReLU', in place
+        dv = dW = None
+        if ctx.needs_input_grad[0]:
+            dv = torch.mm(t[0], W[0].t())
+            for h in range(1, H):
+                dv.addmm_(t[h], W[h].t())
+        if ctx.needs_input_grad[1]:
+            dW = torch.empty_like(W)
+            for h in range(H):
+                torch.mm(v.t(), t[h], out=dW[h])
+        return dv, dW, None
+
+
+class _Gate(torch.autograd.Function):
+    """(LN(a) (H, BT, d), D_y (H, d, N), x (H, BT, N), drop mask or None) -> y = ReLU(LN(a) D_y) * x,
+    with the dropped entries zeroed (not rescaled)."""
+
+    @staticmethod
+    def forward(ctx, lna, W, x, drop):
+        r = torch.bmm(lna, W, out=BUFFERS.empty((W.shape[0], lna.shape[1], W.shape[2]), W.dtype)).clamp_min_(0)
+        if drop is not None:
+            r.masked_fill_(drop.view(r.shape), 0)
+        y = torch.mul(r, x, out=BUFFERS.empty_like(r))
+        ctx.save_for_backward(lna, W, x, r)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        lna, W, x, r = ctx.saved_tensors
+        dx = torch.mul(dy, r, out=BUFFERS.empty_like(r)) if ctx.needs_input_grad[2] else None
+        dya = dy.contiguous().mul_(x)
+        dya = torch.ops.aten.threshold_backward.grad_input(dya, r, 0, grad_input=dya)
+        dlna = torch.bmm(dya, W.transpose(1, 2)) if ctx.needs_input_grad[0] else None
+        dW = torch.bmm(lna.transpose(1, 2), dya) if ctx.needs_input_grad[1] else None
+        return dlna, dW, dx, None
+
+
+def fused_layer_ok(x_like: torch.Tensor, tables) -> bool:
+    """Whether the fused CPU nodes apply (CPU, no autocast, RoPE in its complex form)."""
+    dev = x_like.device.type
+    return dev == "cpu" and not torch.is_autocast_enabled(dev) and tables is not None and tables[0] == "complex"
+
+
+def neurons(v: torch.Tensor, W: torch.Tensor, tables) -> tuple[torch.Tensor, torch.Tensor]:
+    """x = ReLU(v @ W[h]) (H, BT, N) and its RoPE-rotated copy k (tables from ``rope_tables``)."""
+    return _Neurons.apply(v, W, tables[1])
+
+
+def gate(lna: torch.Tensor, W: torch.Tensor, x: torch.Tensor, drop: torch.Tensor | None) -> torch.Tensor:
+    """y = ReLU(lna @ W[h]) * x with the entries in ``drop`` zeroed; all (H, BT, .)."""
+    return _Gate.apply(lna, W, x, drop)
