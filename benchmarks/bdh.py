@@ -12,6 +12,11 @@ Config (the issue's): d=256, 4 heads, multiplier 16 (N=1024, n=4096), 6 layers, 
 - training: tokens/s of forward + backward + AdamW step at each T in --train-T (batch
   --batch), ours (chunked) and the reference's, same weights; the loss of both on the same
   batch at the same weights (dropout off), and the fraction of the measured fp32 matmul peak.
+
+On a GPU (``--device cuda``): ``--amp bf16`` runs both models under bfloat16 autocast and
+``--compile`` wraps both in ``torch.compile`` (the official training script's own settings);
+``--multiplier 128 --train-T 512 --batch 32`` is the official 25M configuration. Generation
+on a GPU is timed in-process (no memory column).
 """
 
 from __future__ import annotations
@@ -59,13 +64,22 @@ def peak_rss_mib() -> float:
     return float("nan")
 
 
-def matmul_peak_gflops(n: int = 1024, reps: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def matmul_peak_gflops(n: int = 1024, reps: int = 5, device: str = "cpu", dtype=torch.float32) -> float:
+    if device.startswith("cuda"):
+        n = max(n, 8192)
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     a @ b
+    sync(device)
     best = float("inf")
     for _ in range(reps):
         t = time.perf_counter()
         a @ b
+        sync(device)
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best / 1e9
 
@@ -108,14 +122,39 @@ def gen_worker(context: int, new_tokens: int, seed: int) -> dict:
     }
 
 
-def reference_generation(ref, context: int, new_tokens: int, seed: int) -> dict:
+def gen_inline(context: int, new_tokens: int, seed: int, device: str) -> dict:
+    """GPU generation: prefill `context` bytes, then the median time of `new_tokens` steps."""
     torch.manual_seed(seed)
-    model = ref.BDH(ref.BDHConfig(**CFG, dropout=0.0)).eval()
-    idx = torch.randint(0, 256, (1, context))
+    model = BDH(BDHConfig(**CFG, dropout=0.0)).to(device).eval()
+    prompt = torch.randint(0, 256, (1, context)).to(device)
+    with torch.no_grad():
+        logits, state = model.prefill(prompt)
+        tok = logits.argmax(-1)
+        for _ in range(3):  # warm-up
+            logits, state = model.step(tok, state)
+        times = []
+        for _ in range(new_tokens):
+            sync(device)
+            t0 = time.perf_counter()
+            logits, state = model.step(tok, state)
+            tok = logits.argmax(-1)
+            sync(device)
+            times.append(time.perf_counter() - t0)
+    med = sorted(times)[len(times) // 2]
+    return {"context": context, "tokens_per_s": 1.0 / med, "ms_per_token_median": 1e3 * med,
+            "state_mib": state["rho"].numel() * state["rho"].element_size() / 2**20}
+
+
+def reference_generation(ref, context: int, new_tokens: int, seed: int, device: str = "cpu") -> dict:
+    torch.manual_seed(seed)
+    model = ref.BDH(ref.BDHConfig(**CFG, dropout=0.0)).to(device).eval()
+    idx = torch.randint(0, 256, (1, context)).to(device)
     with torch.no_grad():
         model(idx[:, :16])  # warm-up
+        sync(device)
         t0 = time.perf_counter()
         out = model.generate(idx, new_tokens, top_k=1)
+        sync(device)
         dt = time.perf_counter() - t0
     assert out.shape[1] == context + new_tokens
     return {"context": context, "tokens_per_s": new_tokens / dt, "ms_per_token": 1e3 * dt / new_tokens}
@@ -136,42 +175,53 @@ def train_flops(T: int, B: int, chunk: int | None) -> float:
     return 3 * (L * (proj + attn) + head)
 
 
-def time_training(model, T: int, B: int, steps: int, seed: int) -> tuple[float, list[float]]:
+def time_training(model, T: int, B: int, steps: int, seed: int, device: str = "cpu", amp: str = "none",
+                  compile: bool = False, warmup: int = 1) -> tuple[float, list[float]]:
     g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1, fused=device.startswith("cuda"))
     model.train()
+    run = torch.compile(model) if compile else model
+    ctx = (lambda: torch.autocast(device.split(":")[0], dtype=torch.bfloat16)) if amp == "bf16" else None
     times, losses = [], []
-    for _ in range(steps + 1):  # the first step is a warm-up
-        x = torch.randint(0, 256, (B, T), generator=g)
-        y = torch.randint(0, 256, (B, T), generator=g)
+    for _ in range(steps + warmup):  # the first steps are a warm-up (and compilation)
+        x = torch.randint(0, 256, (B, T), generator=g).to(device)
+        y = torch.randint(0, 256, (B, T), generator=g).to(device)
+        sync(device)
         t0 = time.perf_counter()
-        _, loss = model(x, y)
+        if ctx is None:
+            _, loss = run(x, y)
+        else:
+            with ctx():
+                _, loss = run(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        sync(device)
         times.append(time.perf_counter() - t0)
         losses.append(loss.item())
-    return min(times[1:]), losses
+    return min(times[warmup:]), losses
 
 
-def training_row(ref, T: int, B: int, steps: int, chunk: int, peak: float, seed: int) -> dict:
+def training_row(ref, T: int, B: int, steps: int, chunk: int, peak: float, seed: int, device: str = "cpu",
+                 amp: str = "none", compile: bool = False) -> dict:
     torch.manual_seed(seed)
-    rmodel = ref.BDH(ref.BDHConfig(**CFG, dropout=0.1))
-    ours = from_reference(rmodel.state_dict(), n_layer=CFG["n_layer"], dropout=0.1, chunk_size=chunk)
+    rmodel = ref.BDH(ref.BDHConfig(**CFG, dropout=0.1)).to(device)
+    ours = from_reference(rmodel.state_dict(), n_layer=CFG["n_layer"], dropout=0.1, chunk_size=chunk).to(device)
     # same weights, same batch, dropout off: the two losses
     g = torch.Generator().manual_seed(seed + 1)
-    x = torch.randint(0, 256, (B, T), generator=g)
-    y = torch.randint(0, 256, (B, T), generator=g)
+    x = torch.randint(0, 256, (B, T), generator=g).to(device)
+    y = torch.randint(0, 256, (B, T), generator=g).to(device)
     rmodel.eval()
     ours.eval()
     with torch.no_grad():
         loss_ref = rmodel(x, y)[1].item()
         loss_ours = ours(x, y)[1].item()
-    row = {"T": T, "batch": B, "chunk_size": chunk,
+    row = {"T": T, "batch": B, "chunk_size": chunk, "device": device, "amp": amp, "compile": compile,
            "loss_same_weights": {"ours": loss_ours, "reference": loss_ref}}
-    t_ours, l_ours = time_training(ours, T, B, steps, seed)
+    warmup = 3 if compile else 1
+    t_ours, l_ours = time_training(ours, T, B, steps, seed, device, amp, compile, warmup)
     del ours
-    t_ref, l_ref = time_training(rmodel, T, B, steps, seed)
+    t_ref, l_ref = time_training(rmodel, T, B, steps, seed, device, amp, compile, warmup)
     f_ours, f_ref = train_flops(T, B, chunk), train_flops(T, B, None)
     row.update({
         "ours_tokens_per_s": B * T / t_ours,
@@ -181,8 +231,8 @@ def training_row(ref, T: int, B: int, steps: int, chunk: int, peak: float, seed:
         "reference_s_per_step": t_ref,
         "ours_matmul_gflop_per_step": f_ours / 1e9,
         "reference_matmul_gflop_per_step": f_ref / 1e9,
-        "ours_fraction_of_fp32_peak": f_ours / t_ours / 1e9 / peak,
-        "reference_fraction_of_fp32_peak": f_ref / t_ref / 1e9 / peak,
+        "ours_fraction_of_matmul_peak": f_ours / t_ours / 1e9 / peak,
+        "reference_fraction_of_matmul_peak": f_ref / t_ref / 1e9 / peak,
         "train_losses_ours": l_ours,
         "train_losses_reference": l_ref,
     })
@@ -235,6 +285,10 @@ def main() -> None:
     ap.add_argument("--train-steps", type=int, default=2, help="timed steps (after one warm-up)")
     ap.add_argument("--chunk", default="256,128", help="chunk size per --train-T entry (or one value)")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--amp", default="none", choices=["none", "bf16"], help="autocast dtype for training")
+    ap.add_argument("--compile", action="store_true", help="torch.compile both models for training")
+    ap.add_argument("--multiplier", type=int, default=16, help="mlp_internal_dim_multiplier (128 = the 25M model)")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: gen, refgen, train")
     ap.add_argument("--out", default=None, help="also write the JSON here")
     ap.add_argument("--seed", type=int, default=0)
@@ -242,6 +296,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
+    CFG["mlp_internal_dim_multiplier"] = a.multiplier
     if a._gen_worker:
         print(json.dumps(gen_worker(*a._gen_worker)))
         return
@@ -258,8 +313,20 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "cpus": os.cpu_count(),
         "load_average_at_start": os.getloadavg(),
+        "device": a.device if a.device == "cpu" else torch.cuda.get_device_name(),
+        "amp": a.amp,
+        "compile": a.compile,
     }
-    res["fp32_matmul_peak_gflops"] = peak = matmul_peak_gflops()
+    peak_dtype = torch.bfloat16 if a.amp == "bf16" else torch.float32
+    res["matmul_peak_gflops"] = peak = matmul_peak_gflops(device=a.device, dtype=peak_dtype)
+    res["matmul_peak_dtype"] = str(peak_dtype)
+    if "gen" not in skip and a.device != "cpu":
+        rows = [gen_inline(c, a.gen_tokens, a.seed, a.device) for c in [int(s) for s in a.gen_contexts.split(",")]]
+        res["generation_ours"] = rows
+        by = {r["context"]: r["tokens_per_s"] for r in rows}
+        if 256 in by and 8192 in by:
+            res["generation_ours_8192_vs_256_slowdown"] = by[256] / by[8192]
+        skip.add("gen")
     if "gen" not in skip:
         rows = []
         for c in [int(s) for s in a.gen_contexts.split(",")]:
@@ -274,7 +341,7 @@ def main() -> None:
         if 256 in by and 8192 in by:
             res["generation_ours_8192_vs_256_slowdown"] = by[256] / by[8192]
     if "refgen" not in skip:
-        r = reference_generation(ref, 1024, a.ref_gen_tokens, a.seed)
+        r = reference_generation(ref, 1024, a.ref_gen_tokens, a.seed, a.device)
         res["generation_reference"] = r
         print(json.dumps(r), file=sys.stderr)
         ours1024 = [x for x in res.get("generation_ours", []) if x["context"] == 1024]
@@ -288,7 +355,7 @@ def main() -> None:
         Cs = Cs * len(Ts) if len(Cs) == 1 else Cs
         rows = []
         for T, B, C in zip(Ts, Bs, Cs):
-            rows.append(training_row(ref, T, B, a.train_steps, C, peak, a.seed))
+            rows.append(training_row(ref, T, B, a.train_steps, C, peak, a.seed, a.device, a.amp, a.compile))
             print(json.dumps(rows[-1]), file=sys.stderr)
         res["training"] = rows
     res["load_average_at_end"] = os.getloadavg()

@@ -101,8 +101,10 @@ def test_step_over_prompt_equals_forward_default_size():
 
 @pytest.mark.parametrize("T,C", [(12, 4), (11, 4), (5, 8), (9, 1)])
 @pytest.mark.parametrize("with_state", [False, True])
-def test_chunked_gradients_with_state_in_and_out(T, C, with_state):
-    """The hand-written backward of the undamped chunked form against autograd of the dense sum.
+@pytest.mark.parametrize("fused", [True, False])
+def test_chunked_gradients_with_state_in_and_out(T, C, with_state, fused):
+    """Both undamped chunked forms (the hand-written autograd node, and the plain-op form used on
+    GPUs and under torch.compile) against autograd of the dense sum.
 
     The dense reference: out = tril_-1(K K^T) V + K S0, S_T = S0 + K^T V; a loss that uses
     both outputs, so the gradient flows through the carried-in and the returned state.
@@ -117,7 +119,7 @@ def test_chunked_gradients_with_state_in_and_out(T, C, with_state):
     w_out = torch.randn(X, Y, T, d, generator=g, dtype=torch.float64)
     w_state = torch.randn(X, Y, N, d, generator=g, dtype=torch.float64)
 
-    out, S = attention_chunked(k, v, None, S0, C, need_state=True)
+    out, S = attention_chunked(k, v, None, S0, C, need_state=True, fused=fused)
     inputs = [k, v] + ([S0] if with_state else [])
     grads = torch.autograd.grad((out * w_out).sum() + (S * w_state).sum(), inputs)
 
@@ -134,7 +136,7 @@ def test_chunked_gradients_with_state_in_and_out(T, C, with_state):
     for got, want in zip(grads, ref_grads):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
     # without the final state the output and its gradients are the same
-    out2, S2 = attention_chunked(k, v, None, S0, C, need_state=False)
+    out2, S2 = attention_chunked(k, v, None, S0, C, need_state=False, fused=fused)
     assert S2 is None
     grads2 = torch.autograd.grad((out2 * w_out).sum(), inputs)
     ref_grads2 = torch.autograd.grad((ref_out * w_out).sum(), inputs)

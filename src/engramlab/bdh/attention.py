@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from engramlab.nn.buffers import BUFFERS
+from engramlab.nn.buffers import current_pool
 
 
 class _Gram(torch.autograd.Function):
@@ -106,6 +106,7 @@ class _CausalSharedValue(torch.autograd.Function):
         dev = k.device.type
         cd = _compute_dtype(k)
         acc = torch.float32 if cd in (torch.float16, torch.bfloat16) else cd  # running sums
+        pool = ctx.pool = current_pool()
         with torch.autocast(dev, enabled=False):
             P = (-T) % C
             kf = k.to(cd)
@@ -117,14 +118,14 @@ class _CausalSharedValue(torch.autograd.Function):
             kc = kf.reshape(G, n, C, N).contiguous()
             vc = vf.reshape(G, n, C, d).contiguous()
             kb = kc.view(G * n, C, N)
-            A = torch.bmm(kb, kb.transpose(1, 2), out=BUFFERS.empty((G * n, C, C), cd, k.device)).tril_(-1)
-            out = torch.bmm(A, vc.view(G * n, C, d), out=BUFFERS.empty((G * n, C, d), cd, k.device))
+            A = torch.bmm(kb, kb.transpose(1, 2), out=pool.empty((G * n, C, C), cd, k.device)).tril_(-1)
+            out = torch.bmm(A, vc.view(G * n, C, d), out=pool.empty((G * n, C, d), cd, k.device))
             out = out.view(G, n, C, d)
             S0 = None if state is None else state.reshape(G, N, d).to(acc)
             n_w = n if need_state else n - 1  # chunks whose write is read later (or returned)
             incl = None  # incl[c] = S0 + sum_{c' <= c} K_c'^T V_c', chunk-major (n_w, G, N, d)
             if n_w > 0:
-                incl = BUFFERS.empty((n_w, G, N, d), acc, k.device)
+                incl = pool.empty((n_w, G, N, d), acc, k.device)
                 prev = S0
                 for c in range(n_w):
                     kT = kc[:, c].transpose(1, 2)
@@ -163,10 +164,11 @@ class _CausalSharedValue(torch.autograd.Function):
             dO = torch.nn.functional.pad(dO, (0, 0, 0, P))
         dO = dO.reshape(G, n, C, d).contiguous()
         dev = kc.device
+        pool = ctx.pool
         dA = torch.bmm(dO.view(G * n, C, d), vc.view(G * n, C, d).transpose(1, 2),
-                       out=BUFFERS.empty((G * n, C, C), cd, dev)).tril_(-1)
-        sym = torch.add(dA, dA.transpose(1, 2), out=BUFFERS.empty((G * n, C, C), cd, dev))
-        dK = torch.bmm(sym, kc.view(G * n, C, N), out=BUFFERS.empty((G * n, C, N), cd, dev)).view(G, n, C, N)
+                       out=pool.empty((G * n, C, C), cd, dev)).tril_(-1)
+        sym = torch.add(dA, dA.transpose(1, 2), out=pool.empty((G * n, C, C), cd, dev))
+        dK = torch.bmm(sym, kc.view(G * n, C, N), out=pool.empty((G * n, C, N), cd, dev)).view(G, n, C, N)
         del dA, sym
         dV = torch.bmm(A.transpose(1, 2), dO.view(G * n, C, d)).view(G, n, C, d)
         # the reads: dK_c += dO_c P_c^T
@@ -201,6 +203,33 @@ class _CausalSharedValue(torch.autograd.Function):
         return dk, dv, dS0, None, None
 
 
+def _undamped_plain(k, v, state, C: int, need_state: bool):
+    """The undamped chunked form in plain autograd ops (GPU and torch.compile: the compiler fuses
+    and schedules it): the states before each chunk are one exclusive prefix sum."""
+    B, H, T, N = k.shape
+    d = v.shape[-1]
+    P = (-T) % C
+    if P:
+        k = torch.nn.functional.pad(k, (0, 0, 0, P))
+        v = torch.nn.functional.pad(v, (0, 0, 0, P))
+    n = (T + P) // C
+    kc = k.reshape(B, H, n, C, N)
+    vc = v.reshape(v.shape[0], v.shape[1], n, C, d)
+    out = gram(kc).tril(diagonal=-1) @ vc  # (B, H, n, C, d): within chunks
+    S = state
+    if n > 1 or need_state:
+        write = kc.transpose(-1, -2) @ vc  # (B, H, n, N, d): each chunk's sum of rank-1 writes
+        incl = torch.cumsum(write, dim=2)  # the state after chunk c (without the carried-in one)
+        if n > 1:
+            inter = kc[:, :, 1:] @ incl[:, :, :-1]  # chunks 1.. read the state before them
+            out = out + torch.cat([torch.zeros_like(out[:, :, :1]), inter], dim=2)
+        if need_state:
+            S = incl[:, :, -1] if state is None else incl[:, :, -1] + state
+    if state is not None:
+        out = out + kc @ state.unsqueeze(2)
+    return out.reshape(B, H, n * C, d)[:, :, :T], (S if need_state else None)
+
+
 def attention_chunked(
     k: torch.Tensor,
     v: torch.Tensor,
@@ -208,6 +237,7 @@ def attention_chunked(
     state: torch.Tensor | None = None,
     chunk_size: int = 128,
     need_state: bool = True,
+    fused: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Chunked linear-time form: (a* (B, H, T, d), rho after the last token (B, H, N, d) or None).
 
@@ -215,14 +245,21 @@ def attention_chunked(
     masked product is used; across chunks the N x d state is read and then written once per
     chunk (Eq. 5), so the cost is O(T (C (N + d) + N d)) instead of O(T^2 (N + d)).
     ``need_state=False`` skips forming the final state (a plain forward pass) and returns None.
+    Without damping, ``fused`` picks the hand-written autograd node (default on CPU outside
+    ``torch.compile``) or the plain-op form (default on GPU and under ``torch.compile``).
     """
     _check(k, v, log_f)
     B, H, T, N = k.shape
     d = v.shape[-1]
     C = max(1, min(int(chunk_size), T))
-    if log_f is None:
-        # no damping (the official model): the fused form with its hand-written backward
-        return _CausalSharedValue.apply(k, v, state, C, need_state)
+    if log_f is None:  # no damping (the official model)
+        if fused is None:
+            fused = k.device.type == "cpu" and not torch.compiler.is_compiling()
+        if fused:
+            return _CausalSharedValue.apply(k, v, state, C, need_state)
+        if state is None and not need_state and n_chunks(T, C) == 1:
+            return attention_quadratic(k, v), None
+        return _undamped_plain(k, v, state, C, need_state)
     P = (-T) % C  # zero-pad at the end: zero keys/values and log f = 0 leave rho unchanged
     if P:
         k = torch.nn.functional.pad(k, (0, 0, 0, P))
@@ -265,6 +302,10 @@ def attention_chunked(
     if S is None:
         S = k.new_zeros(B, H, N, d)
     return out, S
+
+
+def n_chunks(T: int, C: int) -> int:
+    return -(-T // C)
 
 
 def attention_step(

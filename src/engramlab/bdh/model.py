@@ -47,6 +47,7 @@ from engramlab.bdh.ops import (
     rope_rotate,
     rope_tables,
 )
+from engramlab.nn.buffers import BufferPool, use_pool
 from engramlab.nn.layernorm import layer_norm
 from engramlab.nn.lm import LanguageModel
 from engramlab.nn.rope import alibi_log_decay, rope_frequencies
@@ -146,7 +147,13 @@ class BDH(LanguageModel):
         if "alibi" in config.pos:
             ld = alibi_log_decay(H, config.alibi_min_half_life, config.alibi_max_half_life)
             self.register_buffer("alibi_log_decay", ld, persistent=True)  # (H,) log gamma_h
+        # scratch memory of the CPU training path, reused from step to step (engramlab.nn.buffers)
+        self.scratch = BufferPool()
         self.reset_parameters()
+
+    def release_scratch(self) -> None:
+        """Give the reused CPU scratch buffers back (they are made again by the next step)."""
+        self.scratch.clear()
 
     def reset_parameters(self) -> None:
         """Normal(0, 0.02) for every weight, as in the official code."""
@@ -222,6 +229,16 @@ class BDH(LanguageModel):
         outs = []
         # CPU training and evaluation: the two elementwise-heavy halves of the layer as fused nodes
         fast = fused and trace is None and fused_layer_ok(v, tables)
+        if fast:
+            with use_pool(self.scratch):
+                logits = self._layers(v, tables, rho, impl, trace, need_state, fast, p_drop, rho_out, outs)
+        else:
+            logits = self._layers(v, tables, rho, impl, trace, need_state, fast, p_drop, rho_out, outs)
+        return logits, (torch.stack(rho_out) if rho_out else None)
+
+    def _layers(self, v, tables, rho, impl, trace, need_state, fast, p_drop, rho_out, outs):
+        B, T, _ = v.shape
+        L, H, N, d = self._dims
         for layer in range(L):
             if fast:
                 x, k = neurons(v.reshape(B * T, d), self.decoder_x, tables)
@@ -253,8 +270,7 @@ class BDH(LanguageModel):
         if self.config.variant == "prime":
             w = torch.softmax(self.layer_mix, 0)
             h = layer_norm(sum(w[i] * outs[i] for i in range(L)))
-        logits = h @ self.lm_head  # (B, T, V)
-        return logits, (torch.stack(rho_out) if rho_out else None)
+        return h @ self.lm_head  # logits (B, T, V)
 
     def _gate_plain(self, a, x, v, p_drop: float, trace: list | None) -> torch.Tensor:
         """y = (D_y LN(a*))^+ * x with dropout, in plain autograd (GPU, autocast, tracing).

@@ -17,16 +17,19 @@ import math
 
 import torch
 
-from engramlab.nn.buffers import BUFFERS
+from engramlab.nn.buffers import current_pool
 from engramlab.nn.rope import apply_rope
 
 
 def rope_tables(freqs: torch.Tensor, positions: torch.Tensor, dtype: torch.dtype):
     """Tables for ``rope_rotate``: freqs (H, N), positions (T,) -> ("complex", (H, 1, T, N/2)) or
-    ("real", (cos, sin_signed) each (H, 1, T, N))."""
+    ("real", (cos, sin_signed) each (H, 1, T, N)).
+
+    The complex form is used on a CPU in eager mode; the real form on a GPU and under
+    ``torch.compile`` (the compiler generates no code for complex operators)."""
     t = positions.to(torch.float64).reshape(-1, 1)
-    paired = bool((freqs[..., 0::2] == freqs[..., 1::2]).all())
-    if paired:
+    eager_cpu = freqs.device.type == "cpu" and not torch.compiler.is_compiling()
+    if eager_cpu and bool((freqs[..., 0::2] == freqs[..., 1::2]).all()):
         f = freqs[..., 0::2].to(torch.float64).unsqueeze(-2)  # (H, 1, N/2)
         phase = torch.remainder(t * f, 1.0) * (2 * math.pi)  # (H, T, N/2)
         ctype = torch.complex128 if dtype == torch.float64 else torch.complex64
@@ -76,17 +79,21 @@ class _GateDropout(torch.autograd.Function):
 
 
 def dropout_mask(shape, p: float, device) -> torch.Tensor | None:
-    """Boolean mask of dropped entries (probability p, resolution 2^-15), or None when p == 0.
+    """Boolean mask of dropped entries (probability p), or None when p == 0.
 
-    Each 64-bit draw of the generator gives four 15-bit uniforms (the low 15 bits of each
-    16-bit lane), so the mask costs a quarter of the generator calls of one draw per entry.
+    On a CPU (eager), each 64-bit draw of the generator gives four 15-bit uniforms (the low 15
+    bits of each 16-bit lane; resolution 2^-15), a quarter of the generator calls of one draw
+    per entry. On a GPU and under torch.compile: ``torch.rand(shape) < p``.
     """
     if p <= 0:
         return None
+    if torch.device(device).type != "cpu" or torch.compiler.is_compiling():
+        return torch.rand(shape, device=device) < p
+    pool = current_pool()
     numel = math.prod(shape)
-    words = BUFFERS.empty(((numel + 3) // 4,), torch.int64, device).random_()
+    words = pool.empty(((numel + 3) // 4,), torch.int64, device).random_()
     lanes = words.view(torch.int16)[:numel].view(shape).bitwise_and_(0x7FFF)
-    return torch.lt(lanes, round(p * 32768), out=BUFFERS.empty(shape, torch.bool, device))
+    return torch.lt(lanes, round(p * 32768), out=pool.empty(shape, torch.bool, device))
 
 
 def gate_dropout(ya: torch.Tensor, x: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
@@ -124,7 +131,7 @@ class _HeadsIn(torch.autograd.Function):
 
 
 def _heads_in(v: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-    out = BUFFERS.empty((W.shape[0], v.shape[0], W.shape[2]), v.dtype, v.device)
+    out = current_pool().empty((W.shape[0], v.shape[0], W.shape[2]), v.dtype, v.device)
     for h in range(W.shape[0]):
         torch.mm(v, W[h], out=out[h])
     return out
@@ -136,6 +143,7 @@ class _HeadsOut(torch.autograd.Function):
     @staticmethod
     def forward(ctx, y, E):
         ctx.save_for_backward(y, E)
+        ctx.pool = current_pool()
         z = torch.mm(y[0], E[0])
         for h in range(1, E.shape[0]):
             z.addmm_(y[h], E[h])
@@ -148,7 +156,7 @@ class _HeadsOut(torch.autograd.Function):
         dy = dE = None
         H = E.shape[0]
         if ctx.needs_input_grad[0]:
-            dy = BUFFERS.empty_like(y)
+            dy = ctx.pool.empty_like(y)
             for h in range(H):
                 torch.mm(g, E[h].t(), out=dy[h])
         if ctx.needs_input_grad[1]:
@@ -160,14 +168,14 @@ class _HeadsOut(torch.autograd.Function):
 
 def heads_in(v: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
     """v (BT, d), W (H, d, N) -> v @ W[h] for every head, (H, BT, N)."""
-    if v.device.type != "cpu" or torch.is_autocast_enabled(v.device.type):
+    if v.device.type != "cpu" or torch.is_autocast_enabled(v.device.type) or torch.compiler.is_compiling():
         return torch.matmul(v.unsqueeze(0), W)  # GPU / autocast: the library's batched product
     return _HeadsIn.apply(v, W)
 
 
 def heads_out(y: torch.Tensor, E: torch.Tensor) -> torch.Tensor:
     """y (H, BT, N), E (H, N, d) -> sum_h y[h] @ E[h], (BT, d)."""
-    if y.device.type != "cpu" or torch.is_autocast_enabled(y.device.type):
+    if y.device.type != "cpu" or torch.is_autocast_enabled(y.device.type) or torch.compiler.is_compiling():
         return torch.matmul(y, E).sum(0)
     return _HeadsOut.apply(y, E)
 
@@ -189,7 +197,7 @@ class _Neurons(torch.autograd.Function):
     def forward(ctx, v, W, table):
         x = _heads_in(v, W).clamp_min_(0)
         H, BT, N = x.shape
-        k = BUFFERS.empty_like(x)
+        k = current_pool().empty_like(x)
         shp = (H, -1, table.shape[-2], N // 2)
         torch.mul(
             torch.view_as_complex(x.view(H, BT, N // 2, 2)).view(shp), table,
@@ -227,17 +235,18 @@ class _Gate(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, lna, W, x, drop):
-        r = torch.bmm(lna, W, out=BUFFERS.empty((W.shape[0], lna.shape[1], W.shape[2]), W.dtype)).clamp_min_(0)
+        pool = ctx.pool = current_pool()
+        r = torch.bmm(lna, W, out=pool.empty((W.shape[0], lna.shape[1], W.shape[2]), W.dtype)).clamp_min_(0)
         if drop is not None:
             r.masked_fill_(drop.view(r.shape), 0)
-        y = torch.mul(r, x, out=BUFFERS.empty_like(r))
+        y = torch.mul(r, x, out=pool.empty_like(r))
         ctx.save_for_backward(lna, W, x, r)
         return y
 
     @staticmethod
     def backward(ctx, dy):
         lna, W, x, r = ctx.saved_tensors
-        dx = torch.mul(dy, r, out=BUFFERS.empty_like(r)) if ctx.needs_input_grad[2] else None
+        dx = torch.mul(dy, r, out=ctx.pool.empty_like(r)) if ctx.needs_input_grad[2] else None
         dya = dy.contiguous().mul_(x)
         dya = torch.ops.aten.threshold_backward.grad_input(dya, r, 0, grad_input=dya)
         dlna = torch.bmm(dya, W.transpose(1, 2)) if ctx.needs_input_grad[0] else None
@@ -248,7 +257,9 @@ class _Gate(torch.autograd.Function):
 def fused_layer_ok(x_like: torch.Tensor, tables) -> bool:
     """Whether the fused CPU nodes apply (CPU, no autocast, RoPE in its complex form)."""
     dev = x_like.device.type
-    return dev == "cpu" and not torch.is_autocast_enabled(dev) and tables is not None and tables[0] == "complex"
+    if dev != "cpu" or torch.is_autocast_enabled(dev) or torch.compiler.is_compiling():
+        return False
+    return tables is not None and tables[0] == "complex"
 
 
 def neurons(v: torch.Tensor, W: torch.Tensor, tables) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,10 +12,16 @@ pool's own reference): not a view, not a tensor saved for backward, not a retain
 buffer is never reused while anything could still read it, and the pool's memory is bounded by
 the largest set of buffers that were alive at one time. GPU tensors and small tensors go to
 ``torch.empty`` unchanged.
+
+A model owns its pool (so the memory goes with the model) and makes it current while it runs
+(``use_pool``); the autograd nodes remember the pool of their forward for their backward.
+Code that runs with no current pool allocates with ``torch.empty`` as usual.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import threading
 
@@ -60,6 +66,43 @@ class BufferPool:
         with self._lock:
             self._storages.clear()
 
+    # a copy or a pickle of a model gets a fresh, empty pool (never the scratch memory)
+    def __deepcopy__(self, memo):
+        return BufferPool(self.min_bytes)
 
-BUFFERS = BufferPool()
-"""The pool used by the fused CPU training nodes of ``engramlab.bdh``."""
+    def __getstate__(self):
+        return {"min_bytes": self.min_bytes}
+
+    def __setstate__(self, state):
+        self.__init__(state["min_bytes"])
+
+
+class _NoPool:
+    """``torch.empty``, for code running with no current pool."""
+
+    @staticmethod
+    def empty(shape, dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.Tensor:
+        return torch.empty(tuple(shape), dtype=dtype, device=device)
+
+    @staticmethod
+    def empty_like(t: torch.Tensor) -> torch.Tensor:
+        return torch.empty(t.shape, dtype=t.dtype, device=t.device)
+
+
+NO_POOL = _NoPool()
+_CURRENT: contextvars.ContextVar = contextvars.ContextVar("engramlab_buffer_pool", default=NO_POOL)
+
+
+def current_pool() -> BufferPool | _NoPool:
+    """The pool made current by ``use_pool``, else one that allocates with ``torch.empty``."""
+    return _CURRENT.get()
+
+
+@contextlib.contextmanager
+def use_pool(pool: BufferPool | None):
+    """Make ``pool`` current inside the block (None: no pool)."""
+    token = _CURRENT.set(NO_POOL if pool is None else pool)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
