@@ -11,14 +11,14 @@ B="python benchmarks/bdh.py --reference $REF --device cuda"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.csv"
 python -c "import torch, sys; print(sys.version.split()[0], torch.__version__, torch.cuda.get_device_name())" >> "$OUT/gpu.csv"
 # 1. generation (fp32, eager): our recurrent step at 256 / 1,024 / 8,192 bytes, the reference at 1,024
-timeout 120 $B --skip train --gen-contexts 256,1024,8192 --gen-tokens 48 --ref-gen-tokens 16 --out "$OUT/gen.json"
+timeout 90 $B --skip train --gen-contexts 256,1024,8192 --gen-tokens 48 --ref-gen-tokens 16 --out "$OUT/gen.json"
 # 2. the 25M official configuration (multiplier 128), batch 32 x 512, bf16 autocast + torch.compile for both
-timeout 240 $B --skip gen,refgen --amp bf16 --compile --multiplier 128 --train-T 512 --batch 32 --chunk 512 \
+timeout 200 $B --skip gen,refgen --amp bf16 --compile --multiplier 128 --train-T 512 --batch 32 --chunk 512 \
     --train-steps 5 --out "$OUT/train_25m_bf16_compile.json"
 # 3. the CPU table's configuration (multiplier 16), fp32 eager
-timeout 150 $B --skip gen,refgen --train-T 256,2048 --batch 8,8 --chunk 256,512 --train-steps 5 \
+timeout 120 $B --skip gen,refgen --train-T 256,2048 --batch 8,8 --chunk 256,512 --train-steps 5 \
     --out "$OUT/train_fp32.json"
 # 4. the same, bf16 autocast + torch.compile
-timeout 240 $B --skip gen,refgen --amp bf16 --compile --train-T 256,2048 --batch 8,8 --chunk 256,512 \
+timeout 170 $B --skip gen,refgen --amp bf16 --compile --train-T 256,2048 --batch 8,8 --chunk 256,512 \
     --train-steps 5 --out "$OUT/train_bf16_compile.json"
 ls -l "$OUT"
