@@ -126,3 +126,25 @@ def test_atomic_write_gives_the_usual_permissions(tmp_path):
     assert p.read_bytes() == b"abc"
     assert (p.stat().st_mode & 0o777) == 0o666 & ~umask  # not mkstemp's private 0o600
     assert [x.name for x in tmp_path.iterdir()] == ["out.bin"]
+
+
+def test_atomic_write_leaves_nothing_half_written(tmp_path):
+    """A writer that fails leaves the old file untouched and no temporary file behind; the
+    temporary name keeps the suffix (writers like savefig/np.savez pick the format from it)."""
+    p = tmp_path / "out.npz"
+    p.write_bytes(b"old")
+    seen = []
+
+    def failing(tmp):
+        seen.append(tmp)
+        with open(tmp, "wb") as f:
+            f.write(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        text.atomic_write(p, failing)
+    assert p.read_bytes() == b"old"
+    assert seen[0].endswith(".npz")
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["out.npz"]
+    text.atomic_write(p, lambda tmp: np.savez(tmp, a=np.arange(3)))
+    assert np.load(p)["a"].tolist() == [0, 1, 2]

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ from tqdm import tqdm
 
 from engramlab.astro.model import AstroConfig, AstroSNN
 from engramlab.data.tasks import MemoryTask
+from engramlab.data.text import atomic_write, atomic_write_bytes
 
 MODEL_NAMES = ("astrosnn", "lif", "lstm", "gpt")
 
@@ -206,17 +205,11 @@ def train_one(model, task: MemoryTask, cfg: MemoryConfig, seed: int, desc: str =
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, text.encode())
 
 
 def _save_fig(fig, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight"))
 
 
 def plot(result: dict, curves: dict, out: Path, chance: float) -> None:

@@ -79,9 +79,9 @@ def _probe(a) -> None:
                 per_byte=not a.raw, positive=not a.any_sign, progress=not a.no_progress)
     text = json.dumps(res, indent=2) + "\n"
     if a.out:
-        from engramlab.bdh.inspect import _atomic_write
+        from engramlab.data.text import atomic_write
 
-        _atomic_write(Path(a.out), lambda p: Path(p).write_text(text))
+        atomic_write(Path(a.out), lambda p: Path(p).write_text(text))
     print(text, end="")
 
 

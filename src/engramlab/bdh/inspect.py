@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from engramlab.data.text import atomic_write
 from engramlab.nn.rope import apply_rope, rope_cos_sin
 
 # ---------------------------------------------------------------------------------------------
@@ -421,27 +422,10 @@ def repetition_density(model, pattern: np.ndarray | bytes, repeats: int = 4) -> 
 # the `engramlab bdh inspect` pipeline
 
 
-def _atomic_write(path, write) -> None:
-    import os
-    import tempfile
-    from pathlib import Path
-
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix or ".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _savefig(fig, path) -> None:
     import matplotlib.pyplot as plt
 
-    _atomic_write(path, lambda p: fig.savefig(p, dpi=120))
+    atomic_write(path, lambda p: fig.savefig(p, dpi=120))
     plt.close(fig)
 
 
@@ -659,7 +643,7 @@ def inspect_model(
             })
     summary = {"text bytes": len(tok), "layers": L, "heads": H, "neurons per head": N}
     page = neuron_browser_html(chosen, title=f"{title}: neurons (x) that fire most", summary=summary)
-    _atomic_write(out / "neurons.html", lambda p: Path(p).write_text(page, encoding="utf-8"))
+    atomic_write(out / "neurons.html", lambda p: Path(p).write_text(page, encoding="utf-8"))
     result["neuron_browser"] = [{k: v for k, v in n.items() if k != "contexts"} for n in chosen]
     steps.update()
     # synapses
@@ -706,5 +690,5 @@ def inspect_model(
     steps.update()
     steps.close()
     result = _jsonable(result)
-    _atomic_write(out / "inspect.json", lambda p: Path(p).write_text(json.dumps(result, indent=1) + "\n"))
+    atomic_write(out / "inspect.json", lambda p: Path(p).write_text(json.dumps(result, indent=1) + "\n"))
     return result

@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +46,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from engramlab.bdh.model import BDH, BDHConfig
-from engramlab.data.text import atomic_write_bytes
+from engramlab.data.text import atomic_write, atomic_write_bytes
 
 # config fields both parents must share (the rest, e.g. dropout or chunk_size, come from A)
 MUST_MATCH = ("n_embd", "n_head", "vocab_size", "n_layer", "pos", "variant")
@@ -304,15 +302,10 @@ def _plot_merge(losses: dict[str, dict[str, float]], path: Path) -> None:
     ax.legend(fontsize=8)
     ax.set_title("BDH merging by neuron concatenation (no training after the merge)", fontsize=9)
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=120)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120))
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
 
 
 __all__ = [

@@ -8,8 +8,6 @@ Every user-caused problem raises one ValueError / FileNotFoundError / TypeError 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -183,10 +181,9 @@ def save_npz(st: SpikeTimes, path) -> Path:
         arrays["t_start"] = np.float64(st.t_start)
     if st.t_stop is not None:
         arrays["t_stop"] = np.float64(st.t_stop)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-    os.close(fd)
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    from engramlab.data.text import atomic_write
+
+    atomic_write(path, lambda tmp: np.savez(tmp, **arrays))
     return path
 
 

@@ -55,18 +55,29 @@ def give_usual_permissions(path: str | Path, folder: bool = False) -> None:
     os.chmod(path, (0o777 if folder else 0o666) & ~umask)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary name in the same folder, then rename: never a half-written file."""
+def atomic_write(path, write) -> None:
+    """``write(tmp_path)`` into a temporary file beside ``path``, then rename it to ``path``.
+
+    Never leaves a half-written file: on any error the temporary file is removed and ``path``
+    is untouched. The temporary name keeps ``path``'s suffix, so writers that pick a format
+    from it (``savefig``, ``np.savez``) work. The result gets the usual permissions.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix or ".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        write(tmp)
         give_usual_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary name in the same folder, then rename: never a half-written file."""
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,8 +9,6 @@ The four fits run in ``workers`` processes of one thread each (default 2: one pe
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
@@ -18,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from engramlab.data.text import atomic_write, atomic_write_bytes
 
 from . import metrics
 from .models import MODELS, FitConfig, make_model
@@ -113,10 +113,7 @@ def run_benchmark(out: str | Path | None = None, seed: int = 0, workers: int = 2
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, text.encode())
 
 
 def _fmt(v) -> str:
@@ -179,7 +176,7 @@ def _figures(out: Path, data, learned: dict) -> None:
 def _save_fig(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110))
+    finally:
+        plt.close(fig)

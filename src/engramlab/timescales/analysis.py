@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from scipy.optimize import OptimizeWarning, curve_fit
 from tqdm.auto import tqdm
 
 from engramlab.data.tasks import labels_in_time, make_timescale_batch, sample_sequence_length
+from engramlab.data.text import atomic_write_bytes
 
 from .curriculum import evaluate, list_checkpoints, load_checkpoint
 from .model import LeakyRNN, _act
@@ -646,7 +646,5 @@ def analyze_runs(
         "figures": files,
         "summary": summary,
     }
-    tmp = out / ".analysis.json.tmp"
-    tmp.write_text(json.dumps(full, indent=2, default=float))
-    os.replace(tmp, out / "analysis.json")
+    atomic_write_bytes(out / "analysis.json", json.dumps(full, indent=2, default=float).encode())
     return full

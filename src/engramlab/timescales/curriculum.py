@@ -33,6 +33,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from engramlab.data.tasks import TIMESCALE_TASKS, make_timescale_batch, sample_sequence_length
+from engramlab.data.text import atomic_write_bytes
 from engramlab.train.checkpoint import atomic_folder
 
 from .model import GatedRNN, GatedRNNConfig, LeakyRNN, LeakyRNNConfig
@@ -310,7 +311,5 @@ def train_curriculum(cfg: TrainConfig, out_dir: str | Path, progress: bool = Tru
     last_meta = {"train_config": asdict(cfg), "ns": ns, "heads": cfg.heads_for(ns), "epoch": epoch,
                  "step": step, "solved": False}
     save_checkpoint(model, out_dir / "last", last_meta)
-    tmp = out_dir / ".summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, out_dir / "summary.json")
+    atomic_write_bytes(out_dir / "summary.json", json.dumps(summary, indent=2).encode())
     return summary

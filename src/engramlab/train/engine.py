@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from engramlab.data.text import ConsecutiveBatcher, Corpus, get_batch, load_corpus
+from engramlab.data.text import ConsecutiveBatcher, Corpus, atomic_write_bytes, get_batch, load_corpus
 from engramlab.train.checkpoint import (
     METRICS,
     CheckpointError,
@@ -248,9 +248,7 @@ class Trainer:
                     keep.append(line)
             except (json.JSONDecodeError, KeyError):
                 continue
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(x + "\n" for x in keep))
-        os.replace(tmp, path)
+        atomic_write_bytes(path, "".join(x + "\n" for x in keep).encode())
 
     def _log(self, record: dict[str, Any]) -> None:
         if not self.master:
