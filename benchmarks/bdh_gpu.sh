@@ -21,4 +21,8 @@ timeout 120 $B --skip gen,refgen --train-T 256,2048 --batch 8,8 --chunk 256,512 
 # 4. the same, bf16 autocast + torch.compile
 timeout 170 $B --skip gen,refgen --amp bf16 --compile --train-T 256,2048 --batch 8,8 --chunk 256,512 \
     --train-steps 5 --out "$OUT/train_bf16_compile.json"
+# 5. long windows (T = 8,192, batch 2), where the reference's T x T scores dominate
+timeout 200 $B --skip gen,refgen --train-T 8192 --batch 2 --chunk 512 --train-steps 3 --out "$OUT/train_T8192_fp32.json"
+timeout 200 $B --skip gen,refgen --amp bf16 --compile --train-T 8192 --batch 2 --chunk 1024 --train-steps 3 \
+    --out "$OUT/train_T8192_bf16_compile.json"
 ls -l "$OUT"
