@@ -283,7 +283,7 @@ def main() -> None:
     ap.add_argument("--train-T", default="256,2048")
     ap.add_argument("--batch", default="8", help="batch per T (one value, or one per --train-T entry)")
     ap.add_argument("--train-steps", type=int, default=2, help="timed steps (after one warm-up)")
-    ap.add_argument("--chunk", default="256,128", help="chunk size per --train-T entry (or one value)")
+    ap.add_argument("--chunk", default="256", help="chunk size per --train-T entry (or one value)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--amp", default="none", choices=["none", "bf16"], help="autocast dtype for training")
