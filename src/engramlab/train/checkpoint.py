@@ -21,7 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 import engramlab
-from engramlab.data.text import give_usual_permissions
+from engramlab.data.text import atomic_write, give_usual_permissions
 from engramlab.train.config import TrainConfig, config_from_dict, config_to_dict
 from engramlab.train.registry import get_model_spec
 
@@ -33,18 +33,6 @@ METRICS = "metrics.jsonl"
 
 class CheckpointError(ValueError):
     """A checkpoint folder that is missing, incomplete or corrupted."""
-
-
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        give_usual_permissions(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @contextmanager
@@ -102,10 +90,10 @@ def save_model_folder(
         "step": int(step),
         "engramlab_version": engramlab.__version__,
     }
-    _atomic(out / CONFIG, lambda p: Path(p).write_text(json.dumps(cfg, indent=2) + "\n"))
-    _atomic(out / WEIGHTS, lambda p: save_file(state_dict_for_saving(model), p, metadata={"step": str(step)}))
+    atomic_write(out / CONFIG, lambda p: Path(p).write_text(json.dumps(cfg, indent=2) + "\n"))
+    atomic_write(out / WEIGHTS, lambda p: save_file(state_dict_for_saving(model), p, metadata={"step": str(step)}))
     if trainer_state is not None:
-        _atomic(out / TRAINER, lambda p: torch.save({**trainer_state, "step": int(step)}, p))
+        atomic_write(out / TRAINER, lambda p: torch.save({**trainer_state, "step": int(step)}, p))
 
 
 def read_config(run_dir: str | Path) -> dict[str, Any]:
