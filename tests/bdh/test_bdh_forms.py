@@ -142,3 +142,25 @@ def test_chunked_gradients_with_state_in_and_out(T, C, with_state, fused):
     ref_grads2 = torch.autograd.grad((ref_out * w_out).sum(), inputs)
     for got, want in zip(grads2, ref_grads2):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+def test_fused_chunked_form_under_bf16_autocast():
+    """Under autocast the fused form multiplies in bfloat16 and keeps its running state sums in
+    float32: output, final state and gradients stay within bfloat16 round-off of float32."""
+    from engramlab.bdh.attention import attention_chunked
+
+    g = torch.Generator().manual_seed(0)
+    k = torch.rand(2, 3, 40, 16, generator=g, requires_grad=True)
+    v = torch.randn(1, 3, 40, 8, generator=g, requires_grad=True)
+    S0 = torch.randn(2, 3, 16, 8, generator=g, requires_grad=True)
+    w = torch.randn(2, 3, 40, 8, generator=g)
+    ref_out, ref_S = attention_chunked(k, v, None, S0, 8, need_state=True, fused=True)
+    ref = torch.autograd.grad((ref_out * w).sum() + ref_S.sum(), (k, v, S0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, S = attention_chunked(k, v, None, S0, 8, need_state=True, fused=True)
+    assert out.dtype == torch.bfloat16 and S.dtype == torch.float32
+    grads = torch.autograd.grad((out.float() * w).sum() + S.sum(), (k, v, S0))
+    rel = lambda a, b: ((a.float() - b).abs().max() / b.abs().max()).item()  # noqa: E731
+    assert rel(out, ref_out) < 2e-2 and rel(S, ref_S) < 2e-2
+    for a, b in zip(grads, ref):
+        assert a.dtype == b.dtype and rel(a, b) < 3e-2
