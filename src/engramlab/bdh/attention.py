@@ -13,7 +13,9 @@ which is the read of the synaptic state (Eq. 5)
 
 - ``attention_quadratic``: the (T x T) masked product of the official code (the test oracle);
 - ``attention_chunked``: masked products inside chunks of C tokens, the state rho carried from
-  chunk to chunk, so cost and memory grow linearly with T (training; carries a state in and out);
+  chunk to chunk, so cost and memory grow linearly with T (training; carries a state in and out).
+  Without decay it runs as one autograd node with a hand-written backward on a CPU
+  (``_CausalSharedValue``) and as plain ops on a GPU or under torch.compile (``_undamped_plain``);
 - ``attention_step``: one token, rank-1 Hebbian write; cost independent of the context length.
 
 The two leading dimensions are batch-like: the model calls these with heads first, (H, B, ...).
