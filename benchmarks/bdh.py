@@ -48,20 +48,21 @@ def load_reference(path: str):
     return mod
 
 
-def rss_mib() -> float:
+def _status_mib(key: str) -> float:
+    """A memory line of /proc/self/status in MiB (VmRSS: resident now, VmHWM: peak resident)."""
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def rss_mib() -> float:
+    return _status_mib("VmRSS")
 
 
 def peak_rss_mib() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    return _status_mib("VmHWM")
 
 
 def sync(device: str) -> None:
