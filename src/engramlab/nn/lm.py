@@ -3,6 +3,8 @@
 Every sequence model (GPT, LSTM, BDH, AstroSNN) is a ``LanguageModel``:
 
 - ``config``: a dataclass that round-trips through JSON (``engramlab.train.config``);
+- ``save_pretrained(dir)`` / ``Model.from_pretrained(dir)`` (and ``engramlab.load(dir)``): one
+  model-folder format for every model (``engramlab.pretrained``);
 - ``forward(idx, targets=None) -> (logits, loss)``: parallel form for training,
   idx (B, T) int64 -> logits (B, T, V); loss is the mean cross-entropy in nats when targets
   (B, T) are given, else None;
@@ -26,10 +28,15 @@ import torch
 import torch.nn as nn
 
 from engramlab.nn.sampling import check_sampling_args, sample_logits
+from engramlab.pretrained import Pretrained
 
 
-class LanguageModel(nn.Module):
-    """Base class: subclasses implement forward, init_state and step (see module docstring)."""
+class LanguageModel(Pretrained, nn.Module):
+    """Base class: subclasses implement forward, init_state and step (see module docstring).
+
+    ``save_pretrained(dir)`` / ``from_pretrained(dir)`` come from ``engramlab.pretrained.Pretrained``;
+    the config class is the ``CONFIG`` of the model's module.
+    """
 
     config: Any
     supports_state_carry: bool = False

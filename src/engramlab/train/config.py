@@ -13,7 +13,8 @@ T = TypeVar("T")
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
-    if not dataclasses.is_dataclass(cfg):
+    """The dataclass ``cfg`` as a plain dict (nested dataclasses become dicts)."""
+    if not dataclasses.is_dataclass(cfg) or isinstance(cfg, type):
         raise TypeError(f"expected a dataclass config, got {type(cfg).__name__}")
     return dataclasses.asdict(cfg)
 
@@ -32,14 +33,44 @@ def check_keys(cls: type, keys, where: str) -> None:
         )
 
 
+def _required_fields(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls) if f.init and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING]
+
+
 def config_from_dict(cls: type[T], d: dict[str, Any], where: str | None = None) -> T:
-    check_keys(cls, d.keys(), where or cls.__name__)
+    """Rebuild the dataclass ``cls`` from ``d``: unknown and missing keys raise one clear ValueError;
+    keys left out take the field's default. ``config_from_dict(type(c), config_to_dict(c)) == c``."""
+    where = where or cls.__name__
+    if not isinstance(d, dict):
+        raise ValueError(f"{where}: expected a JSON object of {cls.__name__} fields, got {type(d).__name__}")
+    check_keys(cls, d.keys(), where)
+    missing = [k for k in _required_fields(cls) if k not in d]
+    if missing:
+        raise ValueError(f"{where}: missing key(s) {', '.join(map(repr, missing))} (required by {cls.__name__})")
     return cls(**d)
 
 
+def config_to_json(cfg: Any) -> str:
+    """``cfg`` as indented JSON text (the form config.json files hold)."""
+    return json.dumps(config_to_dict(cfg), indent=2) + "\n"
+
+
+def config_from_json(cls: type[T], text: str, where: str | None = None) -> T:
+    """Inverse of ``config_to_json``, with the key checks of ``config_from_dict``."""
+    where = where or cls.__name__
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{where}: not valid JSON ({e})") from None
+    return config_from_dict(cls, d, where)
+
+
 def save_config_json(cfg: Any, path: str | Path, **extra: Any) -> None:
+    from engramlab.io import atomic_write_text
+
     data = {**extra, **config_to_dict(cfg)} if extra else config_to_dict(cfg)
-    Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _resolve_type(cls: type, name: str) -> Any:
