@@ -10,7 +10,9 @@ Every writer in the package goes through this module, so that nothing is ever le
   scalars and arrays, torch tensors, paths and dataclasses, and writes NaN and infinities as
   ``null`` (so the file is valid JSON that every reader accepts);
 - ``cache_dir()`` and ``fetch(url, sha256, name)``: a streamed, checksummed download (pooch)
-  into the user cache (``$ENGRAMLAB_CACHE``, else the platform's cache folder from platformdirs).
+  into the user cache (``$ENGRAMLAB_CACHE``, else the platform's cache folder from platformdirs);
+  ``sha256_of(path)`` checks a file given by hand. The files one can fetch by name are listed in
+  ``engramlab.data.registry``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -209,26 +212,48 @@ def sha256_of(path: str | Path) -> str:
 def fetch(url: str, sha256: str | None, name: str, folder: str | Path | None = None, progress: bool = False) -> Path:
     """Download ``url`` once into ``folder`` (default ``cache_dir()``) as ``name``; return its path.
 
-    The download is streamed to a temporary file and kept only if its SHA-256 equals ``sha256``
-    (pass None only for sources that publish no checksum). A cached file with the right
-    checksum is used as it is; one with the wrong checksum is downloaded again.
+    The download is streamed to a temporary file and kept only if its SHA-256 equals ``sha256``.
+    A cached file with the right checksum is used as it is (no request); one with the wrong
+    checksum is downloaded again.
+
+    ``sha256=None`` is for sources that publish no checksum: the first download's SHA-256 is
+    recorded beside the file (``name + ".sha256"``) and every later use, or later download,
+    must match that record. A cached file without a record cannot be checked and is
+    downloaded again.
     """
     import pooch
 
     folder = Path(folder) if folder is not None else cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    record = folder / f"{name}.sha256" if sha256 is None else None
+    if record is not None:
+        if record.is_file():
+            sha256 = record.read_text(encoding="utf-8").strip()
+        elif target.exists():
+            target.unlink()  # unverifiable (no recorded checksum): fetch it again
     try:
-        path = pooch.retrieve(
+        path = Path(pooch.retrieve(
             url,
             known_hash=f"sha256:{sha256}" if sha256 else None,
             fname=name,
             path=folder,
             progressbar=progress,
-        )
-    except ValueError as e:  # pooch's checksum mismatch
-        raise ValueError(f"download of {url}: {e}; nothing was kept") from None
+        ))
+    except ValueError as e:  # pooch's checksum mismatch: "... expected sha256:X but got Y. ..."
+        got = re.search(r"but got ([0-9a-fA-F]+)", str(e))
+        what = f"has SHA-256 {got.group(1)}, expected {sha256}" if got else f"failed its checksum check ({e})"
+        hint = f" (the checksum recorded at the first download, in {record}; delete that file to accept " \
+               "a changed source)" if record is not None and record.is_file() else ""
+        raise ValueError(f"download of {url} {what}{hint}; nothing was kept") from None
     except Exception as e:  # network errors of requests / urllib
         raise RuntimeError(
             f"could not download {url} ({type(e).__name__}: {e}); download it yourself and pass its local path"
         ) from None
-    return Path(path)
+    try:
+        give_usual_permissions(path)  # pooch's temporary file is private (0600)
+    except PermissionError:
+        pass  # a cached file of another user: readable is all we need
+    if record is not None and not record.is_file():
+        atomic_write_text(record, sha256_of(path) + "\n")
+    return path

@@ -1,5 +1,6 @@
 """Parallel corpora: aligned files -> translation byte stream; Europarl download from a local archive."""
 
+import hashlib
 import io
 import tarfile
 
@@ -75,20 +76,27 @@ def make_archive(path, pair, files):
             tar.addfile(info, io.BytesIO(data))
 
 
-def test_europarl_download_extract_and_build_from_a_local_archive(tmp_path):
+def test_europarl_download_extract_and_build_from_a_locally_served_archive(tmp_path, local_server):
     src = tmp_path / "src"
     src.mkdir()
     make_archive(src / "pl-en.tgz", "pl-en", {"europarl-v7.pl-en.en": EN, "europarl-v7.pl-en.pl": PL})
+    url = local_server.add("pl-en.tgz", (src / "pl-en.tgz").read_bytes())
     root = tmp_path / "cache"
-    f_en, f_pl = europarl_files("pl-en", root, url=(src / "pl-en.tgz").as_uri())
-    assert f_en.read_text().splitlines() == EN
-    assert (root / "pl-en.tgz.sha256").read_text().strip()  # the first download's hash is recorded
+    f_en, f_pl = europarl_files("pl-en", root, url=url)
+    assert f_en.read_text().splitlines() == EN and f_pl.read_text().splitlines() == PL
+    recorded = (root / "pl-en.tgz.sha256").read_text().strip()  # the first download's hash is recorded
+    assert recorded == hashlib.sha256((src / "pl-en.tgz").read_bytes()).hexdigest()
     out = europarl_translation_corpus(["pl-en"], root)
     assert out.read_text().splitlines()[0] == "<en> Resumption of the session <pl> Wznowienie sesji"
+    # extracted files missing: the cached archive is checked against the record and reused
+    for f in (f_en, f_pl):
+        f.unlink()
+    europarl_files("pl-en", root, url=url)
+    assert local_server.requests["/pl-en.tgz"] == 1
     # a pinned hash that does not match is refused and nothing is saved
     (root / "pl-en.tgz").unlink()
     for f in (f_en, f_pl):
         f.unlink()
-    with pytest.raises(ValueError, match="SHA-256"):
-        europarl_files("pl-en", root, sha256="0" * 64, url=(src / "pl-en.tgz").as_uri())
-    assert not (root / "pl-en.tgz").exists()
+    with pytest.raises(ValueError, match=f"has SHA-256 {recorded}, expected {'0' * 64}; nothing was kept"):
+        europarl_files("pl-en", root, sha256="0" * 64, url=url)
+    assert not (root / "pl-en.tgz").exists() and not f_en.exists()

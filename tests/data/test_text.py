@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from engramlab.data import text
 from engramlab.data.text import (
     ConsecutiveBatcher,
     get_batch,
@@ -49,14 +48,28 @@ def test_tinyshakespeare_checksum_rejects_other_file(tmp_path):
         load_corpus("tinyshakespeare", path=p)
 
 
-def test_download_checks_sha256_and_writes_nothing_on_mismatch(tmp_path, tinyshakespeare):
-    url = tinyshakespeare.as_uri()  # file:// URL: no network needed
-    dest = tmp_path / "cache" / "t.txt"
-    with pytest.raises(ValueError, match="SHA-256"):
-        text.download(url, dest, "0" * 64)
-    assert not dest.exists() and not any(dest.parent.glob("*")) if dest.parent.exists() else True
-    text.download(url, dest, text.TINYSHAKESPEARE_SHA256)
-    assert hashlib.sha256(dest.read_bytes()).hexdigest() == text.TINYSHAKESPEARE_SHA256
+def test_tinyshakespeare_download_is_checked_and_cached(local_server, monkeypatch, tmp_path):
+    """The corpus through the registry, served locally: right bytes kept in the cache and reused,
+    wrong bytes refused with nothing kept."""
+    import dataclasses
+
+    from engramlab.data import registry
+
+    monkeypatch.setenv("ENGRAMLAB_CACHE", str(tmp_path / "cache"))
+    src = registry.SOURCES["tinyshakespeare"]
+    right = b"First Citizen:\nSpeak, speak.\n" * 30
+    monkeypatch.setitem(registry.SOURCES, "tinyshakespeare", dataclasses.replace(
+        src, url=local_server.add("wrong.txt", right[:-1]), sha256=hashlib.sha256(right).hexdigest()))
+    with pytest.raises(ValueError, match="wrong.txt has SHA-256 .*, expected .*; nothing was kept"):
+        load_corpus("tinyshakespeare")
+    assert not any((tmp_path / "cache").iterdir())
+    monkeypatch.setitem(registry.SOURCES, "tinyshakespeare", dataclasses.replace(
+        src, url=local_server.add("input.txt", right), sha256=hashlib.sha256(right).hexdigest()))
+    for _ in range(2):
+        c = load_corpus("tinyshakespeare")
+        assert bytes(np.concatenate([c.train, c.val])) == right
+    assert (tmp_path / "cache" / "tinyshakespeare.txt").read_bytes() == right
+    assert local_server.requests["/input.txt"] == 1  # the second load used the cache
 
 
 def test_bad_inputs_have_clear_errors(tmp_path):
@@ -114,37 +127,3 @@ def test_europarl_names_read_the_cached_translation_stream(tmp_path, monkeypatch
     assert "Resumption of the session" in stream and "Wznowienie sesji" in stream
     with pytest.raises(ValueError, match="unknown Europarl v7 pair 'xx-yy'; known: bg-en"):
         load_corpus("europarl-xx-yy")
-
-
-def test_atomic_write_gives_the_usual_permissions(tmp_path):
-    import os
-
-    umask = os.umask(0)
-    os.umask(umask)
-    p = tmp_path / "out.bin"
-    text.atomic_write_bytes(p, b"abc")
-    assert p.read_bytes() == b"abc"
-    assert (p.stat().st_mode & 0o777) == 0o666 & ~umask  # not mkstemp's private 0o600
-    assert [x.name for x in tmp_path.iterdir()] == ["out.bin"]
-
-
-def test_atomic_write_leaves_nothing_half_written(tmp_path):
-    """A writer that fails leaves the old file untouched and no temporary file behind; the
-    temporary name keeps the suffix (writers like savefig/np.savez pick the format from it)."""
-    p = tmp_path / "out.npz"
-    p.write_bytes(b"old")
-    seen = []
-
-    def failing(tmp):
-        seen.append(tmp)
-        with open(tmp, "wb") as f:
-            f.write(b"half")
-        raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError, match="disk full"):
-        text.atomic_write(p, failing)
-    assert p.read_bytes() == b"old"
-    assert seen[0].endswith(".npz")
-    assert sorted(x.name for x in tmp_path.iterdir()) == ["out.npz"]
-    text.atomic_write(p, lambda tmp: np.savez(tmp, a=np.arange(3)))
-    assert np.load(p)["a"].tolist() == [0, 1, 2]

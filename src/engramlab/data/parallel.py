@@ -13,28 +13,27 @@ dropped. The result is a plain byte file that ``engramlab.data.text.load_corpus`
 any other corpus (vocabulary 256).
 
 Europarl v7 (Koehn 2005, https://www.statmt.org/europarl/) is downloaded on request into the
-user cache (``engramlab.data.text.cache_dir()``), never at test time. Its archives have no
-published SHA-256, so on first download the file's SHA-256 is recorded beside it and every
-later use checks the cached file against that record (pass ``sha256=`` to pin a known value).
+user cache (``engramlab.io.cache_dir() / "europarl"``; the archives are the registry's
+``europarl-<xx>-en`` sources), never at test time. Its archives have no published SHA-256, so
+on first download the file's SHA-256 is recorded beside it and every later use checks the
+cached file against that record (``engramlab.io.fetch``; pass ``sha256=`` to pin a known value).
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
+import shutil
 import tarfile
-import tempfile
-import urllib.request
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from engramlab.data.text import atomic_write_bytes, cache_dir, sha256_of
+from engramlab.data.registry import EUROPARL_PAIRS, EUROPARL_URL
+from engramlab.io import atomic_write, atomic_write_bytes, cache_dir, fetch
 
-EUROPARL_URL = "https://www.statmt.org/europarl/v7/{pair}.tgz"
-EUROPARL_PAIRS = (
-    "bg-en", "cs-en", "da-en", "de-en", "el-en", "es-en", "et-en", "fi-en", "fr-en", "hu-en", "it-en",
-    "lt-en", "lv-en", "nl-en", "pl-en", "pt-en", "ro-en", "sk-en", "sl-en", "sv-en",
-)
+__all__ = [
+    "EUROPARL_PAIRS", "EUROPARL_URL", "PAPER_PAIRS", "build_translation_corpus", "europarl_files",
+    "europarl_translation_corpus", "read_aligned", "translation_stream",
+]
+
 PAPER_PAIRS = ("pl-en", "cs-en")  # the paper's En-Pl and En-Cs
 
 
@@ -127,37 +126,9 @@ def _check_pair(pair: str) -> tuple[str, str]:
     return xx, en
 
 
-def _download_recorded(url: str, path: Path, sha256: str | None, timeout: float) -> Path:
-    """Download to path (streamed to a temp file, then renamed) and record/verify its SHA-256."""
-    record = path.with_name(path.name + ".sha256")
-    if path.exists():
-        want = sha256 or (record.read_text().strip() if record.exists() else None)
-        if want is not None and sha256_of(path) == want:
-            return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    h = hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as f:
-            try:
-                with urllib.request.urlopen(url, timeout=timeout) as r:
-                    for block in iter(lambda: r.read(1 << 20), b""):
-                        h.update(block)
-                        f.write(block)
-            except OSError as e:
-                raise RuntimeError(
-                    f"could not download {url} ({e}); download it yourself and use build_translation_corpus "
-                    "on the extracted files"
-                ) from None
-        got = h.hexdigest()
-        if sha256 is not None and got != sha256:
-            raise ValueError(f"download of {url} has SHA-256 {got}, expected {sha256}; nothing was saved")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    atomic_write_bytes(record, (got + "\n").encode())
-    return path
+def _copy_stream(src, dest: str) -> None:
+    with open(dest, "wb") as f:
+        shutil.copyfileobj(src, f, 1 << 20)
 
 
 def europarl_files(
@@ -165,11 +136,11 @@ def europarl_files(
     root: str | Path | None = None,
     sha256: str | None = None,
     url: str | None = None,
-    timeout: float = 120.0,
 ) -> tuple[Path, Path]:
     """(English file, other-language file) of Europarl v7 ``pair``, downloading it once into the cache.
 
-    ``root`` defaults to ``cache_dir() / "europarl"``; ``url`` overrides the statmt.org address.
+    ``root`` defaults to ``cache_dir() / "europarl"``; ``url`` overrides the statmt.org address;
+    ``sha256`` pins the archive's checksum (else the first download's is recorded and checked).
     """
     xx, en = _check_pair(pair)
     root = Path(root) if root is not None else cache_dir() / "europarl"
@@ -177,14 +148,14 @@ def europarl_files(
     paths = {lang: root / name for lang, name in names.items()}
     if all(p.exists() for p in paths.values()):
         return paths[en], paths[xx]
-    archive = _download_recorded(url or EUROPARL_URL.format(pair=pair), root / f"{pair}.tgz", sha256, timeout)
+    archive = fetch(url or EUROPARL_URL.format(pair=pair), sha256, f"{pair}.tgz", folder=root)
     with tarfile.open(archive, "r:gz") as tar:
         members = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
         for lang, name in names.items():
             if name not in members:
                 raise ValueError(f"{archive} does not contain {name} (holds: {', '.join(sorted(members))})")
             fh = tar.extractfile(members[name])
-            atomic_write_bytes(paths[lang], fh.read())
+            atomic_write(paths[lang], lambda tmp, fh=fh: _copy_stream(fh, tmp))  # streamed, not read whole
     return paths[en], paths[xx]
 
 

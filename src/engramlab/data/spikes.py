@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engramlab.io import atomic_write
+
 
 @dataclass
 class SpikeTimes:
@@ -73,8 +75,14 @@ def validate_spike_times(st: SpikeTimes) -> None:
 # ---- loaders ------------------------------------------------------------------------------------------
 
 def load_spikes(path) -> SpikeTimes:
-    """Load by extension: .mat (MATLAB struct like insula.mat), .nwb (Units table), .npz."""
-    path = Path(path)
+    """Load by extension: .mat (MATLAB struct like insula.mat), .nwb (Units table), .npz.
+
+    ``path`` may also name a spike recording of ``engramlab.data.registry`` (``"insula"``), which is
+    then fetched (once, checksummed) into the user cache.
+    """
+    from engramlab.data.registry import local_path
+
+    path = local_path(path, kind="spikes")
     if not path.is_file():
         raise FileNotFoundError(f"spike file not found: {path}")
     suffix = path.suffix.lower()
@@ -181,8 +189,6 @@ def save_npz(st: SpikeTimes, path) -> Path:
         arrays["t_start"] = np.float64(st.t_start)
     if st.t_stop is not None:
         arrays["t_stop"] = np.float64(st.t_stop)
-    from engramlab.data.text import atomic_write
-
     atomic_write(path, lambda tmp: np.savez(tmp, **arrays))
     return path
 

