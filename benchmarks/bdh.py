@@ -34,6 +34,7 @@ import torch
 
 from engramlab.bdh.convert import from_reference
 from engramlab.bdh.model import BDH, BDHConfig
+from engramlab.io import atomic_write_text, dumps_json, save_figure, write_json
 
 CFG = dict(n_layer=6, n_embd=256, n_head=4, mlp_internal_dim_multiplier=16, vocab_size=256)
 
@@ -248,7 +249,7 @@ def quality_report(bdh_run: str, gpt_run: str, out_png: str) -> dict:
     import matplotlib.pyplot as plt
 
     res = {}
-    plt.figure(figsize=(6, 4))
+    fig = plt.figure(figsize=(6, 4))
     for name, run in (("BDH-GPU", bdh_run), ("GPT", gpt_run)):
         cfg = json.loads((Path(run) / "config.json").read_text())
         rows = [json.loads(x) for x in (Path(run) / "metrics.jsonl").read_text().splitlines() if x.strip()]
@@ -263,13 +264,8 @@ def quality_report(bdh_run: str, gpt_run: str, out_png: str) -> dict:
     plt.grid(alpha=0.3)
     plt.legend()
     plt.tight_layout()
-    tmp = Path(out_png).with_suffix(".tmp.png")
-    plt.savefig(tmp, dpi=120)
-    os.replace(tmp, out_png)
-    jpath = Path(out_png).with_suffix(".json")
-    jtmp = jpath.with_suffix(".tmp")
-    jtmp.write_text(json.dumps(res, indent=2) + "\n")
-    os.replace(jtmp, jpath)
+    save_figure(fig, out_png, dpi=120)
+    write_json(Path(out_png).with_suffix(".json"), res)
     return res
 
 
@@ -360,12 +356,10 @@ def main() -> None:
             print(json.dumps(rows[-1]), file=sys.stderr)
         res["training"] = rows
     res["load_average_at_end"] = os.getloadavg()
-    text = json.dumps(res, indent=2)
-    print(text)
+    text = dumps_json(res)
+    print(text, end="")
     if a.out:
-        tmp = Path(a.out).with_suffix(".tmp")
-        tmp.write_text(text + "\n")
-        os.replace(tmp, a.out)
+        atomic_write_text(a.out, text)
 
 
 if __name__ == "__main__":

@@ -193,24 +193,6 @@ def test_bad_train_config_and_carry_for_stateless_model(tmp_path, corpus):
         Trainer(tiny_gpt(), cfg(carry_state=True), tmp_path, "gpt", corpus=corpus)
 
 
-def test_atomic_folder_replaces_whole_or_not_at_all(tmp_path):
-    from engramlab.train.checkpoint import atomic_folder
-
-    target = tmp_path / "ckpt"
-    with atomic_folder(target) as tmp:
-        (tmp / "a.txt").write_text("one")
-    assert (target / "a.txt").read_text() == "one"
-    with pytest.raises(RuntimeError):
-        with atomic_folder(target) as tmp:
-            (tmp / "a.txt").write_text("two")
-            raise RuntimeError("crash while writing")
-    assert (target / "a.txt").read_text() == "one"  # the old folder is untouched
-    with atomic_folder(target) as tmp:
-        (tmp / "b.txt").write_text("three")
-    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]  # replaced as a whole
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no temporary folders left
-
-
 def test_interrupt_after_the_forward_of_a_stateful_step_resumes_exactly(tmp_path, corpus):
     """Ctrl-C inside the optimizer step, after the carried state was already advanced."""
 

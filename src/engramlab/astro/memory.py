@@ -15,7 +15,6 @@ loss and held-out accuracy during training, per model and delay).
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from tqdm import tqdm
 
 from engramlab.astro.model import AstroConfig, AstroSNN
 from engramlab.data.tasks import MemoryTask
-from engramlab.data.text import atomic_write, atomic_write_bytes
+from engramlab.io import save_figure, write_json
 
 MODEL_NAMES = ("astrosnn", "lif", "lstm", "gpt")
 
@@ -204,14 +203,6 @@ def train_one(model, task: MemoryTask, cfg: MemoryConfig, seed: int, desc: str =
     return acc, curve
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def _save_fig(fig, path: Path) -> None:
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, bbox_inches="tight"))
-
-
 def plot(result: dict, curves: dict, out: Path, chance: float) -> None:
     import matplotlib
 
@@ -230,8 +221,7 @@ def plot(result: dict, curves: dict, out: Path, chance: float) -> None:
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(f"{result['task']}: accuracy vs delay ({result['steps']} steps)")
     ax.legend(fontsize=7)
-    _save_fig(fig, out / "memory.png")
-    plt.close(fig)
+    save_figure(fig, out / "memory.png", dpi=120, bbox_inches="tight")
 
     delays = sorted({int(k.split("@")[1]) for k in curves})
     fig, axes = plt.subplots(2, len(delays), figsize=(3.2 * len(delays), 5), squeeze=False)
@@ -250,8 +240,7 @@ def plot(result: dict, curves: dict, out: Path, chance: float) -> None:
     axes[1, 0].set_ylabel("held-out accuracy")
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
-    _save_fig(fig, out / "curves.png")
-    plt.close(fig)
+    save_figure(fig, out / "curves.png", dpi=120, bbox_inches="tight")
 
 
 def _job(cfg: MemoryConfig, d: int, name: str, vocab: int, max_len: int, threads: int | None = None):
@@ -288,7 +277,7 @@ def run_memory(cfg: MemoryConfig, out_dir: str | Path) -> dict:
     def record(d, name, a, curve):
         acc[(d, name)] = a
         curves[f"{name}@{d}"] = curve
-        _atomic_write(out / "curves.json", json.dumps({"config": cfg.__dict__, "curves": curves}) + "\n")
+        write_json(out / "curves.json", {"config": cfg.__dict__, "curves": curves}, indent=None)
 
     if cfg.jobs == 1:
         for d, name in jobs:
@@ -308,6 +297,6 @@ def run_memory(cfg: MemoryConfig, out_dir: str | Path) -> dict:
         "params": params,
         "steps": cfg.steps,
     }
-    _atomic_write(out / "memory.json", json.dumps(result, indent=2) + "\n")
+    write_json(out / "memory.json", result)
     plot(result, curves, out, tasks[cfg.delays[0]].chance)
     return result

@@ -77,11 +77,11 @@ def _probe(a) -> None:
     model, _ = _load_bdh(a.run_dir)
     res = probe(model, concept, contrast, candidates=a.candidates, report=a.report,
                 per_byte=not a.raw, positive=not a.any_sign, progress=not a.no_progress)
-    text = json.dumps(res, indent=2) + "\n"
-    if a.out:
-        from engramlab.data.text import atomic_write
+    from engramlab.io import atomic_write_text, dumps_json
 
-        atomic_write(Path(a.out), lambda p: Path(p).write_text(text))
+    text = dumps_json(res)
+    if a.out:
+        atomic_write_text(a.out, text)
     print(text, end="")
 
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from engramlab.data.text import atomic_write
+from engramlab.io import atomic_write_text, save_figure, to_jsonable, write_json
 from engramlab.nn.rope import apply_rope, rope_cos_sin
 
 # ---------------------------------------------------------------------------------------------
@@ -422,13 +422,6 @@ def repetition_density(model, pattern: np.ndarray | bytes, repeats: int = 4) -> 
 # the `engramlab bdh inspect` pipeline
 
 
-def _savefig(fig, path) -> None:
-    import matplotlib.pyplot as plt
-
-    atomic_write(path, lambda p: fig.savefig(p, dpi=120))
-    plt.close(fig)
-
-
 def _plot_density(dens: dict, path) -> None:
     import matplotlib.pyplot as plt
 
@@ -448,7 +441,7 @@ def _plot_density(dens: dict, path) -> None:
     ax.set_title("Activation density per layer (dots: heads)", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _savefig(fig, path)
+    save_figure(fig, path, dpi=120)
 
 
 def _plot_repetition(rep: dict, path) -> None:
@@ -478,7 +471,7 @@ def _plot_repetition(rep: dict, path) -> None:
     a2.legend(fontsize=7)
     fig.suptitle("Fresh vs repeated input (paper Fig. 14)", fontsize=10)
     fig.tight_layout()
-    _savefig(fig, path)
+    save_figure(fig, path, dpi=120)
 
 
 def _plot_ccdf(graphs: dict, path) -> None:
@@ -506,7 +499,7 @@ def _plot_ccdf(graphs: dict, path) -> None:
         ax.legend(fontsize=7)
     fig.suptitle("Degree CCDF of the thresholded G_x = D_x E (per head)", fontsize=10)
     fig.tight_layout()
-    _savefig(fig, path)
+    save_figure(fig, path, dpi=120)
 
 
 def _plot_modularity(graphs: dict, path) -> None:
@@ -528,7 +521,7 @@ def _plot_modularity(graphs: dict, path) -> None:
     ax.set_ylabel("Newman modularity Q (Louvain)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _savefig(fig, path)
+    save_figure(fig, path, dpi=120)
 
 
 def _plot_synapses(traj: list[dict], path) -> None:
@@ -542,21 +535,16 @@ def _plot_synapses(traj: list[dict], path) -> None:
     ax.set_title("The strongest synapses at the end of the text, over the text", fontsize=10)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    _savefig(fig, path)
+    save_figure(fig, path, dpi=120)
 
 
 def _jsonable(obj):
+    """``obj`` without its networkx graphs, as plain JSON values (``engramlab.io.to_jsonable``)."""
     if isinstance(obj, dict):
         return {k: _jsonable(v) for k, v in obj.items() if k not in ("graph", "random_low_rank_graph")}
     if isinstance(obj, (list, tuple)):
         return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+    return to_jsonable(obj)
 
 
 def inspect_model(
@@ -582,7 +570,6 @@ def inspect_model(
     pairs (global neuron indices, y of layer l-1 -> x of layer l) whose Eq. 16 trajectory over
     the text is recorded, besides the strongest synapse of every layer.
     """
-    import json
     from pathlib import Path
 
     import matplotlib
@@ -643,7 +630,7 @@ def inspect_model(
             })
     summary = {"text bytes": len(tok), "layers": L, "heads": H, "neurons per head": N}
     page = neuron_browser_html(chosen, title=f"{title}: neurons (x) that fire most", summary=summary)
-    atomic_write(out / "neurons.html", lambda p: Path(p).write_text(page, encoding="utf-8"))
+    atomic_write_text(out / "neurons.html", page)
     result["neuron_browser"] = [{k: v for k, v in n.items() if k != "contexts"} for n in chosen]
     steps.update()
     # synapses
@@ -690,5 +677,5 @@ def inspect_model(
     steps.update()
     steps.close()
     result = _jsonable(result)
-    atomic_write(out / "inspect.json", lambda p: Path(p).write_text(json.dumps(result, indent=1) + "\n"))
+    write_json(out / "inspect.json", result, indent=1)
     return result

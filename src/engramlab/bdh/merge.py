@@ -36,7 +36,6 @@ then renamed); ``finetune`` and ``merge_demo`` reproduce the paper's experiment 
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from engramlab.bdh.model import BDH, BDHConfig
-from engramlab.data.text import atomic_write, atomic_write_bytes
+from engramlab.io import atomic_folder, read_json, save_figure, write_json
 
 # config fields both parents must share (the rest, e.g. dropout or chunk_size, come from A)
 MUST_MATCH = ("n_embd", "n_head", "vocab_size", "n_layer", "pos", "variant")
@@ -126,7 +125,7 @@ def merge_runs(run_a: str | Path, run_b: str | Path, out: str | Path, overwrite:
     crash leaves no half-written checkpoint. The merged folder loads with
     ``engramlab.train.checkpoint.load_checkpoint`` (and so with ``engramlab generate``).
     """
-    from engramlab.train.checkpoint import CONFIG, atomic_folder, load_checkpoint, save_model_folder
+    from engramlab.train.checkpoint import CONFIG, load_checkpoint, save_model_folder
 
     out = Path(out)
     if out.exists() and not overwrite:
@@ -142,12 +141,12 @@ def merge_runs(run_a: str | Path, run_b: str | Path, out: str | Path, overwrite:
     merged = merge_models(ma, mb)
     with atomic_folder(out) as tmp:
         save_model_folder(tmp, merged, "bdh", train_cfg=None, step=0)
-        cfg = json.loads((tmp / CONFIG).read_text())
+        cfg = read_json(tmp / CONFIG)
         cfg["merged_from"] = [
             {"run": str(Path(run_a).resolve()), "step": step_a, "n_neurons": ma.config.n_neurons},
             {"run": str(Path(run_b).resolve()), "step": step_b, "n_neurons": mb.config.n_neurons},
         ]
-        (tmp / CONFIG).write_text(json.dumps(cfg, indent=2) + "\n")
+        write_json(tmp / CONFIG, cfg)
     return out
 
 
@@ -264,7 +263,7 @@ def merge_demo(
         "val_loss_nats_per_byte": losses,
         "block_size": block,
     }
-    atomic_write_bytes(out / "merge_demo.json", (json.dumps(result, indent=2) + "\n").encode())
+    write_json(out / "merge_demo.json", result)
     _plot_merge(losses, out / "merge_demo.png")
     return result
 
@@ -302,10 +301,7 @@ def _plot_merge(losses: dict[str, dict[str, float]], path: Path) -> None:
     ax.legend(fontsize=8)
     ax.set_title("BDH merging by neuron concatenation (no training after the merge)", fontsize=9)
     fig.tight_layout()
-    try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120))
-    finally:
-        plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 __all__ = [

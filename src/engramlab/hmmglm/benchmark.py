@@ -8,7 +8,6 @@ The four fits run in ``workers`` processes of one thread each (default 2: one pe
 
 from __future__ import annotations
 
-import json
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engramlab.data.text import atomic_write, atomic_write_bytes
+from engramlab.io import atomic_write_text, save_figure, write_json
 
 from . import metrics
 from .models import MODELS, FitConfig, make_model
@@ -105,15 +104,11 @@ def run_benchmark(out: str | Path | None = None, seed: int = 0, workers: int = 2
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        _atomic_write(out / "results.json", json.dumps(result, indent=2))
-        _atomic_write(out / "results.md", _table(result))
+        write_json(out / "results.json", result)
+        atomic_write_text(out / "results.md", _table(result))
         if figures:
             _figures(out, data, learned)
     return result
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
 
 
 def _fmt(v) -> str:
@@ -155,7 +150,7 @@ def _figures(out: Path, data, learned: dict) -> None:
         ax.set_yticks([])
     fig.suptitle("weights W[s] (post x pre): truth vs learned (states matched by Hungarian)")
     fig.tight_layout()
-    _save_fig(fig, out / "weights.png")
+    save_figure(fig, out / "weights.png")
 
     test = data.test[:1]
     rows = [("true", data.states[data.n_train])]
@@ -170,13 +165,5 @@ def _figures(out: Path, data, learned: dict) -> None:
         ax.tick_params(top=False, labeltop=False)
     axs[-1, 0].set_xlabel("time bin (test trial 0, Viterbi)")
     fig.tight_layout()
-    _save_fig(fig, out / "states.png")
+    save_figure(fig, out / "states.png")
 
-
-def _save_fig(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110))
-    finally:
-        plt.close(fig)

@@ -352,7 +352,7 @@ class _HMMGLMBase(nn.Module):
         """Write ``path/`` = config.json + model.safetensors atomically (temp dir, then rename)."""
         from safetensors.torch import save_file
 
-        from engramlab.train.checkpoint import atomic_folder
+        from engramlab.io import atomic_folder
 
         path = Path(path)
         with atomic_folder(path) as tmp:

@@ -8,7 +8,6 @@ the whole recording is ever built.
 
 from __future__ import annotations
 
-import json
 import resource
 import time
 from dataclasses import asdict
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.spikes import bin_spikes, load_spikes
-from .benchmark import _atomic_write, _save_fig
+from ..io import save_figure, write_json
 from .models import FitConfig, make_model
 
 
@@ -58,6 +57,9 @@ def fit_recording(path, out, model: str = "onehot", n_states: int | None = 4, bi
                   figures: bool = True) -> dict:
     """Fit ``model`` to the recording at ``path`` (binned at ``bin_width`` s) and write results to ``out``.
 
+    ``path`` is a spike file (.mat / .nwb / .npz) or the name of a registered recording
+    (``"insula"``: fetched once into the cache, see ``engramlab.data.registry``).
+
     ``n_states=None`` chooses the state count among ``candidates`` by held-out log-likelihood first.
     Writes out/summary.json, out/model/ (saved model), out/states.png, out/connectivity.png and, with
     selection, out/n_states.png.
@@ -97,7 +99,7 @@ def fit_recording(path, out, model: str = "onehot", n_states: int | None = 4, bi
         summary["prior_type_fractions"] = {"inh": float((p == -1).mean()), "none": float((p == 0).mean()),
                                            "exc": float((p == 1).mean())}
     m.save(out / "model")
-    _atomic_write(out / "summary.json", json.dumps(summary, indent=2))
+    write_json(out / "summary.json", summary)
     if figures:
         _figures(out, m, states, edges, st.events, sel)
     return summary
@@ -123,7 +125,7 @@ def _figures(out: Path, m, states: np.ndarray, edges: np.ndarray, events: dict, 
     ax.set_xlabel("time (s)")
     ax.set_title(f"Viterbi states ({S} states, colours) with behavioural event times (ticks above)")
     fig.tight_layout()
-    _save_fig(fig, out / "states.png")
+    save_figure(fig, out / "states.png")
 
     prior = m.prior_connection_types()
     W = m.weights.numpy()
@@ -140,7 +142,7 @@ def _figures(out: Path, m, states: np.ndarray, edges: np.ndarray, events: dict, 
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
-    _save_fig(fig, out / "connectivity.png")
+    save_figure(fig, out / "connectivity.png")
 
     if sel is not None:
         fig, ax = plt.subplots(figsize=(4, 3))
@@ -148,5 +150,5 @@ def _figures(out: Path, m, states: np.ndarray, edges: np.ndarray, events: dict, 
         ax.set_xlabel("number of states")
         ax.set_ylabel("held-out LL / (bin neuron)")
         fig.tight_layout()
-        _save_fig(fig, out / "n_states.png")
+        save_figure(fig, out / "n_states.png")
 

@@ -8,7 +8,6 @@ to show the pipeline end to end; ``--full`` runs the sizes the docs report. Each
 
 from __future__ import annotations
 
-import json
 import time
 import traceback
 from dataclasses import dataclass
@@ -57,7 +56,8 @@ def plan(out: Path, full: bool, data: str | None) -> list[Step]:
 
 def reproduce(out: str | Path, only: list[str] | None = None, full: bool = False, data: str | None = None) -> dict:
     from engramlab.cli import main
-    from engramlab.data.text import atomic_write_bytes, load_corpus
+    from engramlab.data.text import load_corpus
+    from engramlab.io import atomic_write_bytes, read_json, write_json
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -69,7 +69,7 @@ def reproduce(out: str | Path, only: list[str] | None = None, full: bool = False
             raise ValueError(f"unknown system(s) {bad} for --only; known: {', '.join(known)}")
         steps = [s for s in steps if s.system in only]
     corpus = load_corpus(data or "shakespeare")
-    (out / "sample.txt").write_bytes(bytes(corpus.val[:4096]))
+    atomic_write_bytes(out / "sample.txt", bytes(corpus.val[:4096]))
     results = []
     for s in steps:
         t0 = time.perf_counter()
@@ -83,12 +83,12 @@ def reproduce(out: str | Path, only: list[str] | None = None, full: bool = False
         for rel in s.outputs:
             p = out / rel
             if p.exists():
-                numbers[rel] = json.loads(p.read_text())
+                numbers[rel] = read_json(p)
         results.append({"system": s.system, "name": s.name, "command": "engramlab " + " ".join(s.argv),
                         "seconds": round(time.perf_counter() - t0, 1), "ok": error is None, "error": error,
                         "outputs": numbers})
     report = {"full": full, "steps": results}
-    atomic_write_bytes(out / "report.json", (json.dumps(report, indent=2) + "\n").encode())
+    write_json(out / "report.json", report)
     lines = ["# engramlab reproduce", "", f"Mode: {'full' if full else 'quick'}", "",
              "| system | experiment | ok | seconds | command |", "|---|---|---|---|---|"]
     for r in results:

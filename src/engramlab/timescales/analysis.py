@@ -31,7 +31,7 @@ from scipy.optimize import OptimizeWarning, curve_fit
 from tqdm.auto import tqdm
 
 from engramlab.data.tasks import labels_in_time, make_timescale_batch, sample_sequence_length
-from engramlab.data.text import atomic_write_bytes
+from engramlab.io import save_figure, write_json
 
 from .curriculum import evaluate, list_checkpoints, load_checkpoint
 from .model import LeakyRNN, _act
@@ -528,8 +528,7 @@ def _plot(results: list[dict], out: Path) -> list[str]:
         a.set_title(t)
         a.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "timescales_vs_n.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "timescales_vs_n.png")
     files.append("timescales_vs_n.png")
 
     abl = [(r["label"], n, a) for r in results for n, a in r["ablation"].items()]
@@ -543,8 +542,7 @@ def _plot(results: list[dict], out: Path) -> list[str]:
         ax.axhline(1, color="k", lw=0.5)
         ax.legend()
         fig.tight_layout()
-        fig.savefig(out / "ablation.png", dpi=110)
-        plt.close(fig)
+        save_figure(fig, out / "ablation.png")
         files.append("ablation.png")
 
     pert = [(r["label"], n, p) for r in results for n, p in r["perturbation"].items()]
@@ -562,8 +560,7 @@ def _plot(results: list[dict], out: Path) -> list[str]:
             a.set_ylabel("relative accuracy")
             a.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(out / "perturbation.png", dpi=110)
-        plt.close(fig)
+        save_figure(fig, out / "perturbation.png")
         files.append("perturbation.png")
 
     fig, ax = plt.subplots(1, 2, figsize=(11, 4))
@@ -584,8 +581,7 @@ def _plot(results: list[dict], out: Path) -> list[str]:
         a.axhline(50, color="k", lw=0.5)
         a.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "forgetting_generalisation.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "forgetting_generalisation.png")
     files.append("forgetting_generalisation.png")
 
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -597,8 +593,7 @@ def _plot(results: list[dict], out: Path) -> list[str]:
     ax.set_ylabel("largest N solved")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "training_progress.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "training_progress.png")
     files.append("training_progress.png")
     return files
 
@@ -646,5 +641,5 @@ def analyze_runs(
         "figures": files,
         "summary": summary,
     }
-    atomic_write_bytes(out / "analysis.json", json.dumps(full, indent=2, default=float).encode())
+    write_json(out / "analysis.json", full)
     return full

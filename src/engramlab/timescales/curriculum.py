@@ -33,8 +33,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from engramlab.data.tasks import TIMESCALE_TASKS, make_timescale_batch, sample_sequence_length
-from engramlab.data.text import atomic_write_bytes
-from engramlab.train.checkpoint import atomic_folder
+from engramlab.io import atomic_folder, dumps_json, write_json
 
 from .model import GatedRNN, GatedRNNConfig, LeakyRNN, LeakyRNNConfig
 
@@ -162,8 +161,7 @@ def save_checkpoint(model: nn.Module, path: str | Path, meta: dict) -> Path:
     with atomic_folder(path) as tmp:
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / "model.safetensors"))
-        with open(tmp / "config.json", "w") as f:
-            json.dump({"model_config": asdict(model.config), **meta}, f, indent=2)
+        write_json(tmp / "config.json", {"model_config": asdict(model.config), **meta})
     return path
 
 
@@ -241,7 +239,7 @@ def train_curriculum(cfg: TrainConfig, out_dir: str | Path, progress: bool = Tru
     else:
         opt = torch.optim.Adam(params, lr=cfg.resolved_lr)
     budget_s = math.inf if cfg.budget_minutes is None else 60.0 * cfg.budget_minutes
-    (out_dir / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    write_json(out_dir / "train_config.json", asdict(cfg))
     metrics_path = out_dir / "metrics.jsonl"
     metrics_path.write_text("")
 
@@ -286,7 +284,7 @@ def train_curriculum(cfg: TrainConfig, out_dir: str | Path, progress: bool = Tru
                "loss": sum(losses) / len(losses),
                "accuracy": acc, "mean_accuracy": mean_acc, "solved": solved, **_tau_stats(model)}
         with open(metrics_path, "a") as f:
-            f.write(json.dumps(rec) + "\n")
+            f.write(dumps_json(rec, indent=None) + "\n")
         bar.set_postfix(N=f"{ns[0]}-{ns[-1]}" if len(ns) > 1 else ns[0], acc=f"{mean_acc:.1f}")
         if solved:
             reached = ns[-1]
@@ -311,5 +309,5 @@ def train_curriculum(cfg: TrainConfig, out_dir: str | Path, progress: bool = Tru
     last_meta = {"train_config": asdict(cfg), "ns": ns, "heads": cfg.heads_for(ns), "epoch": epoch,
                  "step": step, "solved": False}
     save_checkpoint(model, out_dir / "last", last_meta)
-    atomic_write_bytes(out_dir / "summary.json", json.dumps(summary, indent=2).encode())
+    write_json(out_dir / "summary.json", summary)
     return summary

@@ -8,11 +8,6 @@ crash is reported as such instead of being half-loaded.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +16,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 import engramlab
-from engramlab.data.text import atomic_write, give_usual_permissions
+from engramlab.io import atomic_write, write_json
 from engramlab.train.config import TrainConfig, config_from_dict, config_to_dict
 from engramlab.train.registry import get_model_spec
 
@@ -33,29 +28,6 @@ METRICS = "metrics.jsonl"
 
 class CheckpointError(ValueError):
     """A checkpoint folder that is missing, incomplete or corrupted."""
-
-
-@contextmanager
-def atomic_folder(path: str | Path) -> Iterator[Path]:
-    """Write a folder atomically: yield an empty temporary folder beside ``path``; when the block
-    ends without error it replaces ``path`` (an existing folder is moved aside first and removed
-    after), and on any error it is deleted, so ``path`` is never half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
-    try:
-        yield tmp
-        give_usual_permissions(tmp, folder=True)
-        if path.exists():
-            old = path.parent / f".{path.name}.old{os.getpid()}"
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def state_dict_for_saving(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -90,7 +62,7 @@ def save_model_folder(
         "step": int(step),
         "engramlab_version": engramlab.__version__,
     }
-    atomic_write(out / CONFIG, lambda p: Path(p).write_text(json.dumps(cfg, indent=2) + "\n"))
+    write_json(out / CONFIG, cfg)
     atomic_write(out / WEIGHTS, lambda p: save_file(state_dict_for_saving(model), p, metadata={"step": str(step)}))
     if trainer_state is not None:
         atomic_write(out / TRAINER, lambda p: torch.save({**trainer_state, "step": int(step)}, p))

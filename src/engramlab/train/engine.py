@@ -22,7 +22,8 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from engramlab.data.text import ConsecutiveBatcher, Corpus, atomic_write_bytes, get_batch, load_corpus
+from engramlab.data.text import ConsecutiveBatcher, Corpus, get_batch, load_corpus
+from engramlab.io import atomic_write_bytes
 from engramlab.train.checkpoint import (
     METRICS,
     CheckpointError,
