@@ -1,47 +1,44 @@
-"""Checkpoint folders: ``config.json`` + ``model.safetensors`` + ``trainer.pt`` + ``metrics.jsonl``.
+"""The engine's run folders: ``config.json`` + ``model.safetensors`` + ``trainer.pt`` + ``metrics.jsonl``.
 
-Every file is written to a temporary name and renamed into place, model and trainer state
-carry the same step number, and loading checks that they agree: a folder left incomplete by a
-crash is reported as such instead of being half-loaded.
+A run folder is a model folder (``engramlab.pretrained``: it loads with ``engramlab.load`` and
+``Model.from_pretrained``) whose config.json also holds the engine's ``"train_config"`` and
+``"step"``, with the trainer state beside it. The engine updates it in place: every file is written
+to a temporary name and renamed into place, model and trainer state carry the same step number, and
+loading checks that they agree, so a folder left incomplete by a crash is reported as such instead
+of being half-loaded.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 
-import engramlab
-from engramlab.io import atomic_write, write_json
-from engramlab.train.config import TrainConfig, config_from_dict, config_to_dict
-from engramlab.train.registry import get_model_spec
+from engramlab.io import atomic_folder  # noqa: F401  (kept importable from here)
+from engramlab.pretrained import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    TRAINER_FILE,
+    WEIGHTS_FILE,
+    ModelFolderError,
+    load_model,
+    read_model_config,
+    state_dict_for_saving,
+    write_model_files,
+)
+from engramlab.train.config import TrainConfig, config_from_dict
+from engramlab.train.registry import ENGINE_MODELS
 
-CONFIG = "config.json"
-WEIGHTS = "model.safetensors"
-TRAINER = "trainer.pt"
-METRICS = "metrics.jsonl"
+__all__ = ["CONFIG", "METRICS", "TRAINER", "WEIGHTS", "CheckpointError", "load_checkpoint", "load_trainer_state",
+           "read_config", "save_model_folder", "state_dict_for_saving"]
 
+CONFIG = CONFIG_FILE
+WEIGHTS = WEIGHTS_FILE
+TRAINER = TRAINER_FILE
+METRICS = METRICS_FILE
 
-class CheckpointError(ValueError):
-    """A checkpoint folder that is missing, incomplete or corrupted."""
-
-
-def state_dict_for_saving(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Contiguous CPU copies; tensors that share storage (tied weights) are saved once."""
-    sd = model.state_dict()
-    seen: dict[tuple, str] = {}
-    out = {}
-    for k, v in sd.items():
-        key = (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape), tuple(v.stride()))
-        if key in seen:
-            continue
-        seen[key] = k
-        out[k] = v.detach().to("cpu").contiguous().clone()
-    return out
+CheckpointError = ModelFolderError  # a checkpoint folder that is missing, incomplete or corrupted
 
 
 def save_model_folder(
@@ -52,93 +49,43 @@ def save_model_folder(
     step: int = 0,
     trainer_state: dict[str, Any] | None = None,
 ) -> None:
-    """Write a checkpoint folder (atomically, file by file; weights before trainer state)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg = {
-        "model": model_name,
-        "model_config": config_to_dict(model.config),
-        "train_config": config_to_dict(train_cfg) if train_cfg is not None else None,
-        "step": int(step),
-        "engramlab_version": engramlab.__version__,
-    }
-    write_json(out / CONFIG, cfg)
-    atomic_write(out / WEIGHTS, lambda p: save_file(state_dict_for_saving(model), p, metadata={"step": str(step)}))
-    if trainer_state is not None:
-        atomic_write(out / TRAINER, lambda p: torch.save({**trainer_state, "step": int(step)}, p))
+    """Write (or update in place) a run folder, file by file, each atomically; weights before trainer state.
+
+    Without ``train_cfg`` and ``trainer_state`` (a model no trainer produced, e.g. a merge) the folder is
+    a plain model folder: config.json records no step.
+    """
+    trained = train_cfg is not None or trainer_state is not None
+    write_model_files(out_dir, model, model_name, step=int(step) if trained else None, train_config=train_cfg,
+                      trainer_state=trainer_state)
 
 
 def read_config(run_dir: str | Path) -> dict[str, Any]:
-    run = Path(run_dir)
-    if not run.is_dir():
-        raise CheckpointError(f"checkpoint folder not found: {run}")
-    path = run / CONFIG
-    if not path.is_file():
-        raise CheckpointError(f"{run} is not a checkpoint folder: {CONFIG} is missing")
-    try:
-        cfg = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path} is corrupted: not valid JSON ({e})") from None
-    for key in ("model", "model_config"):
-        if key not in cfg:
-            raise CheckpointError(f"{path} is incomplete: the key {key!r} is missing")
-    return cfg
+    """config.json of a run folder (see ``engramlab.pretrained.read_model_config``)."""
+    if not Path(run_dir).exists():
+        raise CheckpointError(f"checkpoint folder not found: {run_dir}")
+    return read_model_config(run_dir)
 
 
 def load_checkpoint(
     run_dir: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[torch.nn.Module, str, TrainConfig | None, int]:
-    """Rebuild the model of a checkpoint folder -> (model, model_name, train_config, step)."""
+    """Rebuild the model of a run folder -> (model, model_name, train_config, step).
+
+    Any model folder loads (a plain one gives train_config None and step 0); the model is left in
+    training mode, as the engine builds it.
+    """
     run = Path(run_dir)
-    cfg = read_config(run)
-    spec = get_model_spec(cfg["model"])
-    try:
-        model_cfg = config_from_dict(spec.config_cls, cfg["model_config"], where=f"{run / CONFIG} model_config")
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{run / CONFIG} does not describe a valid {cfg['model']} model: {e}") from None
-    model = spec.model_cls(model_cfg)
-    wpath = run / WEIGHTS
-    if not wpath.is_file():
-        raise CheckpointError(f"checkpoint {run} is incomplete: {WEIGHTS} is missing")
-    try:
-        weights = load_file(str(wpath))
-        with safe_open(str(wpath), framework="pt") as f:
-            meta = f.metadata() or {}
-    except (SafetensorError, OSError, RuntimeError) as e:
-        raise CheckpointError(f"{wpath} is corrupted: {e}") from None
-    if "step" in meta and "step" in cfg and int(meta["step"]) != int(cfg["step"]):
-        raise CheckpointError(
-            f"checkpoint {run} is incomplete: {WEIGHTS} is from step {meta['step']} but {CONFIG} "
-            f"from step {cfg['step']} (a save was interrupted)"
-        )
-    own = model.state_dict()
-    missing = [k for k in own if k not in weights and not _is_tied_alias(model, k, weights)]
-    unexpected = [k for k in weights if k not in own]
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{wpath} does not match the {cfg['model']} model of {CONFIG}: "
-            f"missing tensors {missing[:5]}, unexpected tensors {unexpected[:5]}"
-        )
-    for k, v in weights.items():
-        if own[k].shape != v.shape:
-            raise CheckpointError(
-                f"{wpath}: tensor {k!r} has shape {tuple(v.shape)}, the config expects {tuple(own[k].shape)}"
-            )
-    model.load_state_dict(weights, strict=False)
+    if not run.exists():
+        raise CheckpointError(f"checkpoint folder not found: {run}")
+    model, cfg = load_model(run, device, eval_mode=False)
     train_cfg = None
-    if cfg.get("train_config"):
+    if cfg.get("train_config") and cfg["model"] in ENGINE_MODELS:
         train_cfg = config_from_dict(TrainConfig, cfg["train_config"], where=f"{run / CONFIG} train_config")
-    return model.to(device), cfg["model"], train_cfg, int(cfg.get("step", 0))
-
-
-def _is_tied_alias(model: torch.nn.Module, key: str, weights: dict[str, torch.Tensor]) -> bool:
-    """A state-dict key that shares storage with another key that is present (weight tying)."""
-    sd = model.state_dict()
-    ptr = sd[key].untyped_storage().data_ptr()
-    return any(k in weights for k, v in sd.items() if k != key and v.untyped_storage().data_ptr() == ptr)
+    return model, cfg["model"], train_cfg, int(cfg.get("step") or 0)
 
 
 def load_trainer_state(run_dir: str | Path) -> dict[str, Any]:
+    """trainer.pt of a run folder, checked against the step of its config.json."""
     run = Path(run_dir)
     path = run / TRAINER
     if not path.is_file():
