@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from . import glm, validation
 from .basis import convolve_history, exp_basis
-from .inference import PosteriorResult, hmm_posterior_mode, hmm_smoother
+from .inference import PosteriorResult, hmm_log_likelihood, hmm_posterior_mode, hmm_smoother
 
 MODELS = ("glm", "hmmglm", "gaussian", "onehot")
 
@@ -87,7 +87,7 @@ class FitConfig:
     window: int = 2000  # bins per M-step window (memory: batch_windows * window * S * N floats)
     batch_windows: int | None = None  # windows per Adam step; None = all windows (full batch)
     min_log_transition: float = -8.0  # clamp of log A in the closed-form update (reference code)
-    e_step: str = "auto"  # "sequential", "scan" or "auto" (scan for sequences longer than 4000 bins)
+    e_step: str = "auto"  # "numba", "sequential", "scan" or "auto" (numba on CPU, scan on GPU)
     tol: float | None = 1e-4  # stop when an epoch gains < tol nats per bin per neuron (not one-hot)
     seed: int = 0
 
@@ -185,10 +185,8 @@ class _HMMGLMBase(nn.Module):
             return torch.cat(out, dim=1)
 
     def _smoother(self, ll, mask, method: str = "auto") -> PosteriorResult:
-        ll = ll.double().masked_fill(~mask.unsqueeze(-1), 0.0)
-        if method == "auto":
-            method = "scan" if ll.shape[1] > 4000 else "sequential"
-        return hmm_smoother(ll, self.log_init.double(), self.log_transition.double(), method=method,
+        """Forward-backward over the real bins of each trial (float64; padded bins are never read)."""
+        return hmm_smoother(ll.double(), self.log_init.double(), self.log_transition.double(), method=method,
                             mask=mask)
 
     # ---- inference API -----------------------------------------------------------------------------
@@ -198,8 +196,9 @@ class _HMMGLMBase(nn.Module):
         Returns a float (sum over trials) or a (trials,) tensor with ``per_trial=True``.
         """
         x, conv, mask = self._prepare(spikes)
-        post = self._smoother(self._emission_ll(x, conv, "hard"), mask)
-        return post.log_normalizer if per_trial else float(post.log_normalizer.sum())
+        ll = self._emission_ll(x, conv, "hard").double()
+        log_z = hmm_log_likelihood(ll, self.log_init.double(), self.log_transition.double(), mask=mask)
+        return log_z if per_trial else float(log_z.sum())
 
     def posterior(self, spikes) -> torch.Tensor:
         """p(z_t = s | X) (trials, T, S); bins past the end of a shorter trial are 0."""
@@ -210,9 +209,8 @@ class _HMMGLMBase(nn.Module):
     def most_likely_states(self, spikes) -> torch.Tensor:
         """Viterbi path (trials, T) (long); bins past the end of a shorter trial are -1."""
         x, conv, mask = self._prepare(spikes)
-        ll = self._emission_ll(x, conv, "hard").double().masked_fill(~mask.unsqueeze(-1), 0.0)
-        states = hmm_posterior_mode(ll, self.log_init.double(), self.log_transition.double()).states
-        return states.masked_fill(~mask, -1)
+        ll = self._emission_ll(x, conv, "hard").double()
+        return hmm_posterior_mode(ll, self.log_init.double(), self.log_transition.double(), mask=mask).states
 
     @torch.no_grad()
     def sample(self, T: int, n_trials: int = 1, seed: int | None = None):
