@@ -12,9 +12,9 @@ def run(capsys, *argv):
     return code, out.out, out.err
 
 
-def test_train_generate_eval_resume(tmp_path, capsys, tinyshakespeare):
+def test_train_generate_eval_resume(tmp_path, capsys, shakespeare_path):
     out = tmp_path / "run"
-    common = ["--data", str(tinyshakespeare), "--out", str(out), "--no-progress",
+    common = ["--data", str(shakespeare_path), "--out", str(out), "--no-progress",
               "--set", "n_embd=16", "--set", "n_layer=1", "--set", "block_size=16",
               "--set", "eval_interval=2", "--set", "eval_batches=1", "--set", "log_interval=1"]
     code, stdout, err = run(capsys, "train", "gpt", "--preset", "tiny", "--steps", "2", *common)
@@ -52,11 +52,11 @@ def test_user_errors_are_one_clear_line(capsys, argv, message):
     assert message in err and "Traceback" not in err
 
 
-def test_empty_prompt_and_unknown_data(tmp_path, capsys, tinyshakespeare):
+def test_empty_prompt_and_unknown_data(tmp_path, capsys, shakespeare_path):
     code, _, err = run(capsys, "train", "gpt", "--data", "nocorpus", "--out", str(tmp_path / "x"), "--no-progress")
     assert code == 2 and "unknown corpus 'nocorpus'" in err
     assert not (tmp_path / "x").exists()  # nothing half-written
-    run(capsys, "train", "gpt", "--steps", "1", "--data", str(tinyshakespeare), "--out", str(tmp_path / "r"),
+    run(capsys, "train", "gpt", "--steps", "1", "--data", str(shakespeare_path), "--out", str(tmp_path / "r"),
         "--no-progress", "--set", "n_embd=16", "--set", "n_layer=1", "--set", "eval_batches=1")
     code, _, err = run(capsys, "generate", str(tmp_path / "r"), "--prompt", "")
     assert code == 2 and "prompt is empty" in err

@@ -1,7 +1,5 @@
 """Spike-time loading, binning and trial cutting (engramlab.data.spikes)."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -15,8 +13,6 @@ from engramlab.data.spikes import (
     load_spikes,
     save_npz,
 )
-
-INSULA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "insula.mat"
 
 
 def _toy():
@@ -65,9 +61,8 @@ def test_nwb_round_trip(tmp_path):
     assert st.events["trial_start"].tolist() == [0.0, 0.5]
 
 
-@pytest.mark.skipif(not INSULA.is_file(), reason="shared data folder not present")
-def test_insula_mat_loads():
-    st = load_mat(INSULA)
+def test_insula_mat_loads(insula_mat):
+    st = load_mat(insula_mat)
     assert st.n_neurons == 96 and st.n_spikes == 478575 and len(st.events) == 9
     counts, edges = bin_spikes(st, 0.05)
     assert counts.shape[1] == 96 and 90_000 < counts.shape[0] < 93_000 and counts.sum() == 478575

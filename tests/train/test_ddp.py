@@ -9,16 +9,16 @@ import torch
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
-def test_two_process_ddp_matches_single_process_on_combined_batch(tmp_path, tinyshakespeare):
+def test_two_process_ddp_matches_single_process_on_combined_batch(tmp_path, shakespeare_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ddp, single = tmp_path / "ddp", tmp_path / "single"
     ddp.mkdir()
     single.mkdir()
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(WORKER), str(ddp), str(tinyshakespeare), "4"]
+           str(WORKER), str(ddp), str(shakespeare_path), "4"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
-    r = subprocess.run([sys.executable, str(WORKER), str(single), str(tinyshakespeare), "8"],
+    r = subprocess.run([sys.executable, str(WORKER), str(single), str(shakespeare_path), "8"],
                        env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     r0, r1, one = (torch.load(p) for p in (ddp / "rank0.pt", ddp / "rank1.pt", single / "rank0.pt"))

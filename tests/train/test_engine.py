@@ -8,15 +8,14 @@ import torch
 
 from engramlab.baselines.gpt import GPT, GPTConfig
 from engramlab.baselines.lstm import LSTMLM, LSTMConfig
-from engramlab.data.text import load_corpus
 from engramlab.train.checkpoint import CheckpointError, load_checkpoint
 from engramlab.train.config import TrainConfig
 from engramlab.train.engine import Trainer, TrainingDiverged, lr_at
 
 
 @pytest.fixture(scope="module")
-def corpus(tinyshakespeare):
-    return load_corpus("tinyshakespeare", path=tinyshakespeare)
+def corpus(shakespeare_corpus):
+    return shakespeare_corpus
 
 
 def tiny_gpt(dropout=0.1):
@@ -25,7 +24,7 @@ def tiny_gpt(dropout=0.1):
 
 
 def cfg(**kw):
-    base = dict(data="tinyshakespeare", steps=12, batch_size=4, block_size=16, lr=3e-3, min_lr=3e-4,
+    base = dict(data="shakespeare", steps=12, batch_size=4, block_size=16, lr=3e-3, min_lr=3e-4,
                 warmup_steps=3, eval_interval=4, eval_batches=2, log_interval=1, seed=7)
     base.update(kw)
     return TrainConfig(**base)
