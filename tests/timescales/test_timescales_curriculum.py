@@ -30,7 +30,7 @@ def test_bad_config_gets_clear_errors():
         TrainConfig(task="copy")
     with pytest.raises(ValueError, match="unknown curriculum"):
         TrainConfig(curriculum="cumulative")
-    with pytest.raises(ValueError, match="unknown TrainConfig keys"):
+    with pytest.raises(ValueError, match="unknown TrainConfig key"):
         TrainConfig.from_dict({"tsak": "parity"})
 
 

@@ -140,7 +140,7 @@ def test_config_roundtrip_and_errors():
         LeakyRNNConfig(variant="fancy")
     with pytest.raises(ValueError, match="tau"):
         LeakyRNNConfig(tau=0.5)
-    with pytest.raises(ValueError, match="unknown LeakyRNNConfig keys"):
+    with pytest.raises(ValueError, match="unknown LeakyRNNConfig key"):
         LeakyRNNConfig.from_dict({"n_neuron": 3})
     with pytest.raises(ValueError, match=r"shape \(B, T, 1\)"):
         LeakyRNN(n_neurons=4, n_heads=1)(torch.ones(2, 5))

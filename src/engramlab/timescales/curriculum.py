@@ -13,27 +13,28 @@ global grad-norm clip 2.0; batch 256; fresh data every step. After every epoch (
 training steps, 600 in the paper) accuracy is measured on ``test_batches`` fresh batches (50 in the
 paper); the curriculum advances when the mean accuracy over active heads > 98% AND the newest head's
 accuracy > 98%, and the network is then saved as a checkpoint folder ``N{min:03d}_N{max:03d}/``
-(``config.json`` + ``model.safetensors``, written atomically). Training stops when ``max_n`` is solved,
-after ``max_epochs`` epochs, or when the wall-clock budget is spent.
+(a model folder, ``engramlab.pretrained``: ``config.json`` + ``model.safetensors`` + ``trainer.pt``
+with the optimizer and RNG state, written atomically; it loads with ``engramlab.load``). Training
+stops when ``max_n`` is solved, after ``max_epochs`` epochs, or when the wall-clock budget is spent.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from engramlab.data.tasks import TIMESCALE_TASKS, make_timescale_batch, sample_sequence_length
-from engramlab.io import atomic_folder, dumps_json, write_json
+from engramlab.io import dumps_json, write_json
+from engramlab.pretrained import CONFIG_FILE, WEIGHTS_FILE, load_model, save_model
+from engramlab.train.config import config_from_dict
 
 from .model import GatedRNN, GatedRNNConfig, LeakyRNN, LeakyRNNConfig
 
@@ -139,11 +140,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        bad = set(d) - known
-        if bad:
-            raise ValueError(f"unknown TrainConfig keys {sorted(bad)}; expected a subset of {sorted(known)}")
-        return cls(**d)
+        return config_from_dict(cls, d)
 
 
 # ----------------------------------------------------------------------------- model / checkpoint I/O
@@ -155,32 +152,28 @@ def build_model(cfg: TrainConfig) -> nn.Module:
     return GatedRNN(GatedRNNConfig(cell=cfg.model, n_neurons=cfg.n_neurons, n_heads=n_heads))
 
 
-def save_checkpoint(model: nn.Module, path: str | Path, meta: dict) -> Path:
-    """Write ``path/`` = config.json (model + training config + meta) + model.safetensors, atomically."""
-    path = Path(path)
-    with atomic_folder(path) as tmp:
-        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / "model.safetensors"))
-        write_json(tmp / "config.json", {"model_config": asdict(model.config), **meta})
-    return path
+def save_checkpoint(model: nn.Module, path: str | Path, meta: dict, trainer_state: dict | None = None) -> Path:
+    """Write the model folder ``path/`` at once, replacing an earlier checkpoint of the run there.
+
+    config.json = {"model", "model_config", "engramlab_version"} + ``meta`` (its "step" and
+    "train_config" in their reserved places, the rest, e.g. "ns" and "heads", as they are);
+    model.safetensors; trainer.pt when ``trainer_state`` is given (it needs ``meta["step"]``).
+    The folder loads with ``load_checkpoint``, ``engramlab.load`` and ``LeakyRNN.from_pretrained``.
+    """
+    meta = dict(meta)
+    step, train_config = meta.pop("step", None), meta.pop("train_config", None)
+    return save_model(model, path, overwrite=True, step=step, train_config=train_config,
+                      trainer_state=trainer_state, extra=meta)
 
 
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
-    """Load a checkpoint folder; returns (model in eval mode, config.json dict)."""
+    """Load a checkpoint folder (also one written before the common model-folder format);
+    returns (model in eval mode, config.json dict)."""
     path = Path(path)
-    cfg_file, w_file = path / "config.json", path / "model.safetensors"
-    if not cfg_file.is_file() or not w_file.is_file():
+    if not (path / CONFIG_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():
         raise FileNotFoundError(
-            f"{path} is not a timescales checkpoint (expected config.json + model.safetensors)")
-    meta = json.loads(cfg_file.read_text())
-    mc = dict(meta["model_config"])
-    if "cell" in mc:
-        model = GatedRNN(GatedRNNConfig(**mc))
-    else:
-        model = LeakyRNN(LeakyRNNConfig.from_dict(mc))
-    model.load_state_dict(load_file(str(w_file)))
-    model.eval()
-    return model, meta
+            f"{path} is not a timescales checkpoint (expected {CONFIG_FILE} + {WEIGHTS_FILE})")
+    return load_model(path, expected=(LeakyRNN, GatedRNN))
 
 
 def list_checkpoints(run_dir: str | Path) -> list[tuple[int, int, Path]]:
@@ -223,6 +216,12 @@ def _tau_stats(model: nn.Module) -> dict:
 
 
 # ----------------------------------------------------------------------------- training
+def _trainer_state(opt: torch.optim.Optimizer, gen: torch.Generator, epoch: int) -> dict:
+    """trainer.pt of a checkpoint: optimizer state, the data generator's and torch's RNG, the epoch."""
+    return {"optimizer": opt.state_dict(), "data_rng": gen.get_state(), "torch_rng": torch.get_rng_state(),
+            "epoch": epoch}
+
+
 def train_curriculum(cfg: TrainConfig, out_dir: str | Path, progress: bool = True) -> dict:
     """Run the curriculum; write checkpoints, ``metrics.jsonl`` and ``summary.json`` in ``out_dir``.
 
@@ -290,7 +289,7 @@ def train_curriculum(cfg: TrainConfig, out_dir: str | Path, progress: bool = Tru
             reached = ns[-1]
             meta = {"train_config": asdict(cfg), "ns": ns, "heads": cfg.heads_for(ns), "epoch": epoch,
                     "step": step, "elapsed_s": rec["elapsed_s"], "accuracy": acc}
-            save_checkpoint(model, out_dir / f"N{ns[0]:03d}_N{ns[-1]:03d}", meta)
+            save_checkpoint(model, out_dir / f"N{ns[0]:03d}_N{ns[-1]:03d}", meta, _trainer_state(opt, gen, epoch))
             solved_log.append({"n_max": ns[-1], "epoch": epoch, "step": step, "elapsed_s": rec["elapsed_s"]})
             bar.write(f"solved N={ns[0]}..{ns[-1]} at epoch {epoch} "
                       f"(step {step}, {rec['elapsed_s'] / 60:.1f} min)")
@@ -308,6 +307,6 @@ def train_curriculum(cfg: TrainConfig, out_dir: str | Path, progress: bool = Tru
                "load_avg": list(os.getloadavg())}
     last_meta = {"train_config": asdict(cfg), "ns": ns, "heads": cfg.heads_for(ns), "epoch": epoch,
                  "step": step, "solved": False}
-    save_checkpoint(model, out_dir / "last", last_meta)
+    save_checkpoint(model, out_dir / "last", last_meta, _trainer_state(opt, gen, epoch))
     write_json(out_dir / "summary.json", summary)
     return summary

@@ -25,13 +25,15 @@ single (H, T*B) x (T*B, H) product at the end. ``impl="autograd"`` is the plain 
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from engramlab.pretrained import Pretrained
+from engramlab.train.config import config_from_dict, config_to_json
 
 VARIANTS = ("default", "mod")
 ACTIVATIONS = ("leakyrelu", "relu", "tanh", "sigmoid")
@@ -70,16 +72,11 @@ class LeakyRNNConfig:
             raise ValueError(f"tau must be a finite float >= 1, got {self.tau!r}")
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+        return config_to_json(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> LeakyRNNConfig:
-        known = {f.name for f in fields(cls)}
-        bad = set(d) - known
-        if bad:
-            raise ValueError(
-                f"unknown LeakyRNNConfig keys {sorted(bad)}; expected a subset of {sorted(known)}")
-        return cls(**d)
+        return config_from_dict(cls, d)
 
 
 def _act(z: torch.Tensor, name: str) -> torch.Tensor:
@@ -227,8 +224,13 @@ def check_heads(heads, n_heads: int) -> torch.Tensor | None:
 
 
 # ----------------------------------------------------------------------------- model
-class LeakyRNN(nn.Module):
-    """The paper's leaky RNN. ``model(x)``, x (B, T, 1) -> logits (n_heads, B, 2) at the last step."""
+class LeakyRNN(Pretrained, nn.Module):
+    """The paper's leaky RNN. ``model(x)``, x (B, T, 1) -> logits (n_heads, B, 2) at the last step.
+
+    Saved as model "leaky_rnn" (``save_pretrained`` / ``from_pretrained`` / ``engramlab.load``).
+    """
+
+    config_class = LeakyRNNConfig
 
     def __init__(self, config: LeakyRNNConfig | None = None, **kwargs):
         super().__init__()
@@ -313,14 +315,21 @@ class GatedRNNConfig:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+        return config_to_json(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GatedRNNConfig:
+        return config_from_dict(cls, d)
 
 
-class GatedRNN(nn.Module):
+class GatedRNN(Pretrained, nn.Module):
     """GRU / LSTM baseline (one layer, default init) with the same batched readout heads.
 
     The official LSTM script feeds +-1 inputs; ``forward`` maps the {0, 1} bits to 2x - 1.
+    Saved as model "gated_rnn" (the cell is in its config).
     """
+
+    config_class = GatedRNNConfig
 
     def __init__(self, config: GatedRNNConfig | None = None, **kwargs):
         super().__init__()
