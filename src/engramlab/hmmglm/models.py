@@ -21,7 +21,6 @@ over the whole sequence.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +30,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
+
+from engramlab.pretrained import Pretrained, load_model
+from engramlab.train.config import config_from_json, config_to_dict, config_to_json
 
 from . import glm, validation
 from .basis import convolve_history, exp_basis
@@ -66,15 +68,11 @@ class HMMGLMConfig:
     type_threshold: float = 0.2  # |w| threshold that defines types for the models without types
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2)
+        return config_to_json(self)
 
     @classmethod
     def from_json(cls, text: str) -> HMMGLMConfig:
-        d = json.loads(text)
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown HMMGLMConfig keys {sorted(unknown)}")
-        return cls(**d)
+        return config_from_json(cls, text)
 
 
 @dataclass
@@ -92,8 +90,14 @@ class FitConfig:
     seed: int = 0
 
 
-class _HMMGLMBase(nn.Module):
+class _HMMGLMBase(Pretrained, nn.Module):
+    """Shared parts of the four models. Saved with ``save_pretrained(dir)`` as models "glm", "hmmglm",
+    "gaussian_hmmglm" and "onehot_hmmglm"; loaded with ``Class.from_pretrained(dir)``, ``load(dir)`` or
+    ``engramlab.load(dir)``. scikit-learn / hmmlearn names: ``fit``, ``score`` (log-likelihood),
+    ``predict`` (Viterbi states), ``predict_proba`` (posteriors), ``sample`` / ``simulate``."""
+
     kind = "base"
+    config_class = HMMGLMConfig
 
     def __init__(self, n_states: int, n_neurons: int, basis=None, link: str = "sigmoid",
                  observations: str = "poisson", **kwargs) -> None:
@@ -211,6 +215,22 @@ class _HMMGLMBase(nn.Module):
         x, conv, mask = self._prepare(spikes)
         ll = self._emission_ll(x, conv, "hard").double()
         return hmm_posterior_mode(ll, self.log_init.double(), self.log_transition.double(), mask=mask).states
+
+    def score(self, spikes) -> float:
+        """log p(X) in nats, summed over trials (hmmlearn's ``score``; same as ``log_likelihood``)."""
+        return self.log_likelihood(spikes)
+
+    def predict(self, spikes) -> torch.Tensor:
+        """Most likely state path (trials, T) (hmmlearn's ``predict``; same as ``most_likely_states``)."""
+        return self.most_likely_states(spikes)
+
+    def predict_proba(self, spikes) -> torch.Tensor:
+        """Posterior state probabilities (trials, T, S) (hmmlearn's ``predict_proba``; same as ``posterior``)."""
+        return self.posterior(spikes)
+
+    def simulate(self, T: int, n_trials: int = 1, seed: int | None = None):
+        """(spikes, states) drawn from the model (nemos's ``simulate``; same as ``sample``)."""
+        return self.sample(T, n_trials=n_trials, seed=seed)
 
     @torch.no_grad()
     def sample(self, T: int, n_trials: int = 1, seed: int | None = None):
@@ -346,22 +366,23 @@ class _HMMGLMBase(nn.Module):
     _state_params: tuple[str, ...] = ()
     _scheduled = False  # True when the fit follows a schedule over n_epochs (no early stop)
 
+    @classmethod
+    def from_config(cls, config: HMMGLMConfig) -> _HMMGLMBase:
+        """An unfitted model of ``config`` (whose "model" must be this class's kind)."""
+        if cls is not _CLASSES.get(config.model):
+            raise ValueError(f"the config describes model {config.model!r}, not {cls.kind!r} ({cls.__name__})")
+        d = config_to_dict(config)
+        kind, n_states, n_neurons = d.pop("model"), d.pop("n_states"), d.pop("n_neurons")
+        return make_model(kind, n_states, n_neurons, **d)
+
     def save(self, path) -> Path:
-        """Write ``path/`` = config.json + model.safetensors atomically (temp dir, then rename)."""
-        from safetensors.torch import save_file
-
-        from engramlab.io import atomic_folder
-
-        path = Path(path)
-        with atomic_folder(path) as tmp:
-            (tmp / "config.json").write_text(self.config.to_json())
-            save_file({k: v.detach().contiguous() for k, v in self.state_dict().items()},
-                      str(tmp / "model.safetensors"))
-        return path
+        """``save_pretrained(path, overwrite=True)``: this older name replaces an existing folder."""
+        return self.save_pretrained(path, overwrite=True)
 
     @classmethod
     def load(cls, path) -> _HMMGLMBase:
-        return load(path)
+        """``from_pretrained(path)``."""
+        return cls.from_pretrained(path)
 
     def extra_repr(self) -> str:
         c = self.config
@@ -537,17 +558,10 @@ def make_model(model: str, n_states: int, n_neurons: int, **kwargs) -> _HMMGLMBa
     return _CLASSES[model](n_states, n_neurons, **kwargs)
 
 
-def load(path) -> _HMMGLMBase:
-    """Rebuild a model saved with ``model.save(path)``."""
-    from safetensors.torch import load_file
-
+def load(path, device="cpu") -> _HMMGLMBase:
+    """Rebuild any of the four models from a folder of ``save_pretrained`` / ``save`` (also one written
+    before the common model-folder format)."""
     path = Path(path)
     if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
         raise FileNotFoundError(f"{path} is not a saved HMM-GLM (needs config.json and model.safetensors)")
-    cfg = HMMGLMConfig.from_json((path / "config.json").read_text())
-    d = asdict(cfg)
-    kind, S, N = d.pop("model"), d.pop("n_states"), d.pop("n_neurons")
-    model = make_model(kind, S, N, **d)
-    state = load_file(str(path / "model.safetensors"))
-    model.load_state_dict(state)
-    return model
+    return load_model(path, device, expected=_HMMGLMBase)[0]
