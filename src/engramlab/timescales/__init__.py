@@ -1,7 +1,20 @@
 """Leaky RNNs with trainable per-neuron timescales on N-parity / N-DMS (Khajehabdollahi, Zeraati et al.,
-ICLR 2024): model, curricula (single / multi / sliding) and timescale analyses (``.analysis``)."""
+ICLR 2024): model, curricula (single / multi / sliding) and timescale analyses (``.analysis``).
 
-from .curriculum import TrainConfig, load_checkpoint, save_checkpoint, train_curriculum
+>>> from engramlab.timescales import TrainConfig, train_curriculum
+>>> summary = train_curriculum(TrainConfig(max_n=4, n_neurons=40, n_heads=3), "runs/parity")
+>>> model = engramlab.load("runs/parity/last")   # every checkpoint folder is a model folder
+"""
+
+from .curriculum import (
+    TrainConfig,
+    build_model,
+    evaluate,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+    train_curriculum,
+)
 from .model import GatedRNN, GatedRNNConfig, LeakyRNN, LeakyRNNConfig
 
 __all__ = [
@@ -10,6 +23,9 @@ __all__ = [
     "LeakyRNN",
     "LeakyRNNConfig",
     "TrainConfig",
+    "build_model",
+    "evaluate",
+    "list_checkpoints",
     "load_checkpoint",
     "save_checkpoint",
     "train_curriculum",
