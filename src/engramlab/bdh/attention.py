@@ -1,8 +1,8 @@
 """BDH's linear attention in the neuron dimension: three forms of one function (paper Eqs. 4, 5, 8).
 
-With keys = queries = k_t = U-rotated x_t (RoPE applied to the sparse positive x, (B, H, T, N)),
-values v*_t shared by all heads ((B, 1, T, d)) and an optional per-token log forget factor
-log f_t <= 0 per head (ALiBi damping: constant; BDH-GPU': a learned gate; both: their sum),
+With keys = queries = k_t = U-rotated x_t (RoPE applied to the sparse positive x), values v*_t
+(d-dimensional, shared by all heads) and an optional per-token log forget factor log f_t <= 0
+per head (ALiBi damping: constant; BDH-GPU': a learned gate; both: their sum),
 
     a*_t = sum_{tau < t} ( prod_{s = tau+1}^{t} f_s ) (k_t . k_tau) v*_tau          (Eq. 4, strictly causal)
 
@@ -11,14 +11,17 @@ which is the read of the synaptic state (Eq. 5)
     rho_{t-1} = sum_{tau < t} ( prod_{s = tau+1}^{t-1} f_s ) k_tau v*_tau^T        (N x d per head)
     a*_t = k_t^T (f_t rho_{t-1}),      rho_t = f_t rho_{t-1} + k_t v*_t^T         (Eq. 8: read, then write)
 
+Shapes: the two leading dimensions are batch-like. The model passes heads first: k (H, B, T, N),
+v (1, B, T, d) (one value per token, broadcast over the heads), log_f (H|1, B|1, T), and a state
+rho (H, B, N, d). Any two leading dimensions work the same way, e.g. k (B, H, T, N) with v (B, 1, T, d).
+
 - ``attention_quadratic``: the (T x T) masked product of the official code (the test oracle);
 - ``attention_chunked``: masked products inside chunks of C tokens, the state rho carried from
   chunk to chunk, so cost and memory grow linearly with T (training; carries a state in and out).
   Without decay it runs as one autograd node with a hand-written backward on a CPU
   (``_CausalSharedValue``) and as plain ops on a GPU or under torch.compile (``_undamped_plain``);
-- ``attention_step``: one token, rank-1 Hebbian write; cost independent of the context length.
-
-The two leading dimensions are batch-like: the model calls these with heads first, (H, B, ...).
+- ``attention_recurrent``: token by token, a rank-1 Hebbian write per token (generation: one token
+  per call); cost per token independent of the context length.
 
 All three agree to float64 round-off (tests/bdh/test_bdh_forms.py). The official code has no
 decay (log f = 0, rho is then the plain sum).
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import torch
 
+from engramlab.bdh.ops import eager_cpu
 from engramlab.nn.buffers import current_pool
 
 
@@ -51,16 +55,19 @@ def gram(k: torch.Tensor) -> torch.Tensor:
 
 
 def _check(k: torch.Tensor, v: torch.Tensor, log_f: torch.Tensor | None) -> None:
-    if k.dim() != 4 or v.dim() != 4 or v.shape[-2] != k.shape[-2]:
+    """k (X, Y, T, N), v (X|1, Y|1, T, d), log_f None or (X|1, Y|1, T); the model's X, Y are (H, B)."""
+    ok = k.dim() == 4 and v.dim() == 4 and v.shape[-2] == k.shape[-2]
+    if not ok or any(b not in (1, a) for a, b in zip(k.shape[:2], v.shape[:2])):
         raise ValueError(
-            f"expected k (B, H, T, N) and v (B, 1|H, T, d), got {tuple(k.shape)}, {tuple(v.shape)}"
+            f"expected keys k (H, B, T, N) and values v (1|H, 1|B, T, d) with the same T (heads first, "
+            f"values broadcast over the heads), got k {tuple(k.shape)}, v {tuple(v.shape)}"
         )
-    if log_f is not None and log_f.dim() != 3:
-        raise ValueError(f"log_f must be (B|1, H|1, T), got {tuple(log_f.shape)}")
+    if log_f is not None and (log_f.dim() != 3 or log_f.shape[-1] != k.shape[-2]):
+        raise ValueError(f"log_f must be (1|H, 1|B, T) with T={k.shape[-2]}, got {tuple(log_f.shape)}")
 
 
 def attention_quadratic(k: torch.Tensor, v: torch.Tensor, log_f: torch.Tensor | None = None) -> torch.Tensor:
-    """Quadratic masked form (T x T scores, strictly lower triangle): a* (B, H, T, d)."""
+    """Quadratic masked form (T x T scores, strictly lower triangle): a* (H, B, T, d)."""
     _check(k, v, log_f)
     T = k.shape[-2]
     scores = gram(k)  # (B, H, T, T)
@@ -208,7 +215,7 @@ class _CausalSharedValue(torch.autograd.Function):
 def _undamped_plain(k, v, state, C: int, need_state: bool):
     """The undamped chunked form in plain autograd ops (GPU and torch.compile: the compiler fuses
     and schedules it): the states before each chunk are one exclusive prefix sum."""
-    B, H, T, N = k.shape
+    B, H, T, N = k.shape  # any two leading batch dimensions (the model's are (H, B))
     d = v.shape[-1]
     P = (-T) % C
     if P:
@@ -241,7 +248,7 @@ def attention_chunked(
     need_state: bool = True,
     fused: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Chunked linear-time form: (a* (B, H, T, d), rho after the last token (B, H, N, d) or None).
+    """Chunked linear-time form: (a* (H, B, T, d), rho after the last token (H, B, N, d) or None).
 
     ``state`` is rho carried in from earlier tokens (None = empty memory). Inside a chunk the
     masked product is used; across chunks the N x d state is read and then written once per
@@ -251,12 +258,12 @@ def attention_chunked(
     ``torch.compile``) or the plain-op form (default on GPU and under ``torch.compile``).
     """
     _check(k, v, log_f)
-    B, H, T, N = k.shape
+    B, H, T, N = k.shape  # any two leading batch dimensions (the model's are (H, B))
     d = v.shape[-1]
     C = max(1, min(int(chunk_size), T))
     if log_f is None:  # no damping (the official model)
         if fused is None:
-            fused = k.device.type == "cpu" and not torch.compiler.is_compiling()
+            fused = eager_cpu(k.device)
         if fused:
             return _CausalSharedValue.apply(k, v, state, C, need_state)
         if state is None and not need_state and n_chunks(T, C) == 1:
@@ -310,25 +317,34 @@ def n_chunks(T: int, C: int) -> int:
     return -(-T // C)
 
 
-def attention_step(
-    k_t: torch.Tensor,
-    v_t: torch.Tensor,
-    state: torch.Tensor,
-    log_f_t: torch.Tensor | None = None,
+def attention_recurrent(
+    k: torch.Tensor,
+    v: torch.Tensor,
+    log_f: torch.Tensor | None = None,
+    state: torch.Tensor | None = None,
     inplace: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One token: k_t (B, H, N), v_t (B|1, H|1, d), state rho (B, H, N, d), log_f_t None or (B|1, H|1).
+    """Token by token, read before write (Eq. 8): a*_t = k_t^T (f_t rho), rho <- f_t rho + k_t v_t^T.
 
-    Read before write (Eq. 8): a*_t = k_t^T (f_t rho), rho <- f_t rho + k_t v_t^T.
-    Returns (a*_t (B, H, d), rho). ``inplace`` updates ``state`` itself (generation: no copy).
+    k (H, B, T, N), v (1|H, 1|B, T, d), log_f None or (1|H, 1|B, T), state rho (H, B, N, d) or None
+    (empty memory). Returns (a* (H, B, T, d), rho after the last token). ``inplace`` updates
+    ``state`` itself (generation, one token per call: no copy of the state per token).
     """
-    if log_f_t is not None:
-        f = torch.exp(log_f_t)[..., None, None]
-        state = state.mul_(f) if inplace else state * f
-    a = (k_t.unsqueeze(-2) @ state).squeeze(-2)  # (B, H, d)
-    if inplace:
-        X, Y, N, d = state.shape
-        state.view(X * Y, N, d).baddbmm_(k_t.reshape(X * Y, N, 1), v_t.expand(X, Y, d).reshape(X * Y, 1, d))
-    else:
-        state = state + k_t.unsqueeze(-1) * v_t.unsqueeze(-2)
-    return a, state
+    _check(k, v, log_f)
+    X, Y, T, N = k.shape
+    d = v.shape[-1]
+    if state is None:
+        state = k.new_zeros(X, Y, N, d)
+    reads = []
+    for t in range(T):
+        k_t = k[:, :, t]  # (X, Y, N)
+        if log_f is not None:
+            f = torch.exp(log_f[..., t])[..., None, None]
+            state = state.mul_(f) if inplace else state * f
+        reads.append(k_t.unsqueeze(-2) @ state)  # (X, Y, 1, d): the read
+        v_t = v[:, :, t].expand(X, Y, d)
+        if inplace:
+            state.view(X * Y, N, d).baddbmm_(k_t.reshape(X * Y, N, 1), v_t.reshape(X * Y, 1, d))
+        else:
+            state = state + k_t.unsqueeze(-1) * v_t.unsqueeze(-2)  # the rank-1 Hebbian write
+    return (reads[0] if T == 1 else torch.cat(reads, dim=2)), state

@@ -18,9 +18,12 @@ Names follow the paper; the official code's names differ (see ``convert.py``):
 ``decoder_x`` = D_x (code ``encoder``), ``decoder_y`` = D_y (code ``encoder_v``),
 ``encoder_E`` = E (code ``decoder``), ``embed``, ``lm_head``. Parameter count 3nd + 2Vd.
 
-The layer has three forms of one function (``engramlab.bdh.attention``): the quadratic masked
-product (``attn_impl="quadratic"``, the oracle), the chunked linear-time form (default), and
-the recurrent ``step``. ``forward_with_state`` carries rho across training windows.
+The equations are written once, in ``BDH.layer``; ``forward`` (T tokens at once) and ``step``
+(one token) both run it, with one of the three forms of Eq. 4 (``engramlab.bdh.attention``):
+the quadratic masked product (``attn_impl="quadratic"``, the oracle), the chunked linear-time
+form (default), and the recurrent form (``step``). ``forward_with_state`` carries rho across
+training windows. How each piece is computed (fused CPU autograd nodes and a scratch pool, or
+library ops for a GPU and torch.compile) is chosen in one place, ``ops.layer_kernels``.
 
 BDH-GPU' (``variant="prime"``): a learned, data-dependent forget gate on the state update and
 logits read from a learned mixture of all layers' outputs (see docs/bdh.md for why this form).
@@ -29,25 +32,16 @@ logits read from a learned mixture of all layers' outputs (see docs/bdh.md for w
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from engramlab.bdh.attention import attention_chunked, attention_quadratic, attention_step
-from engramlab.bdh.ops import (
-    dropout_mask,
-    fused_layer_ok,
-    gate,
-    gate_dropout,
-    heads_in,
-    heads_out,
-    neurons,
-    rope_rotate,
-    rope_tables,
-)
-from engramlab.nn.buffers import BufferPool, use_pool
+from engramlab.bdh.attention import attention_chunked, attention_quadratic, attention_recurrent
+from engramlab.bdh.ops import dropout_mask, layer_kernels, rope_tables
+from engramlab.nn.buffers import BufferPool
 from engramlab.nn.layernorm import layer_norm
 from engramlab.nn.lm import LanguageModel
 from engramlab.nn.rope import alibi_log_decay, rope_frequencies
@@ -165,20 +159,49 @@ class BDH(LanguageModel):
             nn.init.constant_(self.gate_b, 5.5)
             nn.init.zeros_(self.layer_mix)
 
-    # ------------------------------------------------------------------------------- helpers
-    @property
-    def _dims(self) -> tuple[int, int, int, int]:
-        c = self.config
-        return c.n_layer, c.n_head, c.n_neurons_per_head, c.n_embd
+    # ------------------------------------------------------------------------------- the layer
+    def layer(self, v, rho, tables, attend, kernels, p_drop: float = 0.0):
+        """One BDH-GPU layer over T tokens of B sequences (Definition 4 / Eqs. 4, 5, 8).
 
-    def _rope_tables(self, pos0: int, T: int, dtype: torch.dtype):
-        if "rope" not in self.config.pos:
-            return None
-        t = torch.arange(pos0, pos0 + T, device=self.rope_freqs.device, dtype=torch.float64)
-        return rope_tables(self.rope_freqs, t, dtype)  # broadcast over the batch
+        v (B, T, d): the layer's input v*_{l-1}; rho (H, B, N, d) or None: its synaptic state
+        before these tokens; tables: RoPE of the tokens' positions (or None); attend: a form of
+        Eq. 4 (``attention_quadratic | attention_chunked | attention_recurrent``); kernels: how
+        the pieces are computed (``ops.layer_kernels``). Returns (v*_l (B, T, d), rho after the
+        tokens or None, x (H, B, T, N), y (H, B, T, N)).
+        """
+        x, k = kernels.neurons(v, self.decoder_x, tables)  # x = (D_x v*)^+; keys = queries k = U x
+        a, rho = attend(k, v.unsqueeze(0), self._log_forget(v), rho)  # a* (Eq. 4) = x^T rho (Eq. 5), (H, B, T, d)
+        drop = dropout_mask(x.shape, p_drop, x.device)  # dropout on y, as the official code (or None)
+        y = kernels.gate(layer_norm(a), self.decoder_y, x, drop)  # y = (D_y LN(a*))^+ * x
+        z = kernels.readout(y, self.encoder_E)  # E y, (B, T, d)
+        if p_drop > 0:
+            z = z * (1.0 / (1.0 - p_drop))  # dropout's 1 / (1 - p), on the small E y
+        return layer_norm(v + layer_norm(z)), rho, x, y  # v*_l = LN(v*_{l-1} + LN(E y))
+
+    def _layers(self, v, rho, pos0, attend, kernels, p_drop: float = 0.0, trace: list | None = None):
+        """All L layers over v*_0 (B, T, d) -> (logits (B, T, V), each layer's rho after the tokens).
+
+        rho (L, H, B, N, d) or None: the state before the tokens; pos0 (int or 0-d tensor): the
+        absolute position of the first token. With ``trace``, appends each layer's x, y, input v.
+        """
+        L = self.config.n_layer
+        tables = self._rope_tables(pos0, v.shape[1], v.dtype)  # shared by all layers
+        rho_out, outs = [], []
+        for layer in range(L):
+            v_in = v
+            v, S, x, y = self.layer(v, None if rho is None else rho[layer], tables, attend, kernels, p_drop)
+            rho_out.append(S)
+            outs.append(v)
+            if trace is not None:
+                trace.append({"x": x.transpose(0, 1), "y": y.transpose(0, 1), "v": v_in})
+        h = v
+        if self.config.variant == "prime":  # BDH-GPU': logits from a learned mixture of all layers
+            w = torch.softmax(self.layer_mix, 0)
+            h = layer_norm(sum(w[i] * outs[i] for i in range(L)))
+        return h @ self.lm_head, rho_out
 
     def _log_forget(self, v: torch.Tensor) -> torch.Tensor | None:
-        """log f per head and token: (H, B|1, T) from the layer input v (B, T, d), or None."""
+        """log f per head and token: (H, B|1, T) from the layer input v (B, T, d), or None (no decay)."""
         lf = None
         if "alibi" in self.config.pos:
             lf = self.alibi_log_decay.to(v.dtype)[:, None, None].expand(-1, 1, v.shape[1])  # (H, 1, T)
@@ -187,108 +210,46 @@ class BDH(LanguageModel):
             lf = g if lf is None else g + lf
         return lf
 
-    def _check_targets(self, idx: torch.Tensor, targets: torch.Tensor | None) -> None:
-        if targets is None:
-            return
-        if not isinstance(targets, torch.Tensor) or targets.shape != idx.shape:
-            shape = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
-            raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, got {shape}")
-
-    def _check_idx(self, idx: torch.Tensor) -> None:
-        self.check_tokens(idx)
-        if idx.dim() != 2:
-            raise ValueError(f"idx must be (batch, time) token ids, got shape {tuple(idx.shape)}")
+    def _rope_tables(self, pos0, T: int, dtype: torch.dtype):
+        """RoPE tables of positions pos0 .. pos0 + T - 1 (pos0 an int or a 0-d tensor: no host sync)."""
+        if "rope" not in self.config.pos:
+            return None
+        t = torch.arange(T, device=self.rope_freqs.device, dtype=torch.float64) + pos0
+        return rope_tables(self.rope_freqs, t, dtype)  # broadcast over the batch
 
     # ------------------------------------------------------------------------------- parallel
     def _run(
         self,
         idx: torch.Tensor,
         rho: torch.Tensor | None = None,
-        pos0: int = 0,
+        pos0=0,
         impl: str | None = None,
         trace: list | None = None,
         need_state: bool = False,
         fused: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """All layers in parallel over idx (B, T). Returns (logits (B, T, V), rho_out (L, B, H, N, d)).
+        """All layers in parallel over idx (B, T). Returns (logits (B, T, V), rho_out (L, H, B, N, d)).
 
         rho (L, H, B, N, d) is the synaptic state carried in (None = empty), pos0 the absolute
         position of idx[:, 0]. With impl == "quadratic" no state is carried (rho must be None).
         ``need_state=False`` (a plain forward) skips forming rho_out and returns None for it.
-        ``fused=False`` uses plain autograd for the whole layer (the fused CPU nodes' test oracle).
+        ``fused=False`` uses library ops for the whole layer (the fused CPU nodes' test oracle).
         """
         impl = impl or self.config.attn_impl
-        B, T = idx.shape
-        L, H, N, d = self._dims
-        # internal layout puts heads first, (H, B, T, N), so that every projection is one batched
-        # matmul per head over all B*T tokens (no per-sequence weight gradients to sum up)
         v = layer_norm(self.embed(idx))  # (B, T, d): v*_{., 0}
-        tables = self._rope_tables(pos0, T, v.dtype)  # (H, 1, T, N/2) complex (or real pairs), or None
-        p_drop = float(self.config.dropout) if self.training else 0.0
-        rho_out = []
-        outs = []
-        # CPU training and evaluation: the two elementwise-heavy halves of the layer as fused nodes
-        fast = fused and trace is None and fused_layer_ok(v, tables)
-        if fast:
-            with use_pool(self.scratch):
-                logits = self._layers(v, tables, rho, impl, trace, need_state, fast, p_drop, rho_out, outs)
+        kernels = layer_kernels(v, fused)
+        if impl == "quadratic":
+            if rho is not None or need_state:
+                raise ValueError("the quadratic form carries no state: use impl='chunked'")
+            attend = _quadratic
         else:
-            logits = self._layers(v, tables, rho, impl, trace, need_state, fast, p_drop, rho_out, outs)
-        return logits, (torch.stack(rho_out) if rho_out else None)
-
-    def _layers(self, v, tables, rho, impl, trace, need_state, fast, p_drop, rho_out, outs):
-        B, T, _ = v.shape
-        L, H, N, d = self._dims
-        for layer in range(L):
-            if fast:
-                x, k = neurons(v.reshape(B * T, d), self.decoder_x, tables)
-                x, k = x.view(H, B, T, N), k.view(H, B, T, N)
-            else:
-                x = F.relu(heads_in(v.reshape(B * T, d), self.decoder_x)).view(H, B, T, N)  # x = (D_x v*)^+
-                k = x if tables is None else rope_rotate(x, tables)  # keys = queries = U-rotated x
-            lf = self._log_forget(v)  # (H|1, B|1, T) or None
-            if impl == "quadratic":
-                a = attention_quadratic(k, v.unsqueeze(0), lf)  # (H, B, T, d): a* (Eq. 4)
-            else:
-                a, S = attention_chunked(
-                    k, v.unsqueeze(0), lf, None if rho is None else rho[layer], self.config.chunk_size,
-                    need_state=need_state,
-                )
-                if need_state:
-                    rho_out.append(S)
-            if fast:  # y = (D_y LN(a*))^+ * x, dropout on y as in the official code
-                drop = dropout_mask((H, B, T, N), p_drop, x.device) if p_drop > 0 else None
-                y = gate(layer_norm(a).view(H, B * T, d), self.decoder_y, x.view(H, B * T, N), drop)
-            else:
-                y = self._gate_plain(a, x, v, p_drop, trace)
-            z = heads_out(y.view(H, B * T, N), self.encoder_E.view(H, N, d))  # (B*T, d): E y
-            if p_drop > 0:
-                z = z * (1.0 / (1.0 - p_drop))
-            v = layer_norm(v + layer_norm(z.view(B, T, d)))  # v*_{., l}
-            outs.append(v)
-        h = v
-        if self.config.variant == "prime":
-            w = torch.softmax(self.layer_mix, 0)
-            h = layer_norm(sum(w[i] * outs[i] for i in range(L)))
-        return h @ self.lm_head  # logits (B, T, V)
-
-    def _gate_plain(self, a, x, v, p_drop: float, trace: list | None) -> torch.Tensor:
-        """y = (D_y LN(a*))^+ * x with dropout, in plain autograd (GPU, autocast, tracing).
-
-        With ``trace``, records the layer's x, y (before dropout) and input v.
-        """
-        H, B, T, N = x.shape
-        d = a.shape[-1]
-        ya = (layer_norm(a).view(H, B * T, d) @ self.decoder_y).view(H, B, T, N)  # D_y LN(a*)
-        y = None
-        if trace is not None:
-            y = gate_dropout(ya, x)
-            trace.append({"x": x.transpose(0, 1), "y": y.transpose(0, 1), "v": v})
-        if p_drop > 0:  # dropout on y as in the official code; its 1/(1-p) is applied to E y
-            y = gate_dropout(ya, x, dropout_mask(ya.shape, p_drop, ya.device))
-        elif y is None:
-            y = gate_dropout(ya, x)  # y = (D_y LN(a*))^+ * x
-        return y
+            attend = partial(attention_chunked, chunk_size=self.config.chunk_size, need_state=need_state,
+                             fused=kernels.fused_attention)
+        p_drop = float(self.config.dropout) if self.training else 0.0
+        # the scratch pool reuses the big buffers between steps; a trace keeps its tensors, so no pool
+        with kernels.scratch(self.scratch if trace is None else None):
+            logits, rho_out = self._layers(v, rho, pos0, attend, kernels, p_drop, trace)
+        return logits, (torch.stack(rho_out) if need_state else None)
 
     def _loss(self, logits: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor | None:
         if targets is None:
@@ -305,7 +266,7 @@ class BDH(LanguageModel):
     def forward_trace(self, idx: torch.Tensor) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
         """Logits and, per layer, {"x": (B, H, T, N), "y": (B, H, T, N) gated y, "v": (B, T, d) input v*}.
 
-        Runs the same code as ``forward`` (dropout applies only after y is recorded).
+        Runs the same code as ``forward`` (in training mode y holds dropout's zeros).
         """
         self._check_idx(idx)
         trace: list[dict[str, torch.Tensor]] = []
@@ -318,24 +279,63 @@ class BDH(LanguageModel):
         self._check_targets(idx, targets)
         B, T = idx.shape
         if state is None:
-            rho, pos0 = None, 0
+            rho, pos0 = None, torch.zeros((), dtype=torch.long, device=idx.device)
         else:
             self._check_state(state, B)
-            rho, pos0 = state["rho"], int(state["pos"])
+            rho, pos0 = state["rho"], state["pos"]
         logits, rho_out = self._run(idx, rho=rho, pos0=pos0, impl="chunked", need_state=True)
-        new_state = {"rho": rho_out, "pos": torch.tensor(pos0 + T, dtype=torch.long, device=idx.device)}
-        return logits, self._loss(logits, targets), new_state
+        return logits, self._loss(logits, targets), {"rho": rho_out, "pos": pos0 + T}
 
     # ------------------------------------------------------------------------------- recurrent
     def init_state(self, batch_size: int) -> dict[str, torch.Tensor]:
-        # rho[l, h, b] is the N x d synaptic state of Eq. 5 (read with the rotated keys x)
-        """Empty synaptic memory: {"rho": zeros (L, H, B, N, d), "pos": 0 (the next token's position)}."""
+        """Empty synaptic memory: {"rho": zeros (L, H, B, N, d), "pos": 0 (the next token's position)}.
+
+        rho[l, h, b] is the N x d synaptic state of Eq. 5 (read with the rotated keys x).
+        """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         L, H, N, d = self._dims
         p = self.lm_head
         rho = torch.zeros(L, H, batch_size, N, d, dtype=p.dtype, device=p.device)
         return {"rho": rho, "pos": torch.tensor(0, dtype=torch.long, device=p.device)}
+
+    def step(self, idx_t: torch.Tensor, state: dict[str, torch.Tensor]):
+        """One token per sequence: idx_t (B,) -> (logits (B, V), state). Cost independent of context.
+
+        Runs ``layer`` on one token with the recurrent form: reads rho, then writes the rank-1
+        Hebbian update (Eq. 8). Without autograd the state is updated in place (no copy per
+        token) and the same dict is returned.
+        """
+        self.check_tokens(idx_t, "idx_t")
+        if idx_t.dim() != 1:
+            raise ValueError(f"idx_t must be (batch,) token ids, got shape {tuple(idx_t.shape)}")
+        self._check_state(state, idx_t.shape[0])
+        inplace = not torch.is_grad_enabled()
+        v = layer_norm(self.embed(idx_t)).unsqueeze(1)  # (B, 1, d): v*_{t, 0}
+        attend = partial(attention_recurrent, inplace=inplace)
+        logits, rho = self._layers(v, state["rho"], state["pos"], attend, layer_kernels(v))
+        if inplace:
+            state["pos"] = state["pos"] + 1
+            return logits[:, 0], state
+        return logits[:, 0], {"rho": torch.stack(rho), "pos": state["pos"] + 1}
+
+    # ------------------------------------------------------------------------------- checks
+    @property
+    def _dims(self) -> tuple[int, int, int, int]:
+        c = self.config
+        return c.n_layer, c.n_head, c.n_neurons_per_head, c.n_embd
+
+    def _check_idx(self, idx: torch.Tensor) -> None:
+        self.check_tokens(idx)
+        if idx.dim() != 2:
+            raise ValueError(f"idx must be (batch, time) token ids, got shape {tuple(idx.shape)}")
+
+    def _check_targets(self, idx: torch.Tensor, targets: torch.Tensor | None) -> None:
+        if targets is None:
+            return
+        if not isinstance(targets, torch.Tensor) or targets.shape != idx.shape:
+            shape = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
+            raise ValueError(f"targets must have the shape of idx {tuple(idx.shape)}, got {shape}")
 
     def _check_state(self, state: Any, batch_size: int) -> None:
         L, H, N, d = self._dims
@@ -355,45 +355,6 @@ class BDH(LanguageModel):
         if rho.dtype != self.lm_head.dtype:
             raise ValueError(f"state['rho'] has dtype {rho.dtype}, expected the model's {self.lm_head.dtype}")
 
-    def step(self, idx_t: torch.Tensor, state: dict[str, torch.Tensor]):
-        """One token per sequence: idx_t (B,) -> (logits (B, V), state). Cost independent of context.
-
-        Reads rho, then writes the rank-1 Hebbian update (Eq. 8). Without autograd the state is
-        updated in place (no copy per token) and the same dict is returned.
-        """
-        self.check_tokens(idx_t, "idx_t")
-        if idx_t.dim() != 1:
-            raise ValueError(f"idx_t must be (batch,) token ids, got shape {tuple(idx_t.shape)}")
-        B = idx_t.shape[0]
-        self._check_state(state, B)
-        L, H, N, d = self._dims
-        inplace = not torch.is_grad_enabled()
-        rho = state["rho"]
-        pos = int(state["pos"])
-        v = layer_norm(self.embed(idx_t))  # (B, d)
-        tables = self._rope_tables(pos, 1, v.dtype)
-        new_rho = []
-        outs = []
-        for layer in range(L):
-            x = F.relu(v.unsqueeze(0) @ self.decoder_x)  # (H, B, N)
-            k = x if tables is None else rope_rotate(x.unsqueeze(2), tables).squeeze(2)
-            lf = self._log_forget(v.unsqueeze(1))  # (H, B|1, 1) or None
-            a, S = attention_step(k, v.unsqueeze(0), rho[layer], None if lf is None else lf[..., 0], inplace)
-            new_rho.append(S)
-            y = F.relu(layer_norm(a) @ self.decoder_y) * x  # (H, B, N)
-            z = (y @ self.encoder_E.view(H, N, d)).sum(0)  # (B, d)
-            v = layer_norm(v + layer_norm(z))
-            outs.append(v)
-        h = v
-        if self.config.variant == "prime":
-            w = torch.softmax(self.layer_mix, 0)
-            h = layer_norm(sum(w[i] * outs[i] for i in range(L)))
-        logits = h @ self.lm_head
-        if inplace:
-            state["pos"] = state["pos"] + 1
-            return logits, state
-        return logits, {"rho": torch.stack(new_rho), "pos": state["pos"] + 1}
-
     @torch.no_grad()
     def prefill(self, idx: torch.Tensor):
         """Read the prompt in parallel (chunked form, windows of ``prefill_window`` tokens).
@@ -404,12 +365,16 @@ class BDH(LanguageModel):
         if idx.dim() == 1:
             idx = idx.unsqueeze(0)
         self._check_idx(idx)
-        state = None
-        logits = None
+        rho, logits = None, None
         W = max(1, int(self.prefill_window))
         for s in range(0, idx.shape[1], W):
-            logits, _, state = self.forward_with_state(idx[:, s : s + W], None, state)
-        return logits[:, -1], state
+            logits, rho = self._run(idx[:, s : s + W], rho=rho, pos0=s, impl="chunked", need_state=True)
+        return logits[:, -1], {"rho": rho, "pos": torch.tensor(idx.shape[1], dtype=torch.long, device=idx.device)}
+
+
+def _quadratic(k, v, log_f, rho):
+    """The quadratic form of Eq. 4 with the signature of the other two (it carries no state)."""
+    return attention_quadratic(k, v, log_f), None
 
 
 def _presets() -> dict[str, dict[str, dict[str, Any]]]:

@@ -1,24 +1,51 @@
-"""Elementwise pieces of the BDH layer written to touch the big (H, B, T, N) tensors few times.
+"""The pieces of the BDH layer, and the one place where their implementation is chosen.
 
-On a CPU the matmuls of BDH are fast and the elementwise passes over the n-dimensional
-activations (ReLU, RoPE, gating, dropout) take a large share of the time, so:
+``engramlab.bdh.model.BDH.layer`` writes the layer's equations once, in terms of three pieces
+(heads first: H heads of N neurons, B sequences of T tokens, d = n_embd):
+
+    x, k = kernels.neurons(v, D_x, tables)     x = ReLU(v* D_x), k = U x (RoPE)     (H, B, T, N)
+    y    = kernels.gate(LN(a*), D_y, x, drop)  y = ReLU(LN(a*) D_y) * x, drop zeroed (H, B, T, N)
+    z    = kernels.readout(y, E)               z = sum_h y_h E_h                     (B, T, d)
+
+``layer_kernels`` picks one of two implementations of them:
+
+- ``FusedCPUKernels`` (a CPU in eager mode, no autocast): on a CPU the matmuls of BDH are fast and
+  the elementwise passes over the n-dimensional activations (ReLU, RoPE, gating, dropout) and
+  the allocation of their (H, B*T, N) buffers take a large share of the time, so each half of
+  the layer is one autograd node with a hand-written backward (``_Neurons``, ``_Gate``), the heads'
+  projections are one ``mm`` per head (``_HeadsIn``, ``_HeadsOut``), large buffers come from the
+  model's scratch pool (``engramlab.nn.buffers``), and the chunked attention uses its CPU node
+  (``engramlab.bdh.attention._CausalSharedValue``);
+- ``PlainKernels`` (a GPU, autocast, ``torch.compile``, and ``fused=False``: the CPU nodes' test
+  oracle): library ops, which the compiler can fuse and schedule.
+
+Both compute the same function with the same gradients (tests/bdh/test_bdh_ops.py). Helpers
+shared by both:
 
 - ``rope_rotate``: RoPE as one complex multiplication per neuron pair (when the two neurons of
-  every pair share a frequency, as the official ``get_freqs`` makes them), else the generic
-  real form of ``engramlab.nn.rope.apply_rope``. Same numbers either way.
+  every pair share a frequency, as the official ``get_freqs`` makes them; on a CPU in eager
+  mode), else the generic real form of ``engramlab.nn.rope.apply_rope``. Same numbers either way.
 - ``gate_dropout``: y = ReLU(y_a) * x with the dropout mask applied in the same pass
   (x >= 0, so ReLU(y_a) * x = ReLU(y_a * x)); the 1 / (1 - p) rescaling is left to the caller,
   which applies it to the much smaller d-dimensional output of E.
+- ``dropout_mask``: the same masks for both implementations on a CPU (so they can be compared).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
 
-from engramlab.nn.buffers import current_pool
-from engramlab.nn.rope import apply_rope
+from engramlab.nn.buffers import current_pool, use_pool
+from engramlab.nn.rope import apply_rope, rope_cos_sin
+
+
+def eager_cpu(device: torch.device | str) -> bool:
+    """Whether tensors on ``device`` run on a CPU in eager mode (not traced by torch.compile):
+    the condition for every CPU-specific form in this module and in ``attention``."""
+    return torch.device(device).type == "cpu" and not torch.compiler.is_compiling()
 
 
 def rope_tables(freqs: torch.Tensor, positions: torch.Tensor, dtype: torch.dtype):
@@ -28,15 +55,12 @@ def rope_tables(freqs: torch.Tensor, positions: torch.Tensor, dtype: torch.dtype
     The complex form is used on a CPU in eager mode; the real form on a GPU and under
     ``torch.compile`` (the compiler generates no code for complex operators)."""
     t = positions.to(torch.float64).reshape(-1, 1)
-    eager_cpu = freqs.device.type == "cpu" and not torch.compiler.is_compiling()
-    if eager_cpu and bool((freqs[..., 0::2] == freqs[..., 1::2]).all()):
+    if eager_cpu(freqs.device) and bool((freqs[..., 0::2] == freqs[..., 1::2]).all()):
         f = freqs[..., 0::2].to(torch.float64).unsqueeze(-2)  # (H, 1, N/2)
         phase = torch.remainder(t * f, 1.0) * (2 * math.pi)  # (H, T, N/2)
         ctype = torch.complex128 if dtype == torch.float64 else torch.complex64
         table = torch.polar(torch.ones_like(phase), phase).to(ctype)
         return "complex", table.unsqueeze(1)
-    from engramlab.nn.rope import rope_cos_sin
-
     cos, sin = rope_cos_sin(freqs, positions, dtype)
     return "real", (cos.unsqueeze(1), sin.unsqueeze(1))
 
@@ -87,7 +111,7 @@ def dropout_mask(shape, p: float, device) -> torch.Tensor | None:
     """
     if p <= 0:
         return None
-    if torch.device(device).type != "cpu" or torch.compiler.is_compiling():
+    if not eager_cpu(device):
         return torch.rand(shape, device=device) < p
     pool = current_pool()
     numel = math.prod(shape)
@@ -166,20 +190,6 @@ class _HeadsOut(torch.autograd.Function):
         return dy, dE
 
 
-def heads_in(v: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-    """v (BT, d), W (H, d, N) -> v @ W[h] for every head, (H, BT, N)."""
-    if v.device.type != "cpu" or torch.is_autocast_enabled(v.device.type) or torch.compiler.is_compiling():
-        return torch.matmul(v.unsqueeze(0), W)  # GPU / autocast: the library's batched product
-    return _HeadsIn.apply(v, W)
-
-
-def heads_out(y: torch.Tensor, E: torch.Tensor) -> torch.Tensor:
-    """y (H, BT, N), E (H, N, d) -> sum_h y[h] @ E[h], (BT, d)."""
-    if y.device.type != "cpu" or torch.is_autocast_enabled(y.device.type) or torch.compiler.is_compiling():
-        return torch.matmul(y, E).sum(0)
-    return _HeadsOut.apply(y, E)
-
-
 # ------------------------------------------------------------------------------------------------
 # The two elementwise-heavy halves of a BDH layer as single autograd nodes (CPU training path).
 #
@@ -254,19 +264,87 @@ class _Gate(torch.autograd.Function):
         return dlna, dW, dx, None
 
 
-def fused_layer_ok(x_like: torch.Tensor, tables) -> bool:
-    """Whether the fused CPU nodes apply (CPU, no autocast, RoPE in its complex form)."""
-    dev = x_like.device.type
-    if dev != "cpu" or torch.is_autocast_enabled(dev) or torch.compiler.is_compiling():
-        return False
-    return tables is not None and tables[0] == "complex"
+# ------------------------------------------------------------------------------------------------
+# The two implementations of the layer's pieces, and the one place that picks one.
 
 
-def neurons(v: torch.Tensor, W: torch.Tensor, tables) -> tuple[torch.Tensor, torch.Tensor]:
-    """x = ReLU(v @ W[h]) (H, BT, N) and its RoPE-rotated copy k (tables from ``rope_tables``)."""
-    return _Neurons.apply(v, W, tables[1])
+class FusedCPUKernels:
+    """The layer's pieces as the hand-written CPU nodes above, over buffers of the scratch pool."""
+
+    fused_attention = True  # the chunked attention's CPU node
+
+    @staticmethod
+    def neurons(v: torch.Tensor, D_x: torch.Tensor, tables) -> tuple[torch.Tensor, torch.Tensor]:
+        """x = ReLU(v D_x) and the keys k = U x: v (B, T, d), D_x (H, d, N) -> (H, B, T, N) each."""
+        B, T, d = v.shape
+        H, _, N = D_x.shape
+        v = v.reshape(B * T, d)
+        if tables is not None and tables[0] == "complex":
+            x, k = _Neurons.apply(v, D_x, tables[1])
+            return x.view(H, B, T, N), k.view(H, B, T, N)
+        x = torch.relu(_HeadsIn.apply(v, D_x)).view(H, B, T, N)  # ALiBi only, or the real RoPE form
+        return x, (x if tables is None else rope_rotate(x, tables))
+
+    @staticmethod
+    def gate(lna: torch.Tensor, D_y: torch.Tensor, x: torch.Tensor, drop: torch.Tensor | None) -> torch.Tensor:
+        """y = ReLU(lna D_y) * x with the entries in ``drop`` zeroed: lna (H, B, T, d) -> (H, B, T, N)."""
+        H, B, T, N = x.shape
+        return _Gate.apply(lna.reshape(H, B * T, -1), D_y, x.view(H, B * T, N), drop).view(H, B, T, N)
+
+    @staticmethod
+    def readout(y: torch.Tensor, E: torch.Tensor) -> torch.Tensor:
+        """E y summed over the heads: y (H, B, T, N), E (H * N, d) -> (B, T, d)."""
+        H, B, T, N = y.shape
+        return _HeadsOut.apply(y.view(H, B * T, N), E.view(H, N, -1)).view(B, T, -1)
+
+    @staticmethod
+    def scratch(pool):
+        """Make ``pool`` (a ``BufferPool``, or None) the current scratch pool inside the block."""
+        return use_pool(pool)
 
 
-def gate(lna: torch.Tensor, W: torch.Tensor, x: torch.Tensor, drop: torch.Tensor | None) -> torch.Tensor:
-    """y = ReLU(lna @ W[h]) * x with the entries in ``drop`` zeroed; all (H, BT, .)."""
-    return _Gate.apply(lna, W, x, drop)
+class PlainKernels:
+    """The layer's pieces as library ops (GPU, autocast, torch.compile, and the CPU nodes' oracle)."""
+
+    def __init__(self, fused_attention: bool):
+        self.fused_attention = fused_attention  # the chunked attention's CPU node (eager CPU only)
+
+    @staticmethod
+    def neurons(v: torch.Tensor, D_x: torch.Tensor, tables) -> tuple[torch.Tensor, torch.Tensor]:
+        B, T, d = v.shape
+        H, _, N = D_x.shape
+        x = torch.relu(torch.matmul(v.reshape(1, B * T, d), D_x)).view(H, B, T, N)
+        return x, (x if tables is None else rope_rotate(x, tables))
+
+    @staticmethod
+    def gate(lna: torch.Tensor, D_y: torch.Tensor, x: torch.Tensor, drop: torch.Tensor | None) -> torch.Tensor:
+        H, B, T, N = x.shape
+        ya = torch.matmul(lna.reshape(H, B * T, -1), D_y).view(H, B, T, N)
+        return gate_dropout(ya, x, drop)
+
+    @staticmethod
+    def readout(y: torch.Tensor, E: torch.Tensor) -> torch.Tensor:
+        H, B, T, N = y.shape
+        return torch.matmul(y.view(H, B * T, N), E.view(H, N, -1)).sum(0).view(B, T, -1)
+
+    @staticmethod
+    def scratch(pool):
+        return contextlib.nullcontext()
+
+
+FUSED_CPU = FusedCPUKernels()
+_PLAIN = {True: PlainKernels(fused_attention=True), False: PlainKernels(fused_attention=False)}
+
+
+def layer_kernels(like: torch.Tensor, fused: bool = True) -> FusedCPUKernels | PlainKernels:
+    """The implementation of the layer's pieces for tensors like ``like``: the one place it is chosen.
+
+    The fused CPU nodes on a CPU in eager mode without autocast, unless ``fused=False``; library
+    ops otherwise. The chunked attention keeps its CPU node on an eager CPU also under autocast
+    and with ``fused=False`` (it keeps its running state sums in float32 under autocast); on a
+    GPU and under torch.compile it is plain ops too.
+    """
+    cpu = eager_cpu(like.device)
+    if fused and cpu and not torch.is_autocast_enabled("cpu"):
+        return FUSED_CPU
+    return _PLAIN[cpu]

@@ -40,7 +40,7 @@ class BufferPool:
         """An uninitialised tensor like ``torch.empty(shape, dtype=dtype, device=device)``."""
         device = torch.device(device)
         shape = tuple(int(s) for s in shape)
-        nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+        nbytes = math.prod(shape) * dtype.itemsize
         if device.type != "cpu" or nbytes < self.min_bytes:
             return torch.empty(shape, dtype=dtype, device=device)
         with self._lock:
