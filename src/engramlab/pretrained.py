@@ -263,7 +263,8 @@ def load_model(
         raise ModelFolderError(f"{folder} holds a {name!r} model ({cls.__name__}), not a {want}; "
                                f"load it with {cls.__name__}.from_pretrained or engramlab.load")
     try:
-        config = config_from_dict(cls.get_config_class(), cfg["model_config"], where=f"{folder / CONFIG_FILE} model_config")
+        where = f"{folder / CONFIG_FILE} model_config"
+        config = config_from_dict(cls.get_config_class(), cfg["model_config"], where=where)
         model = cls.from_config(config)
     except (TypeError, ValueError) as e:
         raise ModelFolderError(f"{folder / CONFIG_FILE} does not describe a valid {name} model: {e}") from None
