@@ -48,14 +48,29 @@ class LanguageModel(Pretrained, nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def check_tokens(self, idx: torch.Tensor, name: str = "idx") -> None:
-        """Clear errors for token tensors a user passes in."""
+    _tokens_trusted: bool = False  # True while ``generate`` feeds back its own samples
+
+    def check_tokens(self, idx: torch.Tensor, name: str = "idx", values: bool | None = None) -> None:
+        """Clear errors for token tensors a user passes in: a tensor of integer ids, not empty, ids in [0, V).
+
+        The id range needs the values on the host (``check_token_range``). ``values=None`` checks it
+        only where that is free: for CPU tensors outside torch.compile / tracing (on a GPU it would
+        force a device sync per call, under torch.compile a graph break), and not for the tokens
+        ``generate`` feeds back (it checks its prompt once with ``values=True``, on any device).
+        """
         if not isinstance(idx, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor of token ids, got {type(idx).__name__}")
         if idx.dtype not in (torch.int64, torch.int32, torch.uint8, torch.int16):
             raise TypeError(f"{name} must hold integer token ids, got dtype {idx.dtype}")
         if idx.numel() == 0:
             raise ValueError(f"{name} is empty: expected at least one token")
+        if values is None:
+            values = not self._tokens_trusted and idx.device.type == "cpu" and not _tracing()
+        if values:
+            self.check_token_range(idx, name)
+
+    def check_token_range(self, idx: torch.Tensor, name: str = "idx") -> None:
+        """Token ids in [0, vocab_size), else one clear error; reads min and max on the host."""
         lo, hi = int(idx.min()), int(idx.max())
         if lo < 0 or hi >= self.vocab_size:
             bad = hi if hi >= self.vocab_size else lo
@@ -88,11 +103,12 @@ class LanguageModel(Pretrained, nn.Module):
     ) -> torch.Tensor:
         """Continue the prompt idx (B, T) by max_new_tokens sampled tokens -> (B, T + max_new_tokens).
 
-        The prompt is read once (``prefill``), then each new token costs one ``step``.
+        The prompt is read once (``prefill``), then each new token costs one ``step``. The prompt's
+        token ids are checked once, here; the sampled tokens fed back are in range by construction.
         """
+        self.check_tokens(idx, "prompt", values=True)
         if idx.dim() == 1:
             idx = idx.unsqueeze(0)
-        self.check_tokens(idx, "prompt")
         check_sampling_args(temperature, top_k, top_p)
         if int(max_new_tokens) != max_new_tokens or max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}")
@@ -105,12 +121,21 @@ class LanguageModel(Pretrained, nn.Module):
             gen = torch.Generator(device=device)
             gen.manual_seed(int(seed))
         out = [idx]
-        if max_new_tokens > 0:
-            logits, state = self.prefill(idx)
-            for i in range(max_new_tokens):
-                nxt = sample_logits(logits, temperature, top_k, top_p, generator=gen)
-                out.append(nxt.unsqueeze(1))
-                if i + 1 < max_new_tokens:
-                    logits, state = self.step(nxt, state)
-        self.train(was_training)
+        self._tokens_trusted = True  # prefill and step skip the id range (no host sync per token)
+        try:
+            if max_new_tokens > 0:
+                logits, state = self.prefill(idx)
+                for i in range(max_new_tokens):
+                    nxt = sample_logits(logits, temperature, top_k, top_p, generator=gen)
+                    out.append(nxt.unsqueeze(1))
+                    if i + 1 < max_new_tokens:
+                        logits, state = self.step(nxt, state)
+        finally:
+            self._tokens_trusted = False
+            self.train(was_training)
         return torch.cat(out, dim=1)
+
+
+def _tracing() -> bool:
+    """Whether torch.compile / torch.export or TorchScript tracing is running (values are not readable)."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing()
