@@ -134,8 +134,8 @@ def _case(name, seed=0):
     raise KeyError(name)
 
 
-CASES = ["issue", "mirror_1000", "mirror_100000", "zero_transitions", "left_to_right",
-         "gap_1000", "gap_10000", "gap_100000"]
+CASES = ["issue", "mirror_460", "mirror_700", "mirror_1000", "mirror_100000", "zero_transitions", "left_to_right",
+         "gap_300", "gap_700", "gap_1000", "gap_10000", "gap_100000"]  # 460, 700: between 1e-280 and underflow
 
 
 def _close(a, b, tol=TOL):

@@ -11,8 +11,9 @@ hold, and come back as 0 (posteriors), -inf (log alpha) or -1 (Viterbi states).
 
 Methods (all float64 inside; results in the dtype and on the device of ``log_lik``):
 
-* ``"numba"``: compiled loops over trials and bins (``_inference_numba.py``); log space with a
-  per-bin normalisation, S^2 multiply-adds and O(S) exps per bin. The default on CPU.
+* ``"numba"``: compiled loops over trials and bins (``_inference_numba.py``): the scaled recursion
+  with an exact log-space fallback for every bin where an entry would underflow, S^2 multiply-adds
+  and no transcendental call per bin in the common case. The default on CPU.
 * ``"sequential"``: numpy, vectorised over trials and states with a Python loop over time and an
   exact column-wise log-sum-exp per bin. A plain reference, slower.
 * ``"scan"``: torch only (any device): an associative (parallel-prefix) scan of log-semiring matrix
@@ -167,7 +168,8 @@ def hmm_filter(log_lik: torch.Tensor, log_pi0: torch.Tensor, log_A: torch.Tensor
     L = _check(log_lik, log_pi0, log_A, mask, lengths)
     method = _resolve(method, log_lik)
     if method == "numba":
-        la, logZ, _ = _numba_forward(log_lik, log_pi0, log_A, L)
+        fw = _numba_forward(log_lik, log_pi0, log_A, L)
+        la, logZ = _log_alpha(fw), fw[-1]
     elif method == "sequential":
         la, logZ = _forward_np(_np64(log_lik), L.numpy(), _np64(log_pi0), _np64(log_A))
     else:
@@ -195,13 +197,13 @@ def hmm_smoother(log_lik: torch.Tensor, log_pi0: torch.Tensor, log_A: torch.Tens
     S = log_lik.shape[-1]
     if method == "numba":
         k = _kernels()
-        la_n, logZ, (ll, Ln, lA, cum) = _numba_forward(log_lik, log_pi0, log_A, L, keep=True)
+        fw = _numba_forward(log_lik, log_pi0, log_A, L)
+        ll, E, Ln, lA, p, lan, unsafe, logc, logZ = fw
         gamma = np.empty_like(ll)
         counts = np.empty((ll.shape[0], S, S))
-        k.backward_posteriors(ll, Ln, lA, la_n, logZ, gamma, counts)
-        k.to_log_alpha(la_n, cum, Ln)  # in place, after its last use
+        k.backward_posteriors(ll, E, Ln, lA, p, lan, unsafe, logZ, gamma, counts)
         return PosteriorResult(_out(logZ, log_lik), _out(gamma, log_lik), _out(counts, log_lik),
-                               _out(la_n, log_lik))
+                               _out(_log_alpha(fw), log_lik))
     if method == "sequential":
         ll = _np64(log_lik)
         la, logZ = _forward_np(ll, L.numpy(), _np64(log_pi0), _np64(log_A))
@@ -246,17 +248,37 @@ def _out(a, like: torch.Tensor) -> torch.Tensor:
 # ---- numba ------------------------------------------------------------------------------------------------
 
 
-def _numba_forward(log_lik, log_pi0, log_A, L, keep: bool = False):
+def _numba_forward(log_lik, log_pi0, log_A, L):
     k = _kernels()
     ll, Ln, lA = _np64(log_lik), L.numpy().astype(np.int64), _np64(log_A)
     B, T, S = ll.shape
-    la_n = np.empty_like(ll)
-    cum = np.empty((B, T))
-    logZ = k.forward(ll, Ln, _np64(log_pi0), lA, la_n, cum)
-    if keep:
-        return la_n, logZ, (ll, Ln, lA, cum)
-    k.to_log_alpha(la_n, cum, Ln)
-    return la_n, logZ, None
+    E, m = np.empty_like(ll), np.empty((B, T))
+    k.shifted(ll, Ln, E, m)
+    np.exp(E, out=E)  # emission factors exp(ll - max), vectorised
+    p, lan = np.empty_like(ll), np.empty_like(ll)
+    unsafe = np.zeros((B, T), dtype=np.uint8)
+    scale, logc = np.empty((B, T)), np.empty((B, T))
+    k.forward(ll, E, Ln, _np64(log_pi0), lA, p, lan, unsafe, scale, logc)
+    real = np.arange(T) < Ln[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logc = np.where(~real, 0.0, np.where(np.isnan(scale), logc, np.log(scale) + m))  # log normaliser per bin
+    logZ = logc.sum(1)
+    return ll, E, Ln, lA, p, lan, unsafe, logc, logZ
+
+
+def _log_alpha(fw) -> np.ndarray:
+    """log alpha_t = log p_t + sum_{u<=t} logc_u (exact log p on the bins kept in log form); -inf padded."""
+    ll, _, L, _, p, lan, unsafe, logc, _ = fw
+    real = np.arange(ll.shape[1]) < L[:, None]
+    C = np.cumsum(logc, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.log(p)
+        rows = unsafe.astype(bool) & real
+        if rows.any():
+            out[rows] = lan[rows]
+        out += C[..., None]
+    out[~real] = -np.inf
+    return out
 
 
 # ---- torch: posteriors from log alpha / log beta, and the associative scan ---------------------------------
