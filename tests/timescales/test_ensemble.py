@@ -147,6 +147,15 @@ def test_float64_step_by_step_equivalence_with_separate_runs(variant):
     assert sum(len(a) > 0 for a in advanced) >= 3 and len(set(advanced)) >= 3, advanced  # advances differ
     assert len(set(trainer.step)) > 1, trainer.step  # members stopped at different steps
     assert worst < 1e-10
+    for k, run in enumerate(runs):  # the optimizer state, as the torch optimizer of a separate run holds it
+        mine = trainer.optimizer.member_torch_state_dict(k, trainer.ensemble.member(k))
+        ref = run.opt.state_dict()
+        assert mine["param_groups"][0]["lr"] == pytest.approx(ref["param_groups"][0]["lr"], rel=1e-12)
+        assert mine["state"].keys() == ref["state"].keys()
+        for i, st in ref["state"].items():
+            assert st.keys() == mine["state"][i].keys()
+            for key, v in st.items():
+                torch.testing.assert_close(mine["state"][i][key], v, **TOL, msg=f"member {k} param {i} {key}")
 
 
 def test_batched_recurrence_gradients_with_ragged_lengths():
@@ -277,6 +286,14 @@ def test_train_ensemble_reproduces_train_curriculum(tmp_path):
         if ck_b:
             model, meta = load_checkpoint(ck_b[-1][2])
             assert isinstance(model, LeakyRNN) and model.config == build_model(members[k]).config
+            trainer_a = torch.load(ck_a[-1][2] / "trainer.pt", weights_only=False)
+            trainer_b = torch.load(ck_b[-1][2] / "trainer.pt", weights_only=False)
+            assert trainer_b["epoch"] == trainer_a["epoch"]
+            assert torch.equal(trainer_b["data_rng"], trainer_a["data_rng"])
+            assert torch.equal(trainer_b["torch_rng"], trainer_a["torch_rng"])  # the r(0) stream of the single run
+            for i, st in trainer_a["optimizer"]["state"].items():
+                torch.testing.assert_close(trainer_b["optimizer"]["state"][i]["momentum_buffer"],
+                                           st["momentum_buffer"], rtol=1e-3, atol=1e-5)
         assert ens["n_reached"] == 2  # both compared members solve N = 2 (and so write a checkpoint)
     listing = json.loads((tmp_path / "ens" / "ensemble.json").read_text())
     assert [m["name"] for m in listing["members"]] == [s["ensemble"]["name"] for s in summaries]

@@ -586,6 +586,36 @@ class EnsembleOptimizer:
             w.sub_((m / (v.sqrt() / bc2_sqrt + eps)) * (lr / bc1))  # p -= lr / bc1 * m / (sqrt(v / bc2) + eps)
         put(p.data, w)
 
+    @torch.no_grad()
+    def member_torch_state_dict(self, k: int, model: LeakyRNN) -> dict:
+        """Member k's optimizer as the ``state_dict()`` of the torch optimizer a separate run of ``model``
+        (``ensemble.member(k)``) would hold: loading it into ``torch.optim.SGD/Adam(model.parameters())``
+        continues exactly where the member is."""
+        m = self.members[k]
+        params = list(model.parameters())
+        if m.kind == "sgd":
+            opt = torch.optim.SGD(params, lr=self.current_lr(k), momentum=m.momentum, nesterov=m.nesterov)
+        else:
+            opt = torch.optim.Adam(params, lr=self.current_lr(k), betas=m.betas, eps=m.eps)
+        if self.steps[k] > 0:
+            nh = self.ensemble.member_n_heads[k]
+            views = {"input.weight": ("input_weight", lambda t: t[k][:, None]),
+                     "input.bias": ("input_bias", lambda t: t[k]),
+                     "recurrent.weight": ("rec_weight", lambda t: t[k]),
+                     "recurrent.bias": ("rec_bias", lambda t: t[k]), "taus": ("taus", lambda t: t[k]),
+                     "heads.weight": ("head_weight", lambda t: t[k, :nh]),
+                     "heads.bias": ("head_bias", lambda t: t[k, :nh])}
+            for name, p in model.named_parameters():
+                src, view = views[name]
+                st = self.state[src]
+                if m.kind == "sgd":
+                    opt.state[p] = {"momentum_buffer": view(st["momentum_buffer"]).clone() if m.momentum else None}
+                else:
+                    opt.state[p] = {"step": torch.tensor(float(self.steps[k])),
+                                    "exp_avg": view(st["exp_avg"]).clone(),
+                                    "exp_avg_sq": view(st["exp_avg_sq"]).clone()}
+        return opt.state_dict()
+
     def state_dict(self) -> dict:
         return {"steps": list(self.steps), "state": {n: {k: v.clone() for k, v in st.items()}
                                                      for n, st in self.state.items()}}
@@ -791,6 +821,14 @@ class EnsembleTrainer:
             records.append({**rec, **extra})
         return records
 
+    def trainer_state(self, k: int, model: LeakyRNN) -> dict:
+        """trainer.pt of member k's checkpoint, as a single run writes it: the optimizer state of ``model``
+        (``ensemble.member(k)``), the data generator's state, the r(0) stream's state (the global RNG of a
+        single run) and the epoch."""
+        return {"optimizer": self.optimizer.member_torch_state_dict(k, model),
+                "data_rng": self.data_gens[k].get_state(), "torch_rng": self.state_gens[k].get_state(),
+                "epoch": self.epoch[k]}
+
     def stop(self, k: int, reason: str, epoch: int | None = None) -> None:
         self.done[k] = True
         self.stop_reason[k] = reason
@@ -865,7 +903,8 @@ def train_ensemble(configs: TrainConfig | Sequence[TrainConfig], out_dir: str | 
                 ns = rec["ns"]
                 meta = {"train_config": asdict(members[k]), "ns": ns, "heads": rec["heads"], "epoch": rec["epoch"],
                         "step": rec["step"], "elapsed_s": elapsed, "accuracy": rec["accuracy"]}
-                save_checkpoint(trainer.ensemble.member(k), dirs[k] / f"N{ns[0]:03d}_N{ns[-1]:03d}", meta)
+                model = trainer.ensemble.member(k)
+                save_checkpoint(model, dirs[k] / f"N{ns[0]:03d}_N{ns[-1]:03d}", meta, trainer.trainer_state(k, model))
                 bar.write(f"member {k} ({names[k]}): solved N={ns[0]}..{ns[-1]} at epoch {rec['epoch']}")
             if rec["stopped"] is not None:
                 finish_s[k] = elapsed
@@ -884,7 +923,8 @@ def train_ensemble(configs: TrainConfig | Sequence[TrainConfig], out_dir: str | 
                    "run_dir": str(dirs[k]), "ensemble": {"members": K, "index": k, "name": names[k]}}
         last_meta = {"train_config": asdict(cfg), "ns": trainer.ns[k], "heads": trainer.heads(k),
                      "epoch": trainer.stop_epoch[k], "step": trainer.step[k], "solved": False}
-        save_checkpoint(trainer.ensemble.member(k), dirs[k] / "last", last_meta)
+        model = trainer.ensemble.member(k)
+        save_checkpoint(model, dirs[k] / "last", last_meta, trainer.trainer_state(k, model))
         write_json(dirs[k] / "summary.json", summary)
         summaries.append(summary)
     write_json(out_dir / "ensemble.json", {
