@@ -242,3 +242,120 @@ def test_real_sigint_during_the_weight_update_waits_for_the_step(tmp_path, corpu
     Trainer(tiny_gpt(dropout=0.2), cfg(), tmp_path / "cut", "gpt", corpus=corpus, progress=False).fit(resume=True)
     assert _same_losses(metrics(tmp_path / "full"), metrics(tmp_path / "cut"))
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def fail_at(model, n):
+    """Make the n-th training-mode forward of model raise a RuntimeError."""
+    orig, calls = model.forward, {"n": 0}
+
+    def forward(*a, **k):
+        if model.training:
+            calls["n"] += 1
+            if calls["n"] == n:
+                raise RuntimeError("simulated failure")
+        return orig(*a, **k)
+
+    model.forward = forward
+
+
+def snapshot(folder):
+    """Every file under folder: (relative path) -> (bytes, mtime_ns)."""
+    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_failure_before_the_first_checkpoint_leaves_nothing(tmp_path, corpus):
+    out = tmp_path / "run"
+    model = tiny_gpt()
+    fail_at(model, 1)
+    with pytest.raises(RuntimeError, match="simulated failure"):
+        Trainer(model, cfg(), out, "gpt", corpus=corpus, progress=False).fit()
+    assert list(tmp_path.iterdir()) == []  # no run folder, no temporary folder
+
+
+def test_ctrl_c_before_the_first_step_leaves_nothing(tmp_path, corpus, capsys):
+    model = tiny_gpt()
+    interrupt_at(model, "forward", 1)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(model, cfg(), tmp_path / "run", "gpt", corpus=corpus, progress=False).fit()
+    assert list(tmp_path.iterdir()) == []
+    said = capsys.readouterr()
+    assert "nothing was saved" in said.out + said.err
+
+
+def test_divergence_before_the_first_checkpoint_says_nothing_was_saved(tmp_path, corpus):
+    model = tiny_gpt()
+    orig = model.forward
+
+    def poisoned(x, y=None):
+        logits, loss = orig(x, y)
+        return logits, loss * float("nan")
+
+    model.forward = poisoned
+    with pytest.raises(TrainingDiverged, match="at step 1.*nothing was saved"):
+        Trainer(model, cfg(), tmp_path / "run", "gpt", corpus=corpus, progress=False).fit()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_run_folder_appears_at_its_first_checkpoint(tmp_path, corpus):
+    """Before the first checkpoint the run lives in a hidden temporary folder; a failure after it
+    leaves a loadable run at that checkpoint with its log."""
+    out = tmp_path / "run"
+    model = tiny_gpt()
+    orig, seen = model.forward, {}
+
+    def forward(*a, **k):
+        if model.training:
+            seen.setdefault("calls", 0)
+            seen["calls"] += 1
+            if seen["calls"] == 3:  # during step 3, before the checkpoint at step 4
+                seen["before"] = (out.exists(), sorted(p.name for p in tmp_path.iterdir()))
+            if seen["calls"] == 6:
+                raise RuntimeError("simulated failure")
+        return orig(*a, **k)
+
+    model.forward = forward
+    with pytest.raises(RuntimeError):
+        Trainer(model, cfg(eval_interval=4), out, "gpt", corpus=corpus, progress=False).fit()
+    exists, names = seen["before"]
+    assert not exists and len(names) == 1 and names[0].startswith(".run.") and names[0].endswith(".partial")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert load_checkpoint(out)[3] == 4
+    assert [r["step"] for r in metrics(out)] == [1, 2, 3, 4, 5]  # resume trims the log to the checkpoint
+
+
+def test_new_run_refuses_a_non_empty_folder_and_touches_nothing(tmp_path, corpus):
+    out = tmp_path / "run"
+    Trainer(tiny_gpt(), cfg(steps=4), out, "gpt", corpus=corpus, progress=False).fit()
+    before = snapshot(out)
+    with pytest.raises(ValueError, match=r"output folder .*run is not empty .*resume=True.*overwrite=True"):
+        Trainer(tiny_gpt(), cfg(steps=4), out, "gpt", corpus=corpus, progress=False).fit()
+    assert snapshot(out) == before
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "a.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not empty"):
+        Trainer(tiny_gpt(), cfg(steps=4), other, "gpt", corpus=corpus, progress=False).fit()
+    assert (other / "a.txt").read_text() == "mine"
+    empty = tmp_path / "empty"
+    empty.mkdir()  # an empty folder is fine
+    assert Trainer(tiny_gpt(), cfg(steps=4), empty, "gpt", corpus=corpus, progress=False).fit()["step"] == 4
+
+
+def test_overwrite_replaces_the_old_run_only_at_the_new_first_checkpoint(tmp_path, corpus):
+    out = tmp_path / "run"
+    Trainer(tiny_gpt(), cfg(steps=4), out, "gpt", corpus=corpus, progress=False).fit()
+    (out / "extra.txt").write_text("old")
+    before = snapshot(out)
+    model = tiny_gpt()
+    fail_at(model, 2)
+    with pytest.raises(RuntimeError):
+        Trainer(model, cfg(steps=8), out, "gpt", corpus=corpus, progress=False).fit(overwrite=True)
+    assert snapshot(out) == before  # the failed new run replaced nothing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    Trainer(tiny_gpt(), cfg(steps=8), out, "gpt", corpus=corpus, progress=False).fit(overwrite=True)
+    assert not (out / "extra.txt").exists() and load_checkpoint(out)[3] == 8
+    assert [r["step"] for r in metrics(out)] == list(range(1, 9))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    with pytest.raises(ValueError, match="exclude each other"):
+        Trainer(tiny_gpt(), cfg(steps=8), out, "gpt", corpus=corpus, progress=False).fit(resume=True, overwrite=True)

@@ -5,6 +5,14 @@ evaluation in nats/byte and bits/byte, bf16 autocast and optional ``torch.compil
 a tqdm progress bar, ``metrics.jsonl``, atomic checkpoints with exact resume (on CPU a
 resumed run logs the same losses as an uninterrupted one), Ctrl-C saves, a non-finite loss
 stops training, and data-parallel training under ``torchrun`` (gloo on CPU, NCCL on GPU).
+
+No run folder is ever written over by accident, nor left looking like a run when it is not one:
+a new run needs a missing or empty ``out_dir`` (or ``overwrite=True``) and is written into a
+hidden temporary folder beside it (``.NAME.XXXX.partial``), which becomes ``out_dir`` when the
+first checkpoint is complete; an old folder is replaced only then. If training stops before that
+(an error, or Ctrl-C before the first step is done) the temporary folder is removed and
+``out_dir`` is as it was. So a folder at ``out_dir`` always holds a loadable checkpoint and its
+``metrics.jsonl``.
 """
 
 from __future__ import annotations
@@ -12,7 +20,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
+import tempfile
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -22,8 +32,9 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from engramlab.cli_common import check_output_folder
 from engramlab.data.text import ConsecutiveBatcher, Corpus, get_batch, load_corpus
-from engramlab.io import atomic_write_bytes
+from engramlab.io import atomic_write_bytes, give_usual_permissions
 from engramlab.train.checkpoint import (
     METRICS,
     CheckpointError,
@@ -172,6 +183,8 @@ class Trainer:
         self.carried = None  # detached model state under carry_state
         self.step = 0
         self.writer = None
+        self.run_dir = self.out  # where files are written now (a temporary folder until the first checkpoint)
+        self._partial: Path | None = None  # that temporary folder, while it is one
 
     # -------------------------------------------------------------------------------- data
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor, bool]:
@@ -213,7 +226,47 @@ class Trainer:
             "world_size": self.world,
             "carried": _to(snap["carried"], torch.device("cpu")) if snap.get("carried") is not None else None,
         }
-        save_model_folder(self.out, self.raw_model, self.model_name, self.cfg, self.step, state)
+        (self.run_dir / METRICS).touch()  # a run folder always has its log, even before the first line
+        save_model_folder(self.run_dir, self.raw_model, self.model_name, self.cfg, self.step, state)
+        if self._partial is not None:
+            self._finalize()
+
+    def _start_partial(self) -> None:
+        """A new run: write into a fresh temporary folder beside out_dir (rank 0 only)."""
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self._partial = Path(tempfile.mkdtemp(dir=self.out.parent, prefix=f".{self.out.name}.", suffix=".partial"))
+        give_usual_permissions(self._partial, folder=True)
+        self.run_dir = self._partial
+
+    def _finalize(self) -> None:
+        """The first checkpoint is complete: the temporary folder becomes out_dir (replacing an
+        empty folder, or under overwrite=True the old run, which is deleted now)."""
+        tmp, self._partial = self._partial, None
+        if self.writer is not None:
+            self.writer.close()
+        if self.out.exists():
+            old = self.out.parent / f".{self.out.name}.replaced-{os.getpid()}"
+            os.replace(self.out, old)
+            os.replace(tmp, self.out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, self.out)
+        self.run_dir = self.out
+        if self.writer is not None:
+            self._open_writer()
+
+    def _discard_partial(self) -> None:
+        if self._partial is not None:
+            shutil.rmtree(self._partial, ignore_errors=True)
+            self._partial = None
+            self.run_dir = self.out
+
+    def _open_writer(self) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ValueError("tensorboard=True needs the tensorboard package: pip install tensorboard") from None
+        self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
 
     def resume(self) -> None:
         """Load model, optimizer, RNG and step from the checkpoint at out_dir."""
@@ -239,7 +292,7 @@ class Trainer:
 
     def _truncate_metrics(self, step: int) -> None:
         """Drop log lines written after the checkpoint so the resumed log has no duplicates."""
-        path = self.out / METRICS
+        path = self.run_dir / METRICS
         if not path.exists():
             return
         keep = []
@@ -254,7 +307,7 @@ class Trainer:
     def _log(self, record: dict[str, Any]) -> None:
         if not self.master:
             return
-        with open(self.out / METRICS, "a") as f:
+        with open(self.run_dir / METRICS, "a") as f:
             f.write(json.dumps(record) + "\n")
         if self.writer is not None:
             for k, v in record.items():
@@ -287,25 +340,33 @@ class Trainer:
         self.carried = _detach(state)
         return loss
 
-    def fit(self, resume: bool = False) -> dict[str, Any]:
-        """Train up to cfg.steps optimizer steps; returns the final metrics."""
+    def fit(self, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+        """Train up to cfg.steps optimizer steps; returns the final metrics.
+
+        ``resume=True`` continues the checkpoint in out_dir. Otherwise out_dir must be missing or
+        empty, or ``overwrite=True`` replaces it once the new run has its first checkpoint (see the
+        module docstring).
+        """
         cfg = self.cfg
-        if self.master:
-            self.out.mkdir(parents=True, exist_ok=True)
-            if cfg.tensorboard:
-                try:
-                    from torch.utils.tensorboard import SummaryWriter
-                except ImportError:
-                    raise ValueError(
-                        "tensorboard=True needs the tensorboard package: pip install tensorboard"
-                    ) from None
-                self.writer = SummaryWriter(str(self.out / "tensorboard"))
+        check_output_folder(self.out, overwrite, resume, overwrite_flag="overwrite=True", resume_flag="resume=True")
         if resume:
             self.resume()
-        elif self.master and (self.out / METRICS).exists():
-            (self.out / METRICS).unlink()
         if self.step >= cfg.steps:
             return {"step": self.step}
+        try:
+            if self.master and not resume:
+                self._start_partial()
+            if self.master and cfg.tensorboard:
+                self._open_writer()
+            return self._loop()
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+                self.writer = None
+            self._discard_partial()  # stopped before the first checkpoint: leave nothing behind
+
+    def _loop(self) -> dict[str, Any]:
+        cfg = self.cfg
         tokens_per_step = cfg.batch_size * cfg.block_size * cfg.grad_accum * self.world
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not (self.progress and self.master),
                    desc=f"train {self.model_name}", unit="step", dynamic_ncols=True)
@@ -361,9 +422,11 @@ class Trainer:
                     dist.all_reduce(t)
                     total = float(t) / self.world
                 if not math.isfinite(total):
+                    kept = (f"The last good checkpoint in {self.out} is kept" if self._partial is None else
+                            f"No checkpoint had been written yet, so nothing was saved in {self.out}")
                     raise TrainingDiverged(
-                        f"training loss became {total} at step {self.step + 1}; stopped. The last good "
-                        f"checkpoint in {self.out} is kept (lower lr or raise grad clipping)"
+                        f"training loss became {total} at step {self.step + 1}; stopped. {kept} "
+                        f"(lower lr or raise grad clipping)"
                     )
                 if cfg.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), cfg.grad_clip)
@@ -396,16 +459,18 @@ class Trainer:
             interrupted = True
             # the step in progress is dropped: save the state from the start of that step
             self.optimizer.zero_grad(set_to_none=True)
-            self.save(rng)
-            if self.master:
-                tqdm.write(f"interrupted: checkpoint saved at step {self.step} in {self.out}; "
-                           f"continue with --resume")
+            if self.step == 0 and self._partial is not None:
+                if self.master:  # not one step done: there is nothing to continue
+                    tqdm.write(f"interrupted before the first step was done: nothing was saved in {self.out}")
+            else:
+                self.save(rng)
+                if self.master:
+                    tqdm.write(f"interrupted: checkpoint saved at step {self.step} in {self.out}; "
+                               f"continue with --resume")
         finally:
             bar.close()
             for sig, handler in old_handlers.items():
                 signal.signal(sig, handler)
-            if self.writer is not None:
-                self.writer.close()
         if interrupted:
             raise KeyboardInterrupt
         return {"step": self.step, **last}

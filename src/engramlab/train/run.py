@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from engramlab.cli_common import check_output_folder
 from engramlab.data.text import load_corpus
 from engramlab.train.checkpoint import load_checkpoint, read_config
 from engramlab.train.config import TrainConfig, apply_overrides, config_from_dict, field_names
@@ -72,9 +73,18 @@ def build_configs(
 def train(
     model_name: str, preset: str = "tiny", data: str | None = None, out: str | None = None,
     steps: int | None = None, sets: dict[str, str] | None = None, resume: bool = False,
-    device: str = "auto", progress: bool = True,
+    device: str = "auto", progress: bool = True, overwrite: bool = False, seed: int | None = None,
 ) -> dict[str, Any]:
+    """Train ``model_name`` into the run folder ``out`` (default ``runs/MODEL-PRESET``).
+
+    A folder that already holds anything is continued with ``resume=True`` or replaced with
+    ``overwrite=True`` (once the new run has its first checkpoint); otherwise this raises before
+    anything is read or written. ``seed`` replaces the train config's seed.
+    """
     out_dir = Path(out or f"runs/{model_name}-{preset}")
+    check_output_folder(out_dir, overwrite, resume, resume_flag="--resume")
+    if resume and seed is not None:
+        raise ValueError(f"--resume continues the run in {out_dir} with its own seed; --seed {seed} cannot change it")
     if resume:
         saved = read_config(out_dir)
         spec = get_model_spec(saved["model"])
@@ -92,6 +102,8 @@ def train(
             train_cfg = dataclasses.replace(train_cfg, steps=steps)
     else:
         model_cfg, train_cfg = build_configs(model_name, preset, sets, data, steps)
+        if seed is not None:
+            train_cfg = dataclasses.replace(train_cfg, seed=seed)
         spec = get_model_spec(model_name)
     torch.manual_seed(train_cfg.seed)
     model = spec.model_cls(model_cfg)
@@ -99,7 +111,7 @@ def train(
     if trainer.master and not resume:
         print(f"{model_name}: {model.num_params():,} parameters, {train_cfg.steps} steps of "
               f"{train_cfg.batch_size}x{train_cfg.block_size} bytes on {train_cfg.data}, out: {out_dir}")
-    result = trainer.fit(resume=resume)
+    result = trainer.fit(resume=resume, overwrite=overwrite)
     if trainer.ddp:
         torch.distributed.destroy_process_group()
     return result
