@@ -6,7 +6,7 @@ import torch
 
 from engramlab.astro.model import AstroConfig, AstroSNN
 from engramlab.baselines.gpt import GPT, GPTConfig
-from engramlab.baselines.lstm import LSTMConfig, LSTMLM
+from engramlab.baselines.lstm import LSTMLM, LSTMConfig
 from engramlab.bdh.model import BDH, BDHConfig
 from engramlab.nn.lm import LanguageModel
 
