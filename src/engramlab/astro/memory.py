@@ -191,8 +191,9 @@ def train_one(model, task: MemoryTask, cfg: MemoryConfig, seed: int, desc: str =
         sched.step()
         if step % 10 == 0 or step == cfg.steps - 1:
             curve["step"].append(step)
-            curve["loss"].append(float(loss))
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            value = loss.detach().item()
+            curve["loss"].append(value)
+            bar.set_postfix(loss=f"{value:.3f}")
         if (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
             curve["eval_step"].append(step + 1)
             curve["eval_acc"].append(evaluate(model, task, cfg, eval_seed))

@@ -120,10 +120,10 @@ class Block(nn.Module):
         return BlockState(self.amsu.init_state(B, device, dtype), self.ffn_lif.init_state(B, device, dtype))
 
     def forward(self, x: torch.Tensor, state: BlockState):  # x (B, T, d)
-        s1, _, amsu = self.amsu(self.ln1(x), state.amsu)  # (B, T, N)
+        s1, _, amsu = self.amsu(self.ln1(x), state.amsu, check=False)  # (B, T, N); ids checked in AstroSNN
         x = x + self.W_out(s1)
         h = self.W_1(self.ln2(x)).transpose(0, 1)  # (T, B, F)
-        s2, _, ffn = self.ffn_lif(h, None, state.ffn)
+        s2, _, ffn = self.ffn_lif(h, None, state.ffn, check=False)
         x = x + self.W_2(s2.transpose(0, 1))
         self.rates = (s1.detach().mean(), s2.detach().mean())
         return x, BlockState(amsu, ffn)

@@ -12,9 +12,9 @@ the graph; Theta's derivative is a surrogate (engramlab.astro.surrogate). ``o_t`
 astrocyte's modulation of AM-SU (engramlab.astro.amsu); a plain LIF passes ``o=None``.
 
 The recurrence over T runs fused: a ``torch.autograd.Function`` whose forward loop and whose
-backward reverse scan are TorchScript functions of four to six tensor ops per step (no autograd
-graph of T steps is built). ``lif_reference`` is the plain autograd loop kept as a test oracle;
-``benchmarks/astro.py`` measures the two against each other.
+backward reverse scan write each step in place into the preallocated (T, ...) outputs, three to
+four tensor ops per step and no autograd graph of T steps. ``lif_reference`` is the plain
+autograd loop kept as a test oracle; ``benchmarks/astro.py`` measures the two against each other.
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ def check_finite(x: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} holds a non-finite value ({bad}); expected finite inputs")
 
 
-@torch.jit.script
 def _lif_forward_loop(
     current: torch.Tensor,  # (T, B, ..., N)
     mod: torch.Tensor,  # (T, B, ..., N) or empty when there is no modulation
@@ -52,36 +51,45 @@ def _lif_forward_loop(
     s0: torch.Tensor,
     subtract: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Membranes u_t and spikes s_t (each (T, B, ..., N)) of Eqs. A1 and A4, written in place step by step.
+
+    Same numbers as the textbook form u = beta u + I - theta s (or beta u (1 - s) + I): s is 0 or 1,
+    so theta s and the reset to zero are exact.
+    """
     T = current.shape[0]
     has_mod = mod.numel() > 0
     us = torch.empty_like(current)
     ss = torch.empty_like(current)
-    u = u0
-    s = s0
+    m = torch.empty_like(current[0])
+    fired = torch.empty(current.shape[1:], dtype=torch.bool, device=current.device)  # s_{t-1} > 0
+    u, s = u0, s0
     for t in range(T):
+        u_t, s_t = us[t], ss[t]
+        torch.mul(beta, u, out=u_t)
         if subtract:
-            u = beta * u + current[t] - theta * s
+            u_t.add_(current[t]).sub_(theta * s if t == 0 else torch.mul(theta, s, out=m))
         else:
-            u = beta * u * (1.0 - s) + current[t]
-        m = u - theta
+            if t == 0:
+                u_t.mul_(1.0 - s)
+            else:
+                u_t.masked_fill_(fired, 0.0)
+            u_t.add_(current[t])
+        torch.sub(u_t, theta, out=m)
         if has_mod:
-            m = m + mod[t]
-        s = (m > 0).to(current.dtype)
-        us[t] = u
-        ss[t] = s
+            m.add_(mod[t])
+        torch.gt(m, 0, out=fired)
+        s_t.copy_(fired)
+        u, s = u_t, s_t
     return us, ss
 
 
-@torch.jit.script
 def _reverse_scan(c: torch.Tensor, a_next: torch.Tensor) -> torch.Tensor:
     """G_t = c_t + a_{t+1} * G_{t+1}, G_T = c_T (a_next[t] holds a_{t+1})."""
     T = c.shape[0]
     G = torch.empty_like(c)
-    g = c[T - 1]
-    G[T - 1] = g
+    G[T - 1] = c[T - 1]
     for t in range(T - 2, -1, -1):
-        g = c[t] + a_next[t] * g
-        G[t] = g
+        torch.mul(a_next[t], G[t + 1], out=G[t]).add_(c[t])
     return G
 
 
@@ -218,16 +226,25 @@ class LIF(nn.Module):
                 raise ValueError(f"LIF state.{name} has shape {tuple(x.shape)}, expected {want}")
         return state
 
-    def forward(self, current: torch.Tensor, mod: torch.Tensor | None = None, state: LIFState | None = None):
+    def forward(
+        self,
+        current: torch.Tensor,
+        mod: torch.Tensor | None = None,
+        state: LIFState | None = None,
+        check: bool = True,
+    ):
+        """``check=False`` skips the finiteness check of current and mod (a full pass and a host
+        sync), for callers whose inputs come from their own checked inputs (AM-SU, AstroSNN)."""
         if current.dim() < 2 or current.shape[-1] != self.n:
             raise ValueError(f"current must have shape (T, B, ..., {self.n}), got {tuple(current.shape)}")
         if mod is not None and mod.shape != current.shape:
             raise ValueError(
                 f"mod has shape {tuple(mod.shape)}, expected the current's {tuple(current.shape)}"
             )
-        check_finite(current, "LIF input current")
-        if mod is not None:
-            check_finite(mod, "LIF modulation")
+        if check:
+            check_finite(current, "LIF input current")
+            if mod is not None:
+                check_finite(mod, "LIF modulation")
         batch_shape = tuple(current.shape[1:-1])
         if state is None:
             state = self.init_state(batch_shape, current.device, current.dtype)

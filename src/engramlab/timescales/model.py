@@ -26,6 +26,7 @@ single (H, T*B) x (T*B, H) product at the end. ``impl="autograd"`` is the plain 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -117,8 +118,7 @@ def recurrence_reference(u_in, h0, w, s, variant: str = "default", activation: s
     return torch.stack(out)
 
 
-@torch.jit.script
-def _recurrence_script_default(u_in: torch.Tensor, h0: torch.Tensor, w: torch.Tensor, s: torch.Tensor):
+def _recurrence_loop_default(u_in: torch.Tensor, h0: torch.Tensor, w: torch.Tensor, s: torch.Tensor):
     h = h0
     a = 1 - s
     wt = w.t()
@@ -127,6 +127,25 @@ def _recurrence_script_default(u_in: torch.Tensor, h0: torch.Tensor, w: torch.Te
         h = F.leaky_relu(a * h + s * torch.addmm(u_in[t], h, wt), 0.01)
         out.append(h)
     return torch.stack(out)
+
+
+_scripted_default = None
+
+
+def _recurrence_script_default(u_in: torch.Tensor, h0: torch.Tensor, w: torch.Tensor, s: torch.Tensor):
+    """``impl="script"``: the loop above compiled by TorchScript, on first use.
+
+    This implementation exists to measure TorchScript against the fused and autograd loops
+    (benchmarks/timescales.py); the default, ``impl="fused"``, does not use it. PyTorch 2.x
+    deprecates ``torch.jit.script`` (in favour of torch.compile); scripting here, only when this
+    implementation is asked for, is deliberate, so that one DeprecationWarning is silenced here.
+    """
+    global _scripted_default
+    if _scripted_default is None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", r"`torch\.jit\.script` is deprecated", DeprecationWarning)
+            _scripted_default = torch.jit.script(_recurrence_loop_default)
+    return _scripted_default(u_in, h0, w, s)
 
 
 class _FusedRecurrence(torch.autograd.Function):
