@@ -1,23 +1,79 @@
-"""``engramlab reproduce``: re-run the papers' experiments and write one report."""
+"""``engramlab reproduce`` (run the papers' experiments, judge the claims, write the report) and
+``engramlab report`` (render committed claims.json files without running anything)."""
 
 from __future__ import annotations
 
+import argparse
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
 
 def add_subparser(subparsers) -> None:
-    p = subparsers.add_parser("reproduce", help="run each paper's experiments and write report.json / report.md")
-    p.add_argument("--out", required=True, help="report folder")
-    p.add_argument("--only", default=None, help="comma-separated systems: foundation,bdh,astro,hmmglm,timescales")
-    p.add_argument("--full", action="store_true", help="the sizes the docs report (hours on a CPU)")
-    p.add_argument("--data", default=None, help="text corpus for the language models (default shakespeare)")
+    p = subparsers.add_parser(
+        "reproduce", help="run each paper's experiments, judge its claims, write report.html / report.md",
+        description="Run each paper's experiments as resumable units, judge every claim against the paper's "
+                    "numbers and write DIR/report.html, DIR/report.md, DIR/results.json and "
+                    "DIR/<system>/claims.json. Rerunning the same command resumes: finished experiments are "
+                    "skipped.")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", dest="mode", action="store_const", const="quick",
+                      help="small budgets (default): about 15 minutes on a 2-core CPU in all")
+    size.add_argument("--full", dest="mode", action="store_const", const="full",
+                      help="the budgets the docs report (hours on a CPU); makes docs/results/<system>/")
+    size.add_argument("--tiny", dest="mode", action="store_const", const="tiny",
+                      help="seconds: a check of the pipeline only, its verdicts mean nothing")
+    p.set_defaults(mode="quick")
+    p.add_argument("--out", required=True, help="report folder (rerun with the same folder to resume)")
+    p.add_argument("--only", default=None, help="comma-separated systems: bdh,astro,hmmglm,timescales")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (for the language models)")
+    p.add_argument("--seeds", type=_positive, default=3, help="seeds per trained experiment (default 3)")
+    p.add_argument("--workers", type=_positive, default=1, help="experiments run in parallel processes")
+    p.add_argument("--threads", type=_positive, default=None,
+                   help="torch threads per experiment (default: CPU cores / workers)")
+    p.add_argument("--launcher", choices=["local", "slurm"], default="local",
+                   help="local processes, or one SLURM job per experiment (submitit)")
+    p.add_argument("--partition", default=None, help="SLURM partition (with --launcher slurm)")
+    p.add_argument("--insula", default=None,
+                   help="the insula recording (insula.mat) for the HMM-GLM real-data figure; default: the copy "
+                        "`engramlab data fetch insula` cached, if any")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into a folder that holds other results (discarding experiments of another "
+                        "configuration)")
 
     def run(a):
-        from engramlab.report.reproduce import reproduce
+        from engramlab.report.reproduce import main_exit_code, parse_only, reproduce
 
-        only = [x.strip() for x in a.only.split(",")] if a.only else None
-        rep = reproduce(a.out, only, a.full, a.data)
-        failed = [s["name"] for s in rep["steps"] if not s["ok"]]
-        print(f"report written to {a.out}/report.md" + (f"; failed: {', '.join(failed)}" if failed else ""))
-        if failed:
-            raise SystemExit(1)
+        res = reproduce(a.out, a.mode, parse_only(a.only), a.device, a.seeds, a.workers, a.launcher, a.partition,
+                        a.threads, a.insula, progress=not a.no_progress, overwrite=a.overwrite)
+        code = main_exit_code(res)
+        if code:
+            failed = list(res["run"]["failed"]) + res["run"]["blocked"]
+            print(f"engramlab reproduce: {len(failed)} experiment(s) did not finish: {', '.join(failed)}; "
+                  "rerun the same command to retry them")
+            raise SystemExit(code)
 
     p.set_defaults(func=run)
+
+    r = subparsers.add_parser(
+        "report", help="render committed claims.json files (e.g. docs/results) into report.html / report.md",
+        description="Render SRC/<system>/claims.json and their figures into DIR/report.html, DIR/report.md and "
+                    "DIR/results.json, without running any experiment.")
+    r.add_argument("src", help="folder with <system>/claims.json (e.g. docs/results)")
+    r.add_argument("--out", required=True, help="report folder")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")
+
+    def render(a):
+        from engramlab.report.reproduce import render_existing
+
+        render_existing(a.src, a.out, overwrite=a.overwrite)
+
+    r.set_defaults(func=render)
