@@ -21,9 +21,11 @@ over the whole sequence.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -77,17 +79,52 @@ class HMMGLMConfig:
 
 @dataclass
 class FitConfig:
-    """Schedule of generalised EM. One epoch = one E-step followed by ``m_steps`` Adam steps."""
+    """Schedule of generalised EM. One epoch = one E-step followed by ``m_steps`` Adam steps.
 
-    n_epochs: int = 10
+    The models without a schedule (GLM, HMM-GLM, Gaussian HMM-GLM) run until the training log-likelihood
+    changes by at most ``rtol`` (relative) from one epoch to the next, for at most ``n_epochs`` epochs
+    (``None``: at most ``max_epochs``); after an epoch that lowered the log-likelihood, Adam's step
+    size is multiplied by ``lr_decay``, so the generalised EM settles instead of oscillating. The
+    one-hot model anneals its Gumbel-softmax temperature over exactly ``n_epochs`` epochs (``None``: 10)
+    and does not stop early.
+
+    ``n_restarts > 1`` fits from that many seed-dependent starting points (seeds ``seed``, ``seed + 1``,
+    ...; see ``init_params``) and keeps the one with the highest final training log-likelihood;
+    ``init="random"`` starts a single fit from ``init_params(seed)`` instead of the current parameters.
+    """
+
+    n_epochs: int | None = None
     m_steps: int = 10
     lr: float = 0.1
     window: int = 2000  # bins per M-step window (memory: batch_windows * window * S * N floats)
     batch_windows: int | None = None  # windows per Adam step; None = all windows (full batch)
     min_log_transition: float = -8.0  # clamp of log A in the closed-form update (reference code)
     e_step: str = "auto"  # "numba", "sequential", "scan" or "auto" (numba on CPU, scan on GPU)
-    tol: float | None = 1e-4  # stop when an epoch gains < tol nats per bin per neuron (not one-hot)
+    rtol: float | None = 1e-6  # stop when |LL_k - LL_(k-1)| <= rtol |LL_k| (not one-hot); None: never early
+    tol: float | None = None  # also stop when an epoch gains < tol nats per bin per neuron (not one-hot)
+    max_epochs: int = 500  # safety cap on the epochs when n_epochs is None
+    lr_decay: float = 0.5  # Adam step size factor after an epoch that lowered the log-likelihood (1: off)
+    n_restarts: int = 1  # fits from seeds seed, seed+1, ...; the best on training log-likelihood is kept
+    init: Literal["keep", "random"] = "keep"  # start from the current parameters, or from init_params(seed)
     seed: int = 0
+
+
+def _check_fit_config(cfg: FitConfig) -> None:
+    """One clear error per bad schedule value, before any work."""
+    if cfg.n_epochs is not None and (isinstance(cfg.n_epochs, bool) or int(cfg.n_epochs) != cfg.n_epochs
+                                     or cfg.n_epochs < 1):
+        raise ValueError(f"n_epochs must be an integer >= 1 or None (until convergence), got {cfg.n_epochs!r}")
+    if cfg.max_epochs < 1 or cfg.m_steps < 0 or cfg.window < 1:
+        raise ValueError(f"need max_epochs >= 1, m_steps >= 0, window >= 1; got max_epochs={cfg.max_epochs}, "
+                         f"m_steps={cfg.m_steps}, window={cfg.window}")
+    if cfg.rtol is not None and cfg.rtol < 0:
+        raise ValueError(f"rtol must be >= 0 or None, got {cfg.rtol}")
+    if not 0 < cfg.lr_decay <= 1:
+        raise ValueError(f"lr_decay must lie in (0, 1], got {cfg.lr_decay}")
+    if isinstance(cfg.n_restarts, bool) or int(cfg.n_restarts) != cfg.n_restarts or cfg.n_restarts < 1:
+        raise ValueError(f"n_restarts must be an integer >= 1, got {cfg.n_restarts!r}")
+    if cfg.init not in ("keep", "random"):
+        raise ValueError(f"init must be 'keep' or 'random', got {cfg.init!r}")
 
 
 class _HMMGLMBase(Pretrained, nn.Module):
@@ -270,6 +307,22 @@ class _HMMGLMBase(Pretrained, nn.Module):
         with torch.no_grad():
             self.bias.copy_(b.to(self.bias.dtype))
 
+    def init_params(self, seed: int = 0) -> _HMMGLMBase:
+        """Seed-dependent starting point: the sticky transition matrix of the config, zero bias and freshly
+        drawn state parameters (``init_std`` noise that breaks the symmetry between states).
+        ``init_params(0)`` gives the parameters of a newly built model. Returns self."""
+        S = self.n_states
+        A = torch.full((S, S), (1 - self.config.sticky) / max(S - 1, 1), dtype=torch.float64)
+        A.fill_diagonal_(self.config.sticky if S > 1 else 1.0)
+        with torch.no_grad():
+            self.log_transition.copy_(A.log().to(self.log_transition))
+            self.bias.zero_()  # fit() then sets it from the data's mean rates (init_bias=True)
+            self._init_state_params(torch.Generator().manual_seed(int(seed)))
+        return self
+
+    def _init_state_params(self, g: torch.Generator) -> None:
+        raise NotImplementedError
+
     def fit(self, spikes, n_epochs: int | None = None, m_steps: int | None = None, lr: float | None = None,
             progress: bool = True, config: FitConfig | None = None, init_bias: bool = True, **kwargs):
         """Generalised EM (notes Sec. 2.1). Returns self; per-epoch train log-likelihood in ``history_``.
@@ -283,7 +336,8 @@ class _HMMGLMBase(Pretrained, nn.Module):
         n = number of bins in the step's batch. The default ``prior_bins`` (None) is the total number of
         bins: the plain MAP estimate. ``prior_bins=2000`` reproduces the reference code's weighting (there
         each 2000-bin sequence's update carries the full log-prior, i.e. a prior 30x stronger on the
-        synthetic protocol).
+        synthetic protocol). When to stop and restarts: see :class:`FitConfig`. With restarts,
+        ``restarts_`` lists each one's seed, epochs and final training log-likelihood per bin.
         """
         cfg = config or FitConfig()
         for k, v in (("n_epochs", n_epochs), ("m_steps", m_steps), ("lr", lr)):
@@ -294,9 +348,34 @@ class _HMMGLMBase(Pretrained, nn.Module):
             raise TypeError(f"fit() got unknown options {sorted(unknown)}; valid: "
                             f"{sorted(FitConfig.__dataclass_fields__)}")
         cfg = FitConfig(**{**asdict(cfg), **kwargs})
-        if cfg.n_epochs < 1 or cfg.m_steps < 0 or cfg.window < 1:
-            raise ValueError(f"need n_epochs >= 1, m_steps >= 0, window >= 1; got {cfg}")
+        _check_fit_config(cfg)
         x, conv, mask = self._prepare(spikes)  # all input checks happen here, before any work
+        if cfg.n_restarts == 1:
+            if cfg.init == "random":
+                self.init_params(cfg.seed)
+            self._em(x, conv, mask, cfg, progress, init_bias)
+            return self
+        runs, best = [], None
+        for r in range(cfg.n_restarts):
+            seed = cfg.seed + r
+            self.init_params(seed)
+            before = len(self.history_)
+            self._em(x, conv, mask, FitConfig(**{**asdict(cfg), "seed": seed}), progress, init_bias)
+            with torch.no_grad():
+                ll = self._emission_ll(x, conv, "hard").double()
+                final = float(hmm_log_likelihood(ll, self.log_init.double(), self.log_transition.double(),
+                                                 mask=mask).sum()) / float(mask.sum())
+            runs.append({"seed": seed, "epochs": len(self.history_) - before, "train_ll_per_bin": final})
+            if best is None or final > best[0]:
+                best = (final, copy.deepcopy(self.state_dict()), self.history_[before:], r)
+            del self.history_[before:]
+        self.load_state_dict(best[1])
+        self.history_.extend(best[2])
+        self.restarts_ = [{**run, "kept": i == best[3]} for i, run in enumerate(runs)]
+        return self
+
+    def _em(self, x, conv, mask, cfg: FitConfig, progress: bool, init_bias: bool) -> None:
+        """One generalised-EM run from the current parameters (the body of :meth:`fit`)."""
         torch.manual_seed(cfg.seed)
         if init_bias:
             self.init_bias(x, mask)
@@ -316,16 +395,26 @@ class _HMMGLMBase(Pretrained, nn.Module):
         log_fact = float(torch.lgamma(x + 1).sum()) if self.config.observations == "poisson" else 0.0
         opt = torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=cfg.lr)
         link, obs = self.config.link, self.config.observations
-        bar = tqdm(range(cfg.n_epochs), desc=f"fit {self.kind} S={S}", disable=not progress)
+        if self._scheduled:
+            n_epochs = 10 if cfg.n_epochs is None else cfg.n_epochs
+        else:
+            n_epochs = cfg.max_epochs if cfg.n_epochs is None else cfg.n_epochs
+        bar = tqdm(range(n_epochs), desc=f"fit {self.kind} S={S}", disable=not progress)
+        start = len(self.history_)
         for epoch in bar:
-            self._set_epoch(epoch, cfg.n_epochs)
+            self._set_epoch(epoch, n_epochs)
             # ---- E-step (the state-independent -log x! is added to the reported log-likelihood only)
             post = self._smoother(self._emission_ll(x, conv, "soft", constant=False), mask, cfg.e_step)
             self.history_.append((float(post.log_normalizer.sum()) - log_fact) / n_bins)
             bar.set_postfix(ll_per_bin=f"{self.history_[-1]:.4f}")
-            if (cfg.tol is not None and not self._scheduled and epoch > 0
-                    and self.history_[-1] - self.history_[-2] < cfg.tol * self.n_neurons):
-                break  # converged: the E-step above already matches the current parameters
+            if epoch > 0 and not self._scheduled:
+                new, old = self.history_[-1], self.history_[-2]
+                if ((cfg.rtol is not None and abs(new - old) <= cfg.rtol * abs(new))
+                        or (cfg.tol is not None and new - old < cfg.tol * self.n_neurons)):
+                    break  # converged: the E-step above already matches the current parameters
+                if new < old and cfg.lr_decay != 1.0:
+                    for group in opt.param_groups:
+                        group["lr"] *= cfg.lr_decay
             if S > 1:
                 counts = post.trans_counts.sum(0)
                 logA = torch.log(counts / counts.sum(1, keepdim=True).clamp(min=1e-300)).clamp(
@@ -346,8 +435,8 @@ class _HMMGLMBase(Pretrained, nn.Module):
                 loss.backward()
                 opt.step()
                 self._after_step()
+        self.n_epochs_ = len(self.history_) - start
         self._after_e_step()
-        return self
 
     # ---- state relabelling, persistence -----------------------------------------------------------
     def permute(self, perm) -> _HMMGLMBase:
@@ -405,6 +494,9 @@ class HMMGLM(_HMMGLMBase):
     def weight_tensor(self, mode: str = "hard") -> torch.Tensor:
         return self.weight
 
+    def _init_state_params(self, g: torch.Generator) -> None:  # the draw of __init__ for seed 0
+        self.weight.copy_(self.config.init_std * torch.randn(self.weight.shape, generator=g).to(self.weight))
+
 
 class GLM(HMMGLM):
     """One state (S = 1): the static coupled GLM baseline."""
@@ -418,6 +510,13 @@ class GLM(HMMGLM):
         super().__init__(1, n_neurons, basis, link, observations, **kwargs)
         with torch.no_grad():
             self.weight.zero_()
+
+    def _init_state_params(self, g: torch.Generator) -> None:
+        """Seed 0: zero weights (as built); other seeds: ``init_std`` noise."""
+        if g.initial_seed() == 0:
+            self.weight.zero_()
+        else:
+            super()._init_state_params(g)
 
 
 class GaussianHMMGLM(HMMGLM):
@@ -439,6 +538,11 @@ class GaussianHMMGLM(HMMGLM):
     def _before_step(self) -> None:
         with torch.no_grad():
             self.prior_mean.copy_(self.weight.mean(0))
+
+    def _init_state_params(self, g: torch.Generator) -> None:
+        super()._init_state_params(g)
+        self.prior_mean.zero_()
+        self.prior_std.fill_(float(self.config.prior_std))
 
     def _after_e_step(self) -> None:
         if self.config.learn_prior_std:
@@ -496,6 +600,14 @@ class OneHotHMMGLM(_HMMGLMBase):
         raw = math.log(math.expm1(self.config.init_strength))  # softplus^{-1}
         self.strength_raw = nn.Parameter(torch.full((S, N, N), raw))
         self.prior_logits = nn.Parameter(torch.zeros(N, N, 3))
+
+    def _init_state_params(self, g: torch.Generator) -> None:  # the draw of __init__ for seed 0
+        S, N = self.n_states, self.n_neurons
+        logits = self.config.init_std * torch.randn(S, N, N, 3, generator=g)
+        logits[..., 1] += self.config.none_logit
+        self.type_logits.copy_(logits.to(self.type_logits))
+        self.strength_raw.fill_(math.log(math.expm1(self.config.init_strength)))
+        self.prior_logits.zero_()
 
     def connection_probs(self) -> torch.Tensor:
         """softmax of the type logits (S, N, N, 3) over (inh, none, exc)."""
