@@ -27,6 +27,16 @@ library ops for a GPU and torch.compile) is chosen in one place, ``ops.layer_ker
 
 BDH-GPU' (``variant="prime"``): a learned, data-dependent forget gate on the state update and
 logits read from a learned mixture of all layers' outputs (see docs/bdh.md for why this form).
+
+The paper's own arrangements (config switches; the defaults are the official code's):
+
+- ``residual="n"``: Eq. 8, the residual in neuron space, x_{t,l} = x_{t,l-1} + (D_x v*_{t,l-1})^+
+  (x_{t,0} = 0), keys and gate use that accumulated x, and v*_{t,l} = LN(E y_{t,l});
+- ``layernorm=False``: no LayerNorm anywhere (input, attention read, E y, residual). With
+  ``residual="n"`` this is BDH-Normfree (Eq. 7), the tensor form that coincides with the graph
+  form (Eq. 6) under Eq. 9; ``engramlab.bdh.graph_form`` is that graph form, checked against it;
+- ``detach_kv=True``: training without backprop through time (§7.2): keys, values and the
+  earlier tokens' forget factors are detached inside attention (``engramlab.bdh.nobptt``).
 """
 
 from __future__ import annotations
@@ -40,7 +50,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from engramlab.bdh.attention import attention_chunked, attention_quadratic, attention_recurrent
-from engramlab.bdh.ops import dropout_mask, layer_kernels, rope_tables
+from engramlab.bdh.nobptt import attention_detached_kv
+from engramlab.bdh.ops import dropout_mask, layer_kernels, rope_rotate, rope_tables
 from engramlab.nn.buffers import BufferPool
 from engramlab.nn.layernorm import layer_norm
 from engramlab.nn.lm import LanguageModel
@@ -49,6 +60,7 @@ from engramlab.nn.rope import alibi_log_decay, rope_frequencies
 POS_CHOICES = ("rope", "alibi", "rope+alibi")
 VARIANTS = ("gpu", "prime")
 ATTN_IMPLS = ("chunked", "quadratic")
+RESIDUALS = ("d", "n")
 
 
 @dataclass
@@ -68,6 +80,9 @@ class BDHConfig:
     alibi_min_half_life: float = 16.0  # per-head damping half-lives (tokens), geometric in [min, max]
     alibi_max_half_life: float = 1024.0
     attn_impl: str = "chunked"  # chunked (linear time) | quadratic (the official masked product)
+    residual: str = "d"  # d: d-space residual (the official code) | n: x accumulated in n-space (Eq. 8)
+    layernorm: bool = True  # False: no LayerNorm anywhere (with residual="n": BDH-Normfree, Eq. 7)
+    detach_kv: bool = False  # training without backprop through time (§7.2, engramlab.bdh.nobptt)
 
     def __post_init__(self) -> None:
         ints = ("n_layer", "n_embd", "n_head", "mlp_internal_dim_multiplier", "vocab_size", "chunk_size")
@@ -83,6 +98,11 @@ class BDHConfig:
             raise ValueError(
                 f"BDHConfig.attn_impl={self.attn_impl!r}; expected one of {', '.join(ATTN_IMPLS)}"
             )
+        if self.residual not in RESIDUALS:
+            raise ValueError(f"BDHConfig.residual={self.residual!r}; expected one of {', '.join(RESIDUALS)}")
+        for name in ("layernorm", "detach_kv"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"BDHConfig.{name} must be true or false, got {getattr(self, name)!r}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"BDHConfig.dropout must be in [0, 1), got {self.dropout}")
         if (self.mlp_internal_dim_multiplier * self.n_embd) % self.n_head:
@@ -143,6 +163,8 @@ class BDH(LanguageModel):
             self.register_buffer("alibi_log_decay", ld, persistent=True)  # (H,) log gamma_h
         # scratch memory of the CPU training path, reused from step to step (engramlab.nn.buffers)
         self.scratch = BufferPool()
+        # a spiking evaluation replaces x and y by Bernoulli spikes (engramlab.bdh.spiking); off by default
+        self.spike_sampler = None
         self.reset_parameters()
 
     def release_scratch(self) -> None:
@@ -160,23 +182,38 @@ class BDH(LanguageModel):
             nn.init.zeros_(self.layer_mix)
 
     # ------------------------------------------------------------------------------- the layer
-    def layer(self, v, rho, tables, attend, kernels, p_drop: float = 0.0):
+    def layer(self, v, rho, tables, attend, kernels, p_drop: float = 0.0, x_prev=None):
         """One BDH-GPU layer over T tokens of B sequences (Definition 4 / Eqs. 4, 5, 8).
 
         v (B, T, d): the layer's input v*_{l-1}; rho (H, B, N, d) or None: its synaptic state
         before these tokens; tables: RoPE of the tokens' positions (or None); attend: a form of
         Eq. 4 (``attention_quadratic | attention_chunked | attention_recurrent``); kernels: how
-        the pieces are computed (``ops.layer_kernels``). Returns (v*_l (B, T, d), rho after the
-        tokens or None, x (H, B, T, N), y (H, B, T, N)).
+        the pieces are computed (``ops.layer_kernels``); x_prev (H, B, T, N): x of the layer
+        before (``residual="n"`` only, None in the first layer). Returns (v*_l (B, T, d), rho
+        after the tokens or None, x (H, B, T, N), y (H, B, T, N)).
         """
-        x, k = kernels.neurons(v, self.decoder_x, tables)  # x = (D_x v*)^+; keys = queries k = U x
+        norm = layer_norm if self.config.layernorm else _no_norm
+        spike = self.spike_sampler  # None unless a spiking evaluation is on (engramlab.bdh.spiking)
+        if x_prev is None and spike is None:
+            x, k = kernels.neurons(v, self.decoder_x, tables)  # x = (D_x v*)^+; keys = queries k = U x
+        else:
+            x, _ = kernels.neurons(v, self.decoder_x, None)
+            if x_prev is not None:
+                x = x_prev + x  # Eq. 8: x_{t,l} = x_{t,l-1} + (D_x v*_{t,l-1})^+
+            if spike is not None:
+                x = spike(x)
+            k = x if tables is None else rope_rotate(x, tables)
         a, rho = attend(k, v.unsqueeze(0), self._log_forget(v), rho)  # a* (Eq. 4) = x^T rho (Eq. 5), (H, B, T, d)
         drop = dropout_mask(x.shape, p_drop, x.device)  # dropout on y, as the official code (or None)
-        y = kernels.gate(layer_norm(a), self.decoder_y, x, drop)  # y = (D_y LN(a*))^+ * x
+        y = kernels.gate(norm(a), self.decoder_y, x, drop)  # y = (D_y LN(a*))^+ * x
+        if spike is not None:
+            y = spike(y)
         z = kernels.readout(y, self.encoder_E)  # E y, (B, T, d)
         if p_drop > 0:
             z = z * (1.0 / (1.0 - p_drop))  # dropout's 1 / (1 - p), on the small E y
-        return layer_norm(v + layer_norm(z)), rho, x, y  # v*_l = LN(v*_{l-1} + LN(E y))
+        if self.config.residual == "n":
+            return norm(z), rho, x, y  # Eq. 8: v*_l = LN(E y_l) (Eq. 7 without LN: E y_l)
+        return norm(v + norm(z)), rho, x, y  # v*_l = LN(v*_{l-1} + LN(E y))
 
     def _layers(self, v, rho, pos0, attend, kernels, p_drop: float = 0.0, trace: list | None = None):
         """All L layers over v*_0 (B, T, d) -> (logits (B, T, V), each layer's rho after the tokens).
@@ -187,9 +224,11 @@ class BDH(LanguageModel):
         L = self.config.n_layer
         tables = self._rope_tables(pos0, v.shape[1], v.dtype)  # shared by all layers
         rho_out, outs = [], []
+        x = None
         for layer in range(L):
             v_in = v
-            v, S, x, y = self.layer(v, None if rho is None else rho[layer], tables, attend, kernels, p_drop)
+            x_prev = x if self.config.residual == "n" else None
+            v, S, x, y = self.layer(v, None if rho is None else rho[layer], tables, attend, kernels, p_drop, x_prev)
             rho_out.append(S)
             outs.append(v)
             if trace is not None:
@@ -197,8 +236,12 @@ class BDH(LanguageModel):
         h = v
         if self.config.variant == "prime":  # BDH-GPU': logits from a learned mixture of all layers
             w = torch.softmax(self.layer_mix, 0)
-            h = layer_norm(sum(w[i] * outs[i] for i in range(L)))
+            h = self._norm(sum(w[i] * outs[i] for i in range(L)))
         return h @ self.lm_head, rho_out
+
+    def _norm(self, z: torch.Tensor) -> torch.Tensor:
+        """LN(z), or z itself when the model has no LayerNorm (``layernorm=False``)."""
+        return layer_norm(z) if self.config.layernorm else z
 
     def _log_forget(self, v: torch.Tensor) -> torch.Tensor | None:
         """log f per head and token: (H, B|1, T) from the layer input v (B, T, d), or None (no decay)."""
@@ -236,7 +279,7 @@ class BDH(LanguageModel):
         ``fused=False`` uses library ops for the whole layer (the fused CPU nodes' test oracle).
         """
         impl = impl or self.config.attn_impl
-        v = layer_norm(self.embed(idx))  # (B, T, d): v*_{., 0}
+        v = self._norm(self.embed(idx))  # (B, T, d): v*_{., 0}
         kernels = layer_kernels(v, fused)
         if impl == "quadratic":
             if rho is not None or need_state:
@@ -245,6 +288,9 @@ class BDH(LanguageModel):
         else:
             attend = partial(attention_chunked, chunk_size=self.config.chunk_size, need_state=need_state,
                              fused=kernels.fused_attention)
+        if self.config.detach_kv and torch.is_grad_enabled():  # §7.2: no gradient through time
+            C = idx.shape[1] if impl == "quadratic" else self.config.chunk_size
+            attend = partial(_detached, chunk_size=C, need_state=need_state)
         p_drop = float(self.config.dropout) if self.training else 0.0
         # the scratch pool reuses the big buffers between steps; a trace keeps its tensors, so no pool
         with kernels.scratch(self.scratch if trace is None else None):
@@ -311,8 +357,10 @@ class BDH(LanguageModel):
             raise ValueError(f"idx_t must be (batch,) token ids, got shape {tuple(idx_t.shape)}")
         self._check_state(state, idx_t.shape[0])
         inplace = not torch.is_grad_enabled()
-        v = layer_norm(self.embed(idx_t)).unsqueeze(1)  # (B, 1, d): v*_{t, 0}
+        v = self._norm(self.embed(idx_t)).unsqueeze(1)  # (B, 1, d): v*_{t, 0}
         attend = partial(attention_recurrent, inplace=inplace)
+        if self.config.detach_kv and not inplace:  # §7.2: the state read carries no gradient
+            attend = partial(_detached, chunk_size=1, need_state=True)
         logits, rho = self._layers(v, state["rho"], state["pos"], attend, layer_kernels(v))
         if inplace:
             state["pos"] = state["pos"] + 1
@@ -370,6 +418,15 @@ class BDH(LanguageModel):
         for s in range(0, idx.shape[1], W):
             logits, rho = self._run(idx[:, s : s + W], rho=rho, pos0=s, impl="chunked", need_state=True)
         return logits[:, -1], {"rho": rho, "pos": torch.tensor(idx.shape[1], dtype=torch.long, device=idx.device)}
+
+
+def _no_norm(z: torch.Tensor) -> torch.Tensor:
+    return z
+
+
+def _detached(k, v, log_f, rho, chunk_size, need_state):
+    """``nobptt.attention_detached_kv`` with the signature of the other forms."""
+    return attention_detached_kv(k, v, log_f, rho, chunk_size=chunk_size, need_state=need_state)
 
 
 def _quadratic(k, v, log_f, rho):
