@@ -188,7 +188,8 @@ def forward(ll, E, lengths, log_pi, log_A, p, lan, unsafe, scale, logc):
 def backward_posteriors(ll, E, lengths, log_A, p, lan, unsafe, logZ, gamma, counts):
     """Scaled backward pass fused with the posteriors: fill gamma (B, T, S) and counts (B, S, S) = sum_t xi_t.
 
-    Needs the outputs of :func:`forward`. beta is carried normalised (sum 1) in linear form while all its
+    Needs the outputs of :func:`forward`; ``gamma`` may be ``p`` itself (each p_t is overwritten by
+    gamma_t once used: one memory stream fewer). beta is carried normalised (sum 1) in linear form while all its
     entries are >= TINY, else in log form; gamma_t and xi_t come from p_t, r = A (E_{t+1} q_{t+1}) when
     that is exact (normaliser >= TINY), else from log space. Padded bins of gamma are 0; an impossible
     trial (log Z = -inf) gets NaN.

@@ -72,18 +72,16 @@ def _check(log_lik: torch.Tensor, log_pi0: torch.Tensor, log_A: torch.Tensor, ma
     if tuple(log_pi0.shape) != (S,) or tuple(log_A.shape) != (S, S):
         raise ValueError(f"log_pi0 must be ({S},) and log_A ({S}, {S}); got {tuple(log_pi0.shape)}, "
                          f"{tuple(log_A.shape)}")
+    # one pass over each input: max() < inf fails exactly when some entry is NaN or +inf
     for name, v in (("log_pi0", log_pi0), ("log_A", log_A)):
-        v = _np64(v)
-        if np.isnan(v).any() or np.isposinf(v).any():
+        if not _np64(v).max() < np.inf:
             raise ValueError(f"{name} contains NaN or +inf; expected log-probabilities (-inf allowed)")
     L = _lengths(B, T, mask, lengths)
-    # one pass over the data: max() is NaN or +inf exactly when some entry is (or when all are -inf)
-    top = log_lik.detach().amax() if log_lik.device.type != "cpu" else None
-    if top is None:
-        arr = log_lik.detach().numpy() if log_lik.dtype in (torch.float32, torch.float64) else _np64(log_lik)
-        fine = np.isfinite(arr.max())
+    if log_lik.device.type != "cpu":
+        fine = bool(log_lik.detach().amax() < float("inf"))
     else:
-        fine = bool(torch.isfinite(top))
+        arr = log_lik.detach().numpy() if log_lik.dtype in (torch.float32, torch.float64) else _np64(log_lik)
+        fine = bool(arr.max() < np.inf)
     if not fine:
         arr = _np64(log_lik)
         bad = (np.isnan(arr) | np.isposinf(arr)).any(-1) & (np.arange(T) < L[:, None].numpy())
@@ -105,7 +103,7 @@ def _lengths(B: int, T: int, mask, lengths) -> torch.Tensor:
             raise ValueError(f"lengths must lie in 1..{T} (the padded length), got {L.tolist()}")
         return torch.from_numpy(L.astype(np.int64))
     if mask is None:
-        return torch.full((B,), T, dtype=torch.long)
+        return torch.from_numpy(np.full(B, T, dtype=np.int64))
     m = np.asarray(mask.detach().cpu() if isinstance(mask, torch.Tensor) else mask)
     if m.shape != (B, T):
         raise ValueError(f"mask must have shape ({B}, {T}) like log_lik's first two axes, got {m.shape}")
@@ -199,11 +197,11 @@ def hmm_smoother(log_lik: torch.Tensor, log_pi0: torch.Tensor, log_A: torch.Tens
         k = _kernels()
         fw = _numba_forward(log_lik, log_pi0, log_A, L)
         ll, E, Ln, lA, p, lan, unsafe, logc, logZ = fw
-        gamma = np.empty_like(ll)
+        log_alpha = _log_alpha(fw)
         counts = np.empty((ll.shape[0], S, S))
-        k.backward_posteriors(ll, E, Ln, lA, p, lan, unsafe, logZ, gamma, counts)
-        return PosteriorResult(_out(logZ, log_lik), _out(gamma, log_lik), _out(counts, log_lik),
-                               _out(_log_alpha(fw), log_lik))
+        k.backward_posteriors(ll, E, Ln, lA, p, lan, unsafe, logZ, p, counts)  # gamma overwrites p in place
+        return PosteriorResult(_out(logZ, log_lik), _out(p, log_lik), _out(counts, log_lik),
+                               _out(log_alpha, log_lik))
     if method == "sequential":
         ll = _np64(log_lik)
         la, logZ = _forward_np(ll, L.numpy(), _np64(log_pi0), _np64(log_A))
