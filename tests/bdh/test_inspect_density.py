@@ -117,3 +117,24 @@ def test_inspect_command_end_to_end(tmp_path, capsys):
                "--out", str(tmp_path / "o2")])
     assert rc == 2 and "text file not found" in capsys.readouterr().err
     assert not (tmp_path / "o2").exists()
+
+
+def test_density_counts_exact_zeros_and_entries_above_one_percent_of_the_layer_max():
+    # one layer (B=1, H=2, T=2, N=5); max = 10, so the 1% threshold is 0.1 (strictly above)
+    a = torch.zeros(1, 2, 2, 5)
+    a[0, 0, 0] = torch.tensor([10.0, 0.05, 0.08, 0.2, 0.0])  # above: 10, 0.2 | non-zero: 4
+    a[0, 0, 1] = torch.tensor([0.0, 0.0, 1e-6, 0.0, 0.0])  # above: none | non-zero: 1
+    a[0, 1, 0] = torch.tensor([0.5, 0.5, 0.0, 0.0, 0.0])  # above: 2 | non-zero: 2
+    a[0, 1, 1] = torch.tensor([0.09, 0.0, 0.0, 0.0, 3.0])  # above: 3.0 | non-zero: 2
+    assert float(density(a)) == pytest.approx(9 / 20)
+    assert float(density(a, rel_threshold=0.01)) == pytest.approx(5 / 20)
+    np.testing.assert_allclose(density(a, dim=(0, 2, 3), rel_threshold=0.01).numpy(), [2 / 10, 3 / 10])
+    # a second layer 100x smaller has the same relative count: the threshold is each layer's own max
+    tr = trace_density([{"x": a, "y": a * (a >= 0.5)}, {"x": a / 100, "y": a / 100}])
+    assert tr["x"] == [pytest.approx(9 / 20)] * 2
+    assert tr["x_above"] == [pytest.approx(5 / 20)] * 2
+    assert tr["x_above_per_head"][0] == pytest.approx([0.2, 0.3])
+    assert tr["y"][0] == pytest.approx(4 / 20) and tr["y_above"][0] == pytest.approx(4 / 20)
+    assert tr["rel_threshold"] == 0.01
+    with pytest.raises(ValueError, match="rel_threshold"):
+        density(a, rel_threshold=1.5)

@@ -4,9 +4,13 @@ Quantities (paper sections cited from ../shared/papers/bdh.md):
 
 - **Density** (§4.1, Empirical Finding 1; Fig. 14): the fraction of non-zero entries of the
   sparse positive x_{t,l} = ReLU(D_x v*_{t,l-1}) and of the gated y_{t,l}, per layer and head,
-  and per-neuron firing rates. The paper reports about 5% for trained models, and lower density
-  on repeated (predictable) input than on fresh input (Fig. 14: 4.0-7.5% memorising vs ~2.5%
-  repeating). ``repetition_density`` runs that experiment on a window of real text repeated.
+  and per-neuron firing rates. The paper does not say whether it counts exact zeros or small
+  values as silent, so both counts are reported: exact non-zeros, and entries above 1% of the
+  layer's largest activation (``density(a, rel_threshold=0.01)``). The paper reports about 5%
+  for trained models, and lower density on repeated (predictable) input than on fresh input
+  (Fig. 14: 4.0-7.5% memorising vs ~2.5% repeating). ``repetition_density`` runs that
+  experiment on a window of real text repeated; ``phase_density`` on the letter-pattern task
+  (``engramlab.data.tasks.repeated_pattern_batch``).
 - **Neuron browser**: the byte windows that make a neuron fire most, as a self-contained HTML
   page (inline CSS, no scripts, no external files).
 - **Synapses** (Eq. 16): the synaptic state
@@ -40,20 +44,41 @@ from engramlab.nn.rope import apply_rope, rope_cos_sin
 # density
 
 
-def density(a: torch.Tensor, dim: int | tuple[int, ...] | None = None) -> torch.Tensor:
-    """Fraction of non-zero entries of ``a`` (over ``dim``, or over everything)."""
+REL_THRESHOLD = 0.01  # the second count: entries above 1% of the layer's largest activation
+
+
+def density(a: torch.Tensor, dim: int | tuple[int, ...] | None = None, rel_threshold: float = 0.0) -> torch.Tensor:
+    """Fraction of active entries of ``a`` (over ``dim``, or over everything).
+
+    ``rel_threshold = 0``: exact non-zeros (a != 0). ``rel_threshold = r > 0``: entries with
+    |a| > r * max|a|, the maximum taken over the whole tensor ``a`` (pass one layer's
+    activations: the threshold is that layer's), so near-zero activations are not counted. The
+    paper does not say which of the two its ~5% counts; ``trace_density`` reports both.
+    """
     if not isinstance(a, torch.Tensor):
         raise TypeError(f"density expects a torch tensor, got {type(a).__name__}")
-    nz = (a != 0).to(torch.float64)
-    return nz.mean() if dim is None else nz.mean(dim=dim)
+    if not 0.0 <= float(rel_threshold) < 1.0:
+        raise ValueError(f"rel_threshold must be in [0, 1) (a fraction of the maximum), got {rel_threshold}")
+    if rel_threshold == 0:
+        act = a != 0
+    else:
+        mag = a.abs()
+        act = mag > float(rel_threshold) * (mag.max() if mag.numel() else 0.0)
+    act = act.to(torch.float64)
+    return act.mean() if dim is None else act.mean(dim=dim)
 
 
-def trace_density(trace: list[dict[str, torch.Tensor]]) -> dict:
+def trace_density(trace: list[dict[str, torch.Tensor]], rel_threshold: float = REL_THRESHOLD) -> dict:
     """Density of x and y per layer, per head (over batch, time and neurons) from ``forward_trace``.
 
-    Returns {"x": [L], "y": [L], "x_per_head": [L][H], "y_per_head": [L][H]} as Python floats.
+    Two counts: exact non-zeros, {"x": [L], "y": [L], "x_per_head": [L][H], "y_per_head": [L][H]},
+    and entries above ``rel_threshold`` (1%) of each layer's maximum, the same keys with
+    ``_above`` ("x_above", "x_above_per_head", ...). Python floats; "rel_threshold" is recorded.
     """
-    out: dict[str, list] = {"x": [], "y": [], "x_per_head": [], "y_per_head": []}
+    if not 0.0 < float(rel_threshold) < 1.0:
+        raise ValueError(f"rel_threshold must be in (0, 1) (a fraction of the maximum), got {rel_threshold}")
+    keys = ("x", "y", "x_per_head", "y_per_head", "x_above", "y_above", "x_above_per_head", "y_above_per_head")
+    out: dict = {k: [] for k in keys}
     for layer in trace:
         for key in ("x", "y"):
             a = layer[key]  # (B, H, T, N)
@@ -61,6 +86,10 @@ def trace_density(trace: list[dict[str, torch.Tensor]]) -> dict:
                 raise ValueError(f"trace entry {key!r} must be (B, H, T, N), got {tuple(a.shape)}")
             out[key].append(float(density(a)))
             out[f"{key}_per_head"].append(density(a, dim=(0, 2, 3)).tolist())
+            mask = (a.abs() > rel_threshold * a.abs().max()).to(torch.float64)  # the layer's max, all heads
+            out[f"{key}_above"].append(float(mask.mean()))
+            out[f"{key}_above_per_head"].append(mask.mean(dim=(0, 2, 3)).tolist())
+    out["rel_threshold"] = float(rel_threshold)
     return out
 
 
@@ -415,6 +444,63 @@ def repetition_density(model, pattern: np.ndarray | bytes, repeats: int = 4) -> 
             out[key].append(per_pos.reshape(repeats, P).mean(1).tolist())
     out["loss"] = [float(torch.nanmean(ce[r])) for r in range(repeats)]
     out["period"], out["repeats"] = P, repeats
+    return out
+
+
+PHASE_NAMES = {0: "prefix", 1: "memorise", 2: "repeat"}  # engramlab.data.tasks PREFIX, MEMORISE, REPEAT
+
+
+def phase_density_from_trace(
+    trace: list[dict[str, torch.Tensor]], phase: torch.Tensor, rel_threshold: float = REL_THRESHOLD
+) -> dict:
+    """Layer-wise density of x and y over the positions of each phase.
+
+    trace: ``forward_trace``'s list (x, y of shape (B, H, T, N)); phase (B, T) ints (the task's
+    PREFIX / MEMORISE / REPEAT). Returns {phase name: {"x": [L], "y": [L], "x_above": [L],
+    "y_above": [L], "positions": count}} for the phases present: exact non-zeros and entries above
+    ``rel_threshold`` of the layer's maximum (over the whole batch), averaged over the positions.
+    """
+    phase = torch.as_tensor(phase)
+    out: dict = {}
+    for code in sorted(int(c) for c in phase.unique()):
+        sel = phase == code  # (B, T)
+        name = PHASE_NAMES.get(code, str(code))
+        rec: dict = {"x": [], "y": [], "x_above": [], "y_above": [], "positions": int(sel.sum())}
+        for layer in trace:
+            for key in ("x", "y"):
+                a = layer[key]
+                if a.dim() != 4 or a.shape[0] != phase.shape[0] or a.shape[2] != phase.shape[1]:
+                    raise ValueError(f"trace {key} {tuple(a.shape)} does not match phase {tuple(phase.shape)}")
+                nz = (a != 0).double().mean(dim=(1, 3))  # (B, T)
+                above = (a.abs() > rel_threshold * a.abs().max()).double().mean(dim=(1, 3))
+                rec[key].append(float(nz[sel].mean()))
+                rec[f"{key}_above"].append(float(above[sel].mean()))
+        out[name] = rec
+    return out
+
+
+@torch.no_grad()
+def phase_density(model, batch, rel_threshold: float = REL_THRESHOLD) -> dict:
+    """Density while memorising vs while repeating (paper Fig. 14) on a ``repeated_pattern_batch``.
+
+    Returns ``phase_density_from_trace``'s dict plus "loss" and "accuracy" per phase (of the
+    prediction of each position's token from the tokens before it; the first position has none).
+    """
+    tokens, phase = batch.tokens, batch.phase
+    dev = next(model.parameters()).device
+    model.eval()
+    logits, trace = model.forward_trace(tokens.to(dev))
+    out = phase_density_from_trace(trace, phase.to(dev), rel_threshold)
+    ce = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), tokens[:, 1:].flatten().to(dev),
+                                           reduction="none").view(tokens.shape[0], -1)
+    hit = (logits[:, :-1].argmax(-1) == tokens[:, 1:].to(dev)).double()
+    target_phase = phase[:, 1:].to(dev)
+    for code, name in PHASE_NAMES.items():
+        sel = target_phase == code
+        if name in out and bool(sel.any()):
+            out[name]["loss"] = float(ce[sel].mean())
+            out[name]["accuracy"] = float(hit[sel].mean())
+    out["rel_threshold"] = float(rel_threshold)
     return out
 
 
