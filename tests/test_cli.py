@@ -67,3 +67,100 @@ def test_overrides_parse_types():
     assert (c.steps, c.lr, c.compile, c.data) == (5, 0.5, True, "x.txt")
     with pytest.raises(ValueError, match="compile='maybe'"):
         apply_overrides(TrainConfig(), {"compile": "maybe"})
+
+
+def snapshot(folder):
+    """Every entry under folder: (relative path) -> (bytes or None for a folder, mtime_ns)."""
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*"))}
+
+
+TINY = ["--no-progress", "--set", "n_embd=16", "--set", "n_layer=1", "--set", "block_size=16",
+        "--set", "eval_interval=2", "--set", "eval_batches=1", "--set", "log_interval=1"]
+
+
+def test_train_refuses_a_folder_that_holds_a_run_and_touches_nothing(tmp_path, capsys, shakespeare_path):
+    out = tmp_path / "RUN"
+    data = ["--data", str(shakespeare_path)]
+    code, _, err = run(capsys, "train", "gpt", "--steps", "2", *data, "--out", str(out), *TINY)
+    assert code == 0, err
+    before, mtime = snapshot(out), out.stat().st_mtime_ns
+    code, stdout, err = run(capsys, "train", "gpt", "--steps", "5", "--out", str(out))
+    assert code == 2 and stdout == ""
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"output folder {out} is not empty" in err and "--resume" in err and "--overwrite" in err
+    assert snapshot(out) == before and out.stat().st_mtime_ns == mtime
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["RUN"]
+    # any non-empty folder, not only a run
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("mine")
+    code, _, err = run(capsys, "train", "gpt", "--steps", "5", "--out", str(notes))
+    assert code == 2 and "todo.txt" in err and (notes / "todo.txt").read_text() == "mine"
+    code, _, err = run(capsys, "train", "gpt", "--out", str(out), "--resume", "--overwrite")
+    assert code == 2 and "exclude each other" in err
+    assert snapshot(out) == before
+
+
+def test_train_overwrite_replaces_the_run(tmp_path, capsys, shakespeare_path):
+    out = tmp_path / "RUN"
+    data = ["--data", str(shakespeare_path)]
+    assert run(capsys, "train", "gpt", "--steps", "2", *data, "--out", str(out), *TINY)[0] == 0
+    (out / "stale.txt").write_text("from before")
+    code, stdout, err = run(capsys, "train", "gpt", "--steps", "4", "--data", str(shakespeare_path), "--out", str(out),
+                            "--overwrite", "--seed", "5", *TINY)
+    assert code == 0, err
+    assert json.loads(stdout[stdout.index("{"):])["step"] == 4
+    assert not (out / "stale.txt").exists()
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["step"] == 4 and cfg["train_config"]["seed"] == 5
+    assert [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+    code, _, err = run(capsys, "train", "gpt", "--out", str(out), "--resume", "--seed", "6", "--steps", "5")
+    assert code == 2 and "--seed 6 cannot change it" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["hmmglm", "benchmark", "--epochs", "1"],
+        ["hmmglm", "fit", "missing.mat"],
+        ["astro", "memory", "--steps", "1"],
+        ["timescales", "train", "--max-epochs", "1"],
+        ["timescales", "analyze", "no-such-run"],
+        ["bdh", "inspect", "no-such-run", "--text", "no-such.txt"],
+        ["bdh", "merge", "no-such-run-a", "no-such-run-b"],
+        ["bdh", "merge-demo", "no-such-run", "--corpus-a", "a.txt", "--corpus-b", "b.txt"],
+    ],
+    ids=lambda a: " ".join(a[:2]),
+)
+def test_commands_refuse_a_non_empty_output_folder(tmp_path, capsys, argv):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "result.json").write_text("{}")
+    before = snapshot(out)
+    code, _, err = run(capsys, *argv, "--out", str(out))
+    assert code == 2, err
+    assert f"output folder {out} is not empty (it holds result.json)" in err and "--overwrite" in err
+    assert snapshot(out) == before and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_bdh_probe_refuses_an_existing_file(tmp_path, capsys):
+    target = tmp_path / "probe.json"
+    target.write_text("{}")
+    code, _, err = run(capsys, "bdh", "probe", "no-such-run", "--concept", "a", "--contrast", "b", "--out", str(target))
+    assert code == 2 and f"output file {target} exists; pass --overwrite" in err
+    assert target.read_text() == "{}"
+
+
+def test_timescales_train_overwrite_keeps_nothing_stale(tmp_path, capsys):
+    out = tmp_path / "ts"
+    out.mkdir()
+    (out / "stale.txt").write_text("old")
+    argv = ["timescales", "train", "--out", str(out), "--max-n", "2", "--neurons", "8", "--heads", "1",
+            "--batch-size", "8", "--steps-per-epoch", "1", "--test-batches", "1", "--max-epochs", "1",
+            "--no-progress", "--threads", "1"]
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and "stale.txt" in err
+    code, _, err = run(capsys, *argv, "--overwrite")
+    assert code == 0, err
+    assert not (out / "stale.txt").exists() and (out / "summary.json").exists()

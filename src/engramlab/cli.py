@@ -1,10 +1,17 @@
-"""The ``engramlab`` command: subcommands only parse arguments and dispatch."""
+"""The ``engramlab`` command: subcommands only parse arguments and dispatch.
+
+The flags several subcommands share (``--out``/``--overwrite``, ``--device``, ``--seed``,
+``--threads``, ``--no-progress``, ``--workers``) and the flags built from experiment dataclasses
+are defined once, in ``engramlab.cli_common``; every ``--help`` shows the defaults.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+
+from engramlab.cli_common import Parser, add_common_arguments, apply_threads
 
 SYSTEMS = ("bdh", "astro", "hmmglm", "timescales")
 
@@ -13,20 +20,22 @@ def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a sequence model (gpt, lstm, bdh, astro) on bytes")
     p.add_argument("model", help="model name: gpt, lstm, bdh, astro")
     p.add_argument("--preset", default="tiny", help="tiny (seconds on CPU), small (minutes), paper")
-    p.add_argument("--data", default=None, help="corpus name (shakespeare, tinyshakespeare) or a file/folder path")
-    p.add_argument("--out", default=None, help="run folder (default runs/MODEL-PRESET)")
-    p.add_argument("--steps", type=int, default=None, help="total optimizer steps (with --resume: up to this)")
+    p.add_argument("--data", default=None,
+                   help="corpus name (shakespeare, tinyshakespeare) or a file/folder path (default: the preset's)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="total optimizer steps (default: the preset's; with --resume: continue up to this)")
     p.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE",
                    help="override a model or train config field (repeatable); model.KEY / train.KEY to choose")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_common_arguments(p, out="run folder (default: runs/MODEL-PRESET); it must not exist yet or be empty, "
+                         "unless --resume or --overwrite", out_default=None, device=True, seed=None,
+                         seed_help="random seed (default: the preset's, 1337)", threads=True, progress=True)
 
     def run(a):
         from engramlab.train.run import dumps, parse_sets, train
 
         res = train(a.model, a.preset, a.data, a.out, a.steps, parse_sets(a.sets), a.resume, a.device,
-                    progress=not a.no_progress)
+                    progress=not a.no_progress, overwrite=a.overwrite, seed=a.seed)
         print(dumps(res))
 
     p.set_defaults(func=run)
@@ -34,14 +43,15 @@ def _add_train(sub) -> None:
 
 def _add_generate(sub) -> None:
     p = sub.add_parser("generate", help="sample text from a trained run folder")
-    p.add_argument("run_dir")
-    p.add_argument("--prompt", required=True)
-    p.add_argument("--tokens", type=int, default=200)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=None)
-    p.add_argument("--top-p", type=float, default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--device", default="auto")
+    p.add_argument("run_dir", help="a run folder written by `engramlab train`")
+    p.add_argument("--prompt", required=True, help="text to continue (at least one character)")
+    p.add_argument("--tokens", type=int, default=200, help="bytes to generate")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0: greedy)")
+    p.add_argument("--top-k", type=int, default=None, help="sample from the k most likely bytes only")
+    p.add_argument("--top-p", type=float, default=None,
+                   help="nucleus sampling: the smallest set of bytes with this probability mass")
+    add_common_arguments(p, device=True, seed=None, seed_help="random seed (default: a different sample each time)",
+                         threads=True)
 
     def run(a):
         from engramlab.train.run import generate
@@ -53,10 +63,10 @@ def _add_generate(sub) -> None:
 
 def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="validation loss (nats/byte) and bits/byte of a run folder, as JSON")
-    p.add_argument("run_dir")
-    p.add_argument("--data", default=None)
-    p.add_argument("--batches", type=int, default=None)
-    p.add_argument("--device", default="auto")
+    p.add_argument("run_dir", help="a run folder written by `engramlab train`")
+    p.add_argument("--data", default=None, help="corpus to evaluate on (default: the run's)")
+    p.add_argument("--batches", type=int, default=None, help="validation batches (default: the run's eval_batches)")
+    add_common_arguments(p, device=True, threads=True)
 
     def run(a):
         from engramlab.train.run import dumps, evaluate
@@ -67,7 +77,7 @@ def _add_eval(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="engramlab",
         description="Brain-inspired sequence models and neural-state discovery (BDH, AstroSNN, "
                     "one-hot HMM-GLM, emergent timescales).",
@@ -94,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        apply_threads(args)
         args.func(args)
     except (ValueError, FileNotFoundError, TypeError) as e:
         print(f"engramlab: error: {e}", file=sys.stderr)

@@ -184,12 +184,14 @@ def finetune(
     steps: int,
     lr: float | None = None,
     progress: bool = True,
+    overwrite: bool = False,
     **train_overrides: Any,
 ) -> dict[str, Any]:
     """Continue training the model of ``base_run`` on ``data`` for ``steps`` steps into ``out``.
 
     The training settings are the base run's, with data, steps and lr replaced (warm-up 10% of
-    the steps) and any other TrainConfig field given in ``train_overrides``.
+    the steps) and any other TrainConfig field given in ``train_overrides``. A non-empty ``out``
+    is replaced only with ``overwrite=True``.
     """
     from engramlab.train.checkpoint import load_checkpoint
     from engramlab.train.config import TrainConfig
@@ -207,7 +209,7 @@ def finetune(
         changes.update(lr=lr, min_lr=lr / 10)
     changes.update(train_overrides)
     cfg = dataclasses.replace(cfg, **changes)
-    return Trainer(model, cfg, out, "bdh", progress=progress).fit()
+    return Trainer(model, cfg, out, "bdh", progress=progress).fit(overwrite=overwrite)
 
 
 def merge_demo(
@@ -242,7 +244,7 @@ def merge_demo(
     for data, run in runs.values():
         done = (run / "config.json").exists() and read_config(run).get("step") == steps
         if not done:
-            finetune(base_run, data, run, steps, lr=lr, progress=progress, **train_overrides)
+            finetune(base_run, data, run, steps, lr=lr, progress=progress, overwrite=True, **train_overrides)
     merge_runs(out / "tuned_a", out / "tuned_b", out / "merged", overwrite=True)
     models = {
         "base": base_model,
