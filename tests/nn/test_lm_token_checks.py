@@ -94,3 +94,17 @@ def test_range_is_not_read_where_it_would_cost_a_device_sync():
     with pytest.raises(ValueError, match="token id 999"):
         m.check_tokens(torch.full((2, 3), 999), values=True)
     m.check_tokens(torch.full((2, 3), 999), values=False)
+
+
+@pytest.mark.slow
+def test_check_tokens_leaves_a_compiled_graph_whole():
+    """Under torch.compile the range check (a data-dependent branch) is skipped: no graph break."""
+    m = models()["lstm"]
+
+    @torch.compile(backend="eager", fullgraph=True)  # fullgraph: a graph break would raise
+    def embed(idx):
+        m.check_tokens(idx)
+        return m.embed(idx)
+
+    idx = torch.tensor([[1, 2, 255]])
+    torch.testing.assert_close(embed(idx), m.embed(idx))
