@@ -102,8 +102,8 @@ def forward(ll, E, lengths, log_pi, log_A, p, lan, unsafe, scale, logc):
          log alpha_t - log alpha_{t-1} summed out, is log(scale_t) + m_t for a linear bin and logc_t
          (with scale_t = NaN) for a bin done in log space; unsafe (B, T) = 1 where some p_t(s) < TINY,
          and there lan (B, T, S) = log p_t exactly (elsewhere lan is not written). Bins past
-         ``lengths[b]`` are not written. A trial of probability zero gets p = NaN and logc = -inf
-         from that bin on (its scale NaN).
+         ``lengths[b]`` get scale 1 and unsafe 0, p and lan unwritten. A trial of probability zero gets
+         p = NaN and logc = -inf from that bin on (its scale NaN).
     """
     B, T, S = ll.shape
     A = np.exp(log_A)
@@ -113,6 +113,8 @@ def forward(ll, E, lengths, log_pi, log_A, p, lan, unsafe, scale, logc):
     lprev = np.empty(S)
     for b in range(B):
         L = lengths[b]
+        scale[b, L:] = 1.0  # padded bins: log normaliser log(1) + m (= 0, see shifted) = 0
+        unsafe[b, L:] = 0
         dead = -1
         for t in range(L):
             lin = True

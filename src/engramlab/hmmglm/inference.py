@@ -257,25 +257,25 @@ def _numba_forward(log_lik, log_pi0, log_A, L):
     unsafe = np.zeros((B, T), dtype=np.uint8)
     scale, logc = np.empty((B, T)), np.empty((B, T))
     k.forward(ll, E, Ln, _np64(log_pi0), lA, p, lan, unsafe, scale, logc)
-    real = np.arange(T) < Ln[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logc = np.where(~real, 0.0, np.where(np.isnan(scale), logc, np.log(scale) + m))  # log normaliser per bin
-    logZ = logc.sum(1)
-    return ll, E, Ln, lA, p, lan, unsafe, logc, logZ
+    with np.errstate(divide="ignore", invalid="ignore"):  # log normaliser per bin (0 on padded bins)
+        lc = np.log(scale)
+        lc += m
+        np.copyto(lc, logc, where=np.isnan(scale))
+    return ll, E, Ln, lA, p, lan, unsafe, lc, lc.sum(1)
 
 
 def _log_alpha(fw) -> np.ndarray:
     """log alpha_t = log p_t + sum_{u<=t} logc_u (exact log p on the bins kept in log form); -inf padded."""
     ll, _, L, _, p, lan, unsafe, logc, _ = fw
-    real = np.arange(ll.shape[1]) < L[:, None]
-    C = np.cumsum(logc, axis=1)
+    T = ll.shape[1]
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.log(p)
-        rows = unsafe.astype(bool) & real
-        if rows.any():
+        if unsafe.any():
+            rows = unsafe.astype(bool)
             out[rows] = lan[rows]
-        out += C[..., None]
-    out[~real] = -np.inf
+        out += np.cumsum(logc, axis=1)[..., None]
+    if (L < T).any():
+        out[np.arange(T) >= L[:, None]] = -np.inf
     return out
 
 
