@@ -132,6 +132,7 @@ class TrainConfig:
     lr: float = 1e-3
     min_lr: float = 1e-4  # floor of the cosine decay
     warmup_steps: int = 100
+    schedule: str = "cosine"  # after the warm-up: cosine (decay to min_lr at steps) | constant (lr)
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95

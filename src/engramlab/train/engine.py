@@ -62,9 +62,12 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up to cfg.lr over warmup_steps, then cosine decay to min_lr at cfg.steps."""
+    """Linear warm-up to cfg.lr over warmup_steps, then cosine decay to min_lr at cfg.steps
+    (``schedule="cosine"``) or cfg.lr throughout (``schedule="constant"``)."""
     if cfg.warmup_steps > 0 and step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return cfg.lr
     span = max(1, cfg.steps - cfg.warmup_steps)
     progress = min(1.0, (step - cfg.warmup_steps) / span)
     return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
@@ -91,6 +94,8 @@ def check_train_config(cfg: TrainConfig) -> None:
         raise ValueError(f"train config dtype={cfg.dtype!r}; expected auto, float32 or bfloat16")
     if cfg.grad_clip < 0:
         raise ValueError(f"train config grad_clip={cfg.grad_clip} must be >= 0 (0 disables clipping)")
+    if cfg.schedule not in ("cosine", "constant"):
+        raise ValueError(f"train config schedule={cfg.schedule!r}; expected cosine or constant")
 
 
 def _detach(state: Any) -> Any:
