@@ -145,6 +145,7 @@ def reproduce(
                 "launcher": launcher, "partition": partition, "threads": threads}
     _check_out(out, settings, overwrite)
     out.mkdir(parents=True, exist_ok=True)
+    dinfo = device_info(dev)
 
     extra: dict[str, Any] = {}
     if "hmmglm" in systems:
@@ -164,8 +165,8 @@ def reproduce(
     par = workers if launcher == "local" else max(1, len(todo))
     log(f"reproduce ({mode}): {len(units)} experiments for {', '.join(systems)} on {dev}; {len(units) - len(todo)} "
         f"already done. Expected about {est / 60 / max(1, min(par, len(todo) or 1)):.0f} min "
-        f"({est / 60:.0f} min of experiments; estimates measured on an idle 2-core CPU"
-        f"{', so a GPU is faster for the language models' if dev.startswith('cuda') else ''}).")
+        f"({est / 60:.0f} min of experiments at one thread each; the estimates are CPU times measured on a "
+        f"2-core machine{', the language models train faster on a GPU' if dev.startswith('cuda') else ''}).")
 
     ctx = RunContext(device=dev, threads=threads, progress=progress and workers == 1 and launcher == "local",
                      extra=extra)
@@ -181,16 +182,23 @@ def reproduce(
     for s in systems:
         docs[s] = build_system_doc(s, mode, out, plans[s], seed_list, dev, extra, cmd_for(s, mode, seeds, device, out),
                                    failed=[k for k in list(run.failed) + run.blocked if k.startswith(f"{s}/")])
+    # systems an earlier run of this folder measured (e.g. `--only bdh` after a full run) stay in the report
+    for s in papers.SYSTEMS:
+        if s not in docs and (out / s / "claims.json").is_file():
+            old = cl.read_system(out / s / "claims.json")
+            if old["mode"] == mode:
+                docs[s] = old
+    shown = [s for s in papers.SYSTEMS if s in docs]
     wall = time.perf_counter() - t_start
     results = {
         "schema_version": cl.SCHEMA_VERSION, "mode": mode, "command": cmd, "settings": settings,
-        "versions": versions(), "device": device_info(dev), "wall_s": wall,
+        "versions": versions(), "device": dinfo, "wall_s": wall,
         "units": {"ran": run.ran, "skipped": run.skipped, "failed": run.failed, "blocked": run.blocked,
                   "wall_s": run.wall_s},
-        "systems": docs, "claims": [c for s in systems for c in docs[s]["claims"]],
+        "systems": {s: docs[s] for s in shown}, "claims": [c for s in shown for c in docs[s]["claims"]],
     }
     cl.write_results(out / "results.json", results)
-    write_report(out, results, [docs[s] for s in systems], {s: out / s for s in systems})
+    write_report(out, results, [docs[s] for s in shown], {s: out / s for s in shown})
     log(f"report written to {out / 'report.html'} and {out / 'report.md'} ({wall:.0f} s)")
     return {"results": results, "run": run.to_dict()}
 

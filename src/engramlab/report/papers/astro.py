@@ -53,7 +53,7 @@ BUDGETS = {
         "estimate_s": {"memory": 4, "lm": 3, "generation": 2},
     },
     "quick": {
-        "memory": {"n_items": 4, "n_symbols": 8, "steps": 200, "batch_size": 32, "eval_batches": 4,
+        "memory": {"n_items": 4, "n_symbols": 8, "steps": 300, "batch_size": 32, "eval_batches": 4,
                    "eval_every": 50, "d_model": 32, "n_layer": 2, "n_astrocytes": 4, "d_key": 8,
                    "models": _MODELS},
         "delays": {"copy": [20], "recall": [10]}, "claim_delay": {"copy": 20, "recall": 10},
@@ -62,7 +62,7 @@ BUDGETS = {
                          "eval_batches": 8, "log_interval": 10}},
         "generation": {"gpt": {"model.n_layer": 2, "model.n_head": 2, "model.n_embd": 60},
                        "contexts": [128, 512, 2048], "tokens": 8, "repeats": 2},
-        "estimate_s": {"memory": 25, "lm": 10, "generation": 15},
+        "estimate_s": {"memory": 20, "lm": 7, "generation": 2},
     },
     # docs/astro.md: memory defaults (600 steps x 32, K = 4 of 8 symbols) at delays 10-200, the claim at 100;
     # the small presets for 300 steps of 8 x 256 bytes; the efficiency benchmark's contexts
@@ -77,7 +77,7 @@ BUDGETS = {
                          "eval_batches": 20, "log_interval": 25}},
         "generation": {"gpt": {"model.n_layer": 4, "model.n_head": 2, "model.n_embd": 112},
                        "contexts": [256, 1024, 4096], "tokens": 30, "repeats": 5},
-        "estimate_s": {"memory": 400, "lm": 120, "generation": 60},
+        "estimate_s": {"memory": 240, "lm": 300, "generation": 30},
     },
 }
 

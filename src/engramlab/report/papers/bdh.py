@@ -52,7 +52,7 @@ BUDGETS = {
         "inspect": {"max_bytes": 2048, "edges_per_neuron": 8, "repeat_period": 128, "repeats": 4, "neurons": 4,
                     "contexts": 4, "top_k": 10},
         "generation": {"contexts": [128, 512, 2048], "tokens": 8, "repeats": 2},
-        "estimate_s": {"lm-bdh": 30, "lm-gpt": 6, "generation": 20},
+        "estimate_s": {"lm-bdh": 60, "lm-gpt": 13, "generation": 8},
     },
     # exactly docs/bdh.md 5.4 (BDH small vs a 2-layer GPT, 600 steps of 8 x 128 bytes)
     "full": {
@@ -60,7 +60,7 @@ BUDGETS = {
         "inspect": {"max_bytes": 4096, "edges_per_neuron": 8, "repeat_period": 128, "repeats": 4, "neurons": 6,
                     "contexts": 8, "top_k": 20},
         "generation": {"contexts": [256, 1024, 4096], "tokens": 16, "repeats": 3},
-        "estimate_s": {"lm-bdh": 90, "lm-gpt": 20, "generation": 60},
+        "estimate_s": {"lm-bdh": 175, "lm-gpt": 35, "generation": 60},
     },
 }
 

@@ -28,10 +28,10 @@ BUDGETS = {
              "insula": {"n_epochs": 1, "n_states": 2}, "estimate_s": {"synthetic": 3, "insula": 30}},
     # the paper's protocol with the default fit (10 EM epochs x 10 Adam steps); insula at 2 epochs
     "quick": {"protocol": {"n_trials": 50, "n_train": 30, "n_time_bins": 2000}, "fit": {"n_epochs": 10},
-              "insula": {"n_epochs": 2, "n_states": 4}, "estimate_s": {"synthetic": 15, "insula": 45}},
+              "insula": {"n_epochs": 2, "n_states": 4}, "estimate_s": {"synthetic": 27, "insula": 45}},
     # docs/hmmglm.md: the same synthetic study; the insula fit of the docs (4 states, 10 epochs, 50 ms bins)
     "full": {"protocol": {"n_trials": 50, "n_train": 30, "n_time_bins": 2000}, "fit": {"n_epochs": 10},
-             "insula": {"n_epochs": 10, "n_states": 4}, "estimate_s": {"synthetic": 15, "insula": 180}},
+             "insula": {"n_epochs": 10, "n_states": 4}, "estimate_s": {"synthetic": 27, "insula": 180}},
 }
 
 NAMES = {"glm": "GLM", "hmmglm": "HMM-GLM", "gaussian": "Gaussian HMM-GLM", "onehot": "One-hot HMM-GLM"}

@@ -36,11 +36,11 @@ BUDGETS = {
              "estimate_s": {"train": 2, "analysis": 6}},
     # deterministic: a fixed number of epochs, no wall-clock budget
     "quick": {"train": {"n_neurons": 64, "n_heads": 40, "max_n": 41, "batch_size": 128, "steps_per_epoch": 50,
-                        "test_batches": 4, "max_epochs": 24},
+                        "test_batches": 4, "max_epochs": 40},
               "budget_minutes": None,
               "analysis": {"ac_steps": 2000, "ac_trials": 4, "fit_neurons": 32, "pca_trials": 2, "trials": 3,
                            "eval_batches": 4, "every": 2},
-              "estimate_s": {"train": 12, "analysis": 15}},
+              "estimate_s": {"train": 15, "analysis": 25}},
     # docs/timescales.md: 128 neurons, 100 heads, 100 steps per epoch, 10 test batches; 60 min (parity) and
     # 30 min (DMS) of training per network; the analysis settings of the docs
     "full": {"train": {"n_neurons": 128, "n_heads": 100, "max_n": 101, "batch_size": 256, "steps_per_epoch": 100,
