@@ -188,7 +188,7 @@ def hmm_smoother(log_lik: torch.Tensor, log_pi0: torch.Tensor, log_A: torch.Tens
 
     gamma_t(s) ∝ alpha_t(s) beta_t(s);  xi_t(i, j) ∝ alpha_t(i) A_ij p(x_{t+1}|j) beta_{t+1}(j).
     ``mask`` (B, T) or ``lengths`` (B,) mark the real bins of padded trials (see the module doc);
-    only transitions between real bins enter ``trans_counts``.
+    only transitions between real bins enter ``trans_counts`` (zeros with ``trans_counts=False``).
     """
     L = _check(log_lik, log_pi0, log_A, mask, lengths)
     method = _resolve(method, log_lik)
@@ -200,6 +200,8 @@ def hmm_smoother(log_lik: torch.Tensor, log_pi0: torch.Tensor, log_A: torch.Tens
         log_alpha = _log_alpha(fw)
         counts = np.empty((ll.shape[0], S, S))
         k.backward_posteriors(ll, E, Ln, lA, p, lan, unsafe, logZ, p, counts)  # gamma overwrites p in place
+        if not trans_counts:  # fused with gamma, so they cost nothing extra; zeros as documented
+            counts[:] = 0.0
         return PosteriorResult(_out(logZ, log_lik), _out(p, log_lik), _out(counts, log_lik),
                                _out(log_alpha, log_lik))
     if method == "sequential":
