@@ -20,7 +20,9 @@ change in the machine's load hits every mode alike; the JSON reports every run, 
     python benchmarks/timescales_ensemble.py [--ks 1,4,8] [--neurons 128,500] [--steps 4] [--repeats 3]
                                              [--threads 2] [--out docs/results/timescales/ensemble_bench.json]
 
-Throughput is networks x steps / s (K times the steps per second of the whole set).
+Throughput is networks x steps / s (K times the steps per second of the whole set), of wall-clock and
+per CPU-second (CPU time of the timed processes, all their threads; on a busy machine wall-clock mostly
+measures the scheduler's share, e.g. a process that has just woken up gets more than one running on).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import multiprocessing as mp  # noqa: E402
 import platform  # noqa: E402
+import queue  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -72,7 +75,8 @@ def _separate_step(model, opt, x, y, heads):
     opt.step()
 
 
-def run_ensemble(H, K, a, threads) -> float:
+def run_ensemble(H, K, a, threads) -> tuple[float, float]:
+    """(networks*steps per second of wall-clock, per CPU-second of this process)."""
     from engramlab.timescales.ensemble import EnsembleOptimizer, LeakyRNNEnsemble, MemberOptimizer
     from engramlab.timescales.model import LeakyRNNConfig
 
@@ -84,26 +88,26 @@ def run_ensemble(H, K, a, threads) -> float:
     heads = [list(range(a.n_max - 1))] * K
     for i in range(a.warmup + a.steps):
         if i == a.warmup:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
         losses = ens.member_losses([d[i][0] for d in data], [d[i][1] for d in data], heads)
         opt.zero_grad()
         losses.sum().backward()
         opt.clip_grad_norm_()
         opt.step()
-    return K * a.steps / (time.perf_counter() - t0)
+    return K * a.steps / (time.perf_counter() - t0), K * a.steps / (time.process_time() - c0)
 
 
-def run_sequential(H, K, a, threads) -> float:
+def run_sequential(H, K, a, threads) -> tuple[float, float]:
     torch.set_num_threads(threads)
     nets = [_separate(H, k) for k in range(K)]
     data = [network_batches(k, a.warmup + a.steps, a.n_max, a.batch) for k in range(K)]
     heads = torch.arange(a.n_max - 1)
     for i in range(a.warmup + a.steps):
         if i == a.warmup:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
         for (m, opt), d in zip(nets, data):
             _separate_step(m, opt, d[i][0], d[i][1], heads)
-    return K * a.steps / (time.perf_counter() - t0)
+    return K * a.steps / (time.perf_counter() - t0), K * a.steps / (time.process_time() - c0)
 
 
 def _process_worker(H, k, steps, warmup, n_max, batch, threads, ready, go, slots, results):
@@ -116,13 +120,13 @@ def _process_worker(H, k, steps, warmup, n_max, batch, threads, ready, go, slots
     ready.put(k)
     go.wait()
     with slots:  # at most two networks run at once
-        t0 = time.time()
+        t0, c0 = time.time(), time.process_time()
         for i in range(warmup, warmup + steps):
             _separate_step(m, opt, data[i][0], data[i][1], heads)
-        results.put((k, t0, time.time(), torch.get_num_threads()))
+        results.put((k, t0, time.time(), torch.get_num_threads(), time.process_time() - c0))
 
 
-def run_processes(H, K, a) -> tuple[float, dict]:
+def run_processes(H, K, a) -> tuple[float, float, dict]:
     ctx = mp.get_context("spawn")  # no fork of a process whose OpenMP pool is already running
     at_once = min(K, 2)
     threads = 2 // at_once
@@ -132,16 +136,29 @@ def run_processes(H, K, a) -> tuple[float, dict]:
              for k in range(K)]
     for p in procs:
         p.start()
-    for _ in range(K):
-        ready.get(timeout=1800)
+
+    def collect(q, what):
+        got = []
+        while len(got) < K:
+            try:
+                got.append(q.get(timeout=5))
+            except queue.Empty:
+                dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+                if dead:
+                    for p in procs:
+                        p.terminate()
+                    raise RuntimeError(f"a benchmark process died (exit code {dead[0]}) before it was {what}") from None
+        return got
+
+    collect(ready, "ready")
     go.set()
-    out = [results.get(timeout=1800) for _ in range(K)]
+    out = collect(results, "done")
     for p in procs:
         p.join()
-        if p.exitcode != 0:
-            raise RuntimeError(f"a benchmark process exited with code {p.exitcode}")
     wall = max(o[2] for o in out) - min(o[1] for o in out)
-    return K * a.steps / wall, {"processes": K, "running_at_once": at_once, "threads_per_process": out[0][3]}
+    cpu = sum(o[4] for o in out)
+    return K * a.steps / wall, K * a.steps / cpu, {"processes": K, "running_at_once": at_once,
+                                                   "threads_per_process": out[0][3]}
 
 
 def main() -> None:
@@ -173,6 +190,7 @@ def main() -> None:
     variants = [(m, t) for m in modes if m != "processes" for t in thread_list]
     variants += [("processes", 2)] if "processes" in modes else []
     runs = {(h, k, m, t): [] for h in hs for k in ks for m, t in variants}
+    cpu_runs = {key: [] for key in runs}
     loads = {key: [] for key in runs}
     extra = {}
     load_start = list(os.getloadavg())
@@ -184,38 +202,47 @@ def main() -> None:
                 for m, t in order:
                     before = os.getloadavg()[0]
                     if m == "ensemble":
-                        v = run_ensemble(h, k, a, t)
+                        v, c = run_ensemble(h, k, a, t)
                     elif m == "sequential":
-                        v = run_sequential(h, k, a, t)
+                        v, c = run_sequential(h, k, a, t)
                     else:
-                        v, extra[(h, k)] = run_processes(h, k, a)
+                        try:
+                            v, c, extra[(h, k)] = run_processes(h, k, a)
+                        except RuntimeError as e:  # e.g. a child that imported a half-edited checkout: once more
+                            print(f"retrying the processes run: {e}", file=sys.stderr, flush=True)
+                            time.sleep(10)
+                            v, c, extra[(h, k)] = run_processes(h, k, a)
                     runs[(h, k, m, t)].append(v)
+                    cpu_runs[(h, k, m, t)].append(c)
                     loads[(h, k, m, t)].append([before, os.getloadavg()[0]])
-                    print(f"repeat {r} H={h} K={k} {m:10s} threads={t} {v:8.3f} networks*steps/s  load {before:.2f}",
-                          file=sys.stderr, flush=True)
+                    print(f"repeat {r} H={h} K={k} {m:10s} threads={t} {v:8.3f} networks*steps/s "
+                          f"{c:8.3f} per CPU-s  load {before:.2f}", file=sys.stderr, flush=True)
     rows = []
     for (h, k, m, t), v in runs.items():
         row = {"neurons": h, "K": k, "mode": m, "torch_threads_total": t, "networks_steps_per_s": statistics.median(v),
-               "runs": v, "load_avg_1min_before_after": loads[(h, k, m, t)]}
+               "networks_steps_per_cpu_s": statistics.median(cpu_runs[(h, k, m, t)]), "runs": v,
+               "runs_per_cpu_s": cpu_runs[(h, k, m, t)], "load_avg_1min_before_after": loads[(h, k, m, t)]}
         if m == "processes":
             row.update(extra[(h, k)])
         rows.append(row)
     med = {(r["neurons"], r["K"], r["mode"], r["torch_threads_total"]): r["networks_steps_per_s"] for r in rows}
+    med_cpu = {(r["neurons"], r["K"], r["mode"], r["torch_threads_total"]): r["networks_steps_per_cpu_s"] for r in rows}
     speedup = []
     if "ensemble" in modes:
         for h in hs:
             for k in ks:
                 for t in thread_list:
                     row = {"neurons": h, "K": k, "ensemble_threads": t}
-                    if "sequential" in modes:
-                        row["ensemble_vs_sequential_same_threads"] = med[(h, k, "ensemble", t)] / \
-                            med[(h, k, "sequential", t)]
-                    if "processes" in modes:
-                        row["ensemble_vs_processes"] = med[(h, k, "ensemble", t)] / med[(h, k, "processes", 2)]
+                    for other, ot in [("sequential", t), ("processes", 2)]:
+                        if other in modes:
+                            row[f"ensemble_vs_{other}"] = med[(h, k, "ensemble", t)] / med[(h, k, other, ot)]
+                            row[f"ensemble_vs_{other}_per_cpu_s"] = med_cpu[(h, k, "ensemble", t)] / \
+                                med_cpu[(h, k, other, ot)]
                     speedup.append(row)
     out = {
         "benchmark": "timescales_ensemble",
-        "unit": "networks*steps/s (median over repeats)",
+        "unit": "networks*steps/s of wall-clock (median over repeats); also per CPU-second of the timed "
+                "processes, which depends less on what else the machine runs",
         "protocol": {"steps": a.steps, "warmup": a.warmup, "repeats": a.repeats, "batch": a.batch, "n_max": a.n_max,
                      "heads_allocated": N_HEADS, "active_heads": a.n_max - 1, "task": "parity",
                      "optimizer": "SGD lr 0.05 momentum 0.1 nesterov, clip 2.0 per network",
