@@ -57,7 +57,7 @@ def gram(k: torch.Tensor) -> torch.Tensor:
 def _check(k: torch.Tensor, v: torch.Tensor, log_f: torch.Tensor | None) -> None:
     """k (X, Y, T, N), v (X|1, Y|1, T, d), log_f None or (X|1, Y|1, T); the model's X, Y are (H, B)."""
     ok = k.dim() == 4 and v.dim() == 4 and v.shape[-2] == k.shape[-2]
-    if not ok or any(b not in (1, a) for a, b in zip(k.shape[:2], v.shape[:2])):
+    if not ok or v.shape[0] not in (1, k.shape[0]) or v.shape[1] not in (1, k.shape[1]):
         raise ValueError(
             f"expected keys k (H, B, T, N) and values v (1|H, 1|B, T, d) with the same T (heads first, "
             f"values broadcast over the heads), got k {tuple(k.shape)}, v {tuple(v.shape)}"
@@ -335,16 +335,16 @@ def attention_recurrent(
     d = v.shape[-1]
     if state is None:
         state = k.new_zeros(X, Y, N, d)
-    reads = []
+    reads = []  # a*_t, (X, Y, 1, d) each
     for t in range(T):
-        k_t = k[:, :, t]  # (X, Y, N)
+        k_t, v_t = (k, v) if T == 1 else (k[:, :, t : t + 1], v[:, :, t : t + 1])  # (X, Y, 1, N), (., ., 1, d)
         if log_f is not None:
-            f = torch.exp(log_f[..., t])[..., None, None]
+            f = torch.exp(log_f[..., t, None, None])  # (X|1, Y|1, 1, 1)
             state = state.mul_(f) if inplace else state * f
-        reads.append(k_t.unsqueeze(-2) @ state)  # (X, Y, 1, d): the read
-        v_t = v[:, :, t].expand(X, Y, d)
+        reads.append(k_t @ state)  # the read
         if inplace:
-            state.view(X * Y, N, d).baddbmm_(k_t.reshape(X * Y, N, 1), v_t.reshape(X * Y, 1, d))
+            v_t = v_t.expand(X, Y, 1, d).reshape(X * Y, 1, d)
+            state.view(X * Y, N, d).baddbmm_(k_t.reshape(X * Y, N, 1), v_t)
         else:
-            state = state + k_t.unsqueeze(-1) * v_t.unsqueeze(-2)  # the rank-1 Hebbian write
+            state = state + k_t.transpose(-1, -2) * v_t  # the rank-1 Hebbian write
     return (reads[0] if T == 1 else torch.cat(reads, dim=2)), state

@@ -163,6 +163,7 @@ class BDH(LanguageModel):
             self.register_buffer("alibi_log_decay", ld, persistent=True)  # (H,) log gamma_h
         # scratch memory of the CPU training path, reused from step to step (engramlab.nn.buffers)
         self.scratch = BufferPool()
+        self._rope_cache: dict = {}  # what the RoPE tables need from rope_freqs (ops.rope_tables)
         # a spiking evaluation replaces x and y by Bernoulli spikes (engramlab.bdh.spiking); off by default
         self.spike_sampler = None
         self.reset_parameters()
@@ -204,7 +205,7 @@ class BDH(LanguageModel):
                 x = spike(x)
             k = x if tables is None else rope_rotate(x, tables)
         a, rho = attend(k, v.unsqueeze(0), self._log_forget(v), rho)  # a* (Eq. 4) = x^T rho (Eq. 5), (H, B, T, d)
-        drop = dropout_mask(x.shape, p_drop, x.device)  # dropout on y, as the official code (or None)
+        drop = dropout_mask(x.shape, p_drop, x.device) if p_drop > 0 else None  # dropout on y, as the code
         y = kernels.gate(norm(a), self.decoder_y, x, drop)  # y = (D_y LN(a*))^+ * x
         if spike is not None:
             y = spike(y)
@@ -223,12 +224,13 @@ class BDH(LanguageModel):
         """
         L = self.config.n_layer
         tables = self._rope_tables(pos0, v.shape[1], v.dtype)  # shared by all layers
+        rho_in = [None] * L if rho is None else rho.unbind(0)
         rho_out, outs = [], []
         x = None
         for layer in range(L):
             v_in = v
             x_prev = x if self.config.residual == "n" else None
-            v, S, x, y = self.layer(v, None if rho is None else rho[layer], tables, attend, kernels, p_drop, x_prev)
+            v, S, x, y = self.layer(v, rho_in[layer], tables, attend, kernels, p_drop, x_prev)
             rho_out.append(S)
             outs.append(v)
             if trace is not None:
@@ -258,7 +260,7 @@ class BDH(LanguageModel):
         if "rope" not in self.config.pos:
             return None
         t = torch.arange(T, device=self.rope_freqs.device, dtype=torch.float64) + pos0
-        return rope_tables(self.rope_freqs, t, dtype)  # broadcast over the batch
+        return rope_tables(self.rope_freqs, t, dtype, self._rope_cache)  # broadcast over the batch
 
     # ------------------------------------------------------------------------------- parallel
     def _run(

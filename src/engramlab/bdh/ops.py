@@ -48,21 +48,37 @@ def eager_cpu(device: torch.device | str) -> bool:
     return torch.device(device).type == "cpu" and not torch.compiler.is_compiling()
 
 
-def rope_tables(freqs: torch.Tensor, positions: torch.Tensor, dtype: torch.dtype):
+def rope_tables(freqs: torch.Tensor, positions: torch.Tensor, dtype: torch.dtype, cache: dict | None = None):
     """Tables for ``rope_rotate``: freqs (H, N), positions (T,) -> ("complex", (H, 1, T, N/2)) or
     ("real", (cos, sin_signed) each (H, 1, T, N)).
 
     The complex form is used on a CPU in eager mode; the real form on a GPU and under
-    ``torch.compile`` (the compiler generates no code for complex operators)."""
+    ``torch.compile`` (the compiler generates no code for complex operators). ``cache``, a dict
+    the caller keeps (the model's), remembers what depends on freqs only until freqs is replaced
+    or changed in place: generation makes one table per token."""
     t = positions.to(torch.float64).reshape(-1, 1)
-    if eager_cpu(freqs.device) and bool((freqs[..., 0::2] == freqs[..., 1::2]).all()):
-        f = freqs[..., 0::2].to(torch.float64).unsqueeze(-2)  # (H, 1, N/2)
+    f = _pair_frequencies(freqs, cache) if eager_cpu(freqs.device) else None
+    if f is not None:
         phase = torch.remainder(t * f, 1.0) * (2 * math.pi)  # (H, T, N/2)
         ctype = torch.complex128 if dtype == torch.float64 else torch.complex64
         table = torch.polar(torch.ones_like(phase), phase).to(ctype)
         return "complex", table.unsqueeze(1)
     cos, sin = rope_cos_sin(freqs, positions, dtype)
     return "real", (cos.unsqueeze(1), sin.unsqueeze(1))
+
+
+def _pair_frequencies(freqs: torch.Tensor, cache: dict | None) -> torch.Tensor | None:
+    """freqs[..., 0::2] in float64, (H, 1, N/2), when both neurons of every pair share a frequency
+    (as the official ``get_freqs`` makes them), else None."""
+    key = (freqs._version, freqs.data_ptr())
+    if cache is not None and cache.get("freqs") is freqs and cache.get("key") == key:
+        return cache["pairs"]
+    pairs = None
+    if bool((freqs[..., 0::2] == freqs[..., 1::2]).all()):
+        pairs = freqs[..., 0::2].to(torch.float64).unsqueeze(-2)
+    if cache is not None:
+        cache.update(freqs=freqs, key=key, pairs=pairs)
+    return pairs
 
 
 def rope_rotate(x: torch.Tensor, tables) -> torch.Tensor:
@@ -320,6 +336,8 @@ class PlainKernels:
     def gate(lna: torch.Tensor, D_y: torch.Tensor, x: torch.Tensor, drop: torch.Tensor | None) -> torch.Tensor:
         H, B, T, N = x.shape
         ya = torch.matmul(lna.reshape(H, B * T, -1), D_y).view(H, B, T, N)
+        if drop is None:  # autograd keeps ReLU(ya) and x, as gate_dropout would keep ya and x
+            return torch.relu(ya) * x
         return gate_dropout(ya, x, drop)
 
     @staticmethod
@@ -336,15 +354,17 @@ FUSED_CPU = FusedCPUKernels()
 _PLAIN = {True: PlainKernels(fused_attention=True), False: PlainKernels(fused_attention=False)}
 
 
-def layer_kernels(like: torch.Tensor, fused: bool = True) -> FusedCPUKernels | PlainKernels:
-    """The implementation of the layer's pieces for tensors like ``like``: the one place it is chosen.
+def layer_kernels(v: torch.Tensor, fused: bool = True) -> FusedCPUKernels | PlainKernels:
+    """The implementation of the layer's pieces for the layer input v (B, T, d): the one place it is chosen.
 
-    The fused CPU nodes on a CPU in eager mode without autocast, unless ``fused=False``; library
-    ops otherwise. The chunked attention keeps its CPU node on an eager CPU also under autocast
-    and with ``fused=False`` (it keeps its running state sums in float32 under autocast); on a
-    GPU and under torch.compile it is plain ops too.
+    The fused CPU nodes for T > 1 tokens on a CPU in eager mode without autocast, unless
+    ``fused=False``; library ops otherwise. For one token per sequence (``step``) the tensors
+    are small and the library ops are faster: the nodes' per-head products and bookkeeping pay
+    off only over many rows. The chunked attention keeps its CPU node on an eager CPU also under
+    autocast and with ``fused=False`` (it keeps its running state sums in float32 under
+    autocast); on a GPU and under torch.compile it is plain ops too.
     """
-    cpu = eager_cpu(like.device)
-    if fused and cpu and not torch.is_autocast_enabled("cpu"):
+    cpu = eager_cpu(v.device)
+    if fused and cpu and v.shape[1] > 1 and not torch.is_autocast_enabled("cpu"):
         return FUSED_CPU
     return _PLAIN[cpu]
