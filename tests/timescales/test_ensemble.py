@@ -254,6 +254,36 @@ def test_fixed_tau_members_keep_tau_fixed(kind):
     assert trainer.tau_stats(0) == {"tau_mean": 2.5, "tau_std": 0.0, "tau_max": 2.5}
 
 
+def test_optimizer_state_roundtrip_continues_identically():
+    torch.manual_seed(0)
+    cfgs = [LeakyRNNConfig(n_neurons=6, n_heads=2), LeakyRNNConfig(n_neurons=6, n_heads=1, train_tau=False, tau=2.0)]
+    members = [MemberOptimizer(kind="adam", lr=0.01), MemberOptimizer(kind="sgd", lr=0.1)]
+    xs = [(torch.rand(4, 5, 1) < 0.5).float() for _ in cfgs]
+    ys = [torch.randint(0, 2, (1, 4)) for _ in cfgs]
+    h0 = torch.rand(2, 4, 6, dtype=torch.float64)
+
+    def step(ens, opt):
+        ens.member_losses(xs, ys, [[0], [0]], h0).sum().backward()
+        opt.clip_grad_norm_()
+        opt.step()
+        opt.zero_grad()
+
+    a = LeakyRNNEnsemble(cfgs).double()
+    opt_a = EnsembleOptimizer(a, members)
+    for _ in range(3):
+        step(a, opt_a)
+    b = LeakyRNNEnsemble.from_models([a.member(0), a.member(1)])
+    opt_b = EnsembleOptimizer(b, members)
+    opt_b.load_state_dict(opt_a.state_dict())
+    step(a, opt_a)
+    step(b, opt_b)
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0, msg=name)
+    assert opt_b.steps == [4, 4]
+    with pytest.raises(ValueError, match="does not match this ensemble"):
+        EnsembleOptimizer(LeakyRNNEnsemble(cfgs[:1]), members[:1]).load_state_dict(opt_a.state_dict())
+
+
 def test_train_ensemble_reproduces_train_curriculum(tmp_path):
     """float32 end to end: every member's run folder matches a separate train_curriculum run."""
     torch.set_num_threads(1)
