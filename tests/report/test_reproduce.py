@@ -273,3 +273,20 @@ def test_another_mode_or_configuration_in_the_same_folder_is_refused(tiny_run, t
         tiny(d, only=["hmmglm"])
     res = tiny(d, only=["hmmglm"], overwrite=True)
     assert res["run"]["ran"] == ["hmmglm/synthetic-s0"]
+
+
+def test_publish_needs_full_and_copies_claims_and_figures(tiny_run, tmp_path):
+    from engramlab.report.reproduce import publish_system
+
+    out, res = tiny_run
+    with pytest.raises(ValueError, match="needs --full, not --tiny"):
+        tiny(out, publish=tmp_path / "docs")
+    pub = tmp_path / "docs" / "results"
+    for s in papers.SYSTEMS:
+        publish_system(out / s, pub / s)
+    assert sorted(p.name for p in pub.iterdir()) == sorted(papers.SYSTEMS)
+    assert not any(p.name == "units" for p in pub.rglob("*"))  # only claims and figures
+    with pytest.raises(ValueError, match="already holds claims of bdh"):
+        reproduce(tmp_path / "new", mode="full", only=["bdh"], publish=pub, log=lambda *a: None)
+    rendered = render_existing(pub, tmp_path / "html")
+    assert rendered["claims"] == res["results"]["claims"]

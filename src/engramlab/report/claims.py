@@ -178,6 +178,7 @@ RESULTS_SCHEMA: dict = {
         "versions": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
         "device": {"type": "object"},
         "wall_s": _NUM_OR_NULL,
+        "experiments_s": _NUM_OR_NULL,
         "units": {"type": "object"},
         "systems": {"type": "object", "additionalProperties": SYSTEM_SCHEMA},
         "claims": {"type": "array", "items": CLAIM_SCHEMA},

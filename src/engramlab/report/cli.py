@@ -23,18 +23,19 @@ def add_subparser(subparsers) -> None:
                     "numbers and write DIR/report.html, DIR/report.md, DIR/results.json and "
                     "DIR/<system>/claims.json. Rerunning the same command resumes: finished experiments are "
                     "skipped.")
+    p.set_defaults(mode="quick")  # before the flags, so their help does not repeat it
     size = p.add_mutually_exclusive_group()
-    size.add_argument("--quick", dest="mode", action="store_const", const="quick",
-                      help="small budgets (default): about 15 minutes on a 2-core CPU in all")
-    size.add_argument("--full", dest="mode", action="store_const", const="full",
-                      help="the budgets the docs report (hours on a CPU); makes docs/results/<system>/")
-    size.add_argument("--tiny", dest="mode", action="store_const", const="tiny",
+    size.add_argument("--quick", dest="mode", action="store_const", const="quick", default=argparse.SUPPRESS,
+                      help="small budgets, the default mode: about 15 minutes on a 2-core CPU in all")
+    size.add_argument("--full", dest="mode", action="store_const", const="full", default=argparse.SUPPRESS,
+                      help="the budgets the docs report (hours on a CPU); with --publish docs/results it "
+                           "writes the committed results")
+    size.add_argument("--tiny", dest="mode", action="store_const", const="tiny", default=argparse.SUPPRESS,
                       help="seconds: a check of the pipeline only, its verdicts mean nothing")
-    p.set_defaults(mode="quick")
     p.add_argument("--out", required=True, help="report folder (rerun with the same folder to resume)")
     p.add_argument("--only", default=None, help="comma-separated systems: bdh,astro,hmmglm,timescales")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (for the language models)")
-    p.add_argument("--seeds", type=_positive, default=3, help="seeds per trained experiment (default 3)")
+    p.add_argument("--seeds", type=_positive, default=3, help="seeds per trained experiment")
     p.add_argument("--workers", type=_positive, default=1, help="experiments run in parallel processes")
     p.add_argument("--threads", type=_positive, default=None,
                    help="torch threads per experiment (default: CPU cores / workers)")
@@ -44,6 +45,9 @@ def add_subparser(subparsers) -> None:
     p.add_argument("--insula", default=None,
                    help="the insula recording (insula.mat) for the HMM-GLM real-data figure; default: the copy "
                         "`engramlab data fetch insula` cached, if any")
+    p.add_argument("--publish", default=None, metavar="DIR",
+                   help="with --full: also copy each system's claims.json and figures into DIR/<system>/ "
+                        "(docs/results); existing ones only with --overwrite")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--overwrite", action="store_true",
                    help="write into a folder that holds other results (discarding experiments of another "
@@ -53,7 +57,8 @@ def add_subparser(subparsers) -> None:
         from engramlab.report.reproduce import main_exit_code, parse_only, reproduce
 
         res = reproduce(a.out, a.mode, parse_only(a.only), a.device, a.seeds, a.workers, a.launcher, a.partition,
-                        a.threads, a.insula, progress=not a.no_progress, overwrite=a.overwrite)
+                        a.threads, a.insula, progress=not a.no_progress, overwrite=a.overwrite,
+                        publish=a.publish)
         code = main_exit_code(res)
         if code:
             failed = list(res["run"]["failed"]) + res["run"]["blocked"]

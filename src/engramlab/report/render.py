@@ -39,14 +39,19 @@ def fmt_num(v, digits: int = 4) -> str:
     return str(v)
 
 
-def fmt_measured(m: dict) -> str:
+def fmt_measured(m: dict, unit: bool = False) -> str:
+    """``mean ± half-range [min, max]`` (with the unit), then the number of runs it comes from."""
     if m.get("mean") is None:
         return "not measured" + (f" ({m['note']})" if m.get("note") else "")
     text = fmt_num(m["mean"])
     if m["n_seeds"] > 1 and m.get("spread"):
         lo, hi = m["spread"]
         text += f" ± {fmt_num((hi - lo) / 2)} [{fmt_num(lo)}, {fmt_num(hi)}]"
-    text += f" ({m['n_seeds']} run{'s' if m['n_seeds'] != 1 else ''})"
+    if unit and m.get("unit"):
+        text += f" ({m['unit']})"
+    text += f"; {m['n_seeds']} run{'s' if m['n_seeds'] != 1 else ''}"
+    if len(m["values"]) > m["n_seeds"]:
+        text += f" of {len(m['values'])}"
     return text
 
 
@@ -66,7 +71,9 @@ def fmt_rule(rule: dict | None, means: dict[str, float | None]) -> str:
             text += f" (= {fmt_num(ref + margin)})"
         if "partly" in rule:
             p = rule["partly"]
-            text += f"; partly {op} {'+' if p >= 0 else '−'} {fmt_num(abs(p))}"
+            text += f"; partly {op} {rule['other']} {'+' if p >= 0 else '−'} {fmt_num(abs(p))}"
+            if ref is not None:
+                text += f" (= {fmt_num(ref + p)})"
         return text
     text = f"{op} {fmt_num(rule['value'])}"
     if "partly" in rule:
@@ -91,6 +98,24 @@ def fmt_budget(b: dict) -> str:
 
 def fmt_paper(p: dict) -> str:
     return p["text"]
+
+
+def _times(results: dict) -> str:
+    text = ""
+    if results.get("experiments_s"):
+        text = (f"The experiments took {results['experiments_s']:,.0f} s (wall time summed over experiments, which "
+                "may have run in parallel or in earlier invocations). ")
+    return text + f"This invocation: {results.get('wall_s') or 0:,.0f} s."
+
+
+def _summary_measured(c: dict, doc: dict) -> str:
+    """The measured value; for a comparison, also the value it is compared with."""
+    text = fmt_measured(c["measured"])
+    if c["rule"] is not None and "other" in c["rule"]:
+        other = next((o for o in doc["claims"] if o["id"] == c["rule"]["other"]), None)
+        if other is not None:
+            text += f"; vs {fmt_num(other['measured']['mean'])} ({other['id']})"
+    return text
 
 
 def _claims_only(doc: dict) -> list[dict]:
@@ -134,13 +159,13 @@ def to_markdown(results: dict, systems: list[dict]) -> str:
     dev = results.get("device", {})
     lines += [f"Mode: {', '.join(sorted({MODE_WORDS[d['mode']] for d in systems}))}. "
               f"Device: {dev.get('summary', '?')}. "
-              f"Wall time: {results['wall_s'] or 0:.0f} s. Command: `{results['command']}`.", ""]
+              f"{_times(results)} Command: `{results['command']}`.", ""]
     lines += ["Verdicts: " + ", ".join(f"{v} {n}" for v, n in counts.items()) + ".", ""]
     lines += ["## Summary", ""]
     rows = []
     for d in systems:
         for c in _claims_only(d):
-            rows.append([f"`{c['id']}`", c["claim"], fmt_paper(c["paper"]), fmt_measured(c["measured"]),
+            rows.append([f"`{c['id']}`", c["claim"], fmt_paper(c["paper"]), _summary_measured(c, d),
                          f"**{c['verdict']}**"])
     lines += _md_table(["id", "claim", "paper reports", "measured here", "verdict"], rows)
     for d in systems:
@@ -149,7 +174,7 @@ def to_markdown(results: dict, systems: list[dict]) -> str:
         lines += [f"Budget of this run ({d['mode']}): {d['budget_text']}.", "",
                   f"Full budget: {d['full_budget_text']}.", ""]
         rows = [[f"`{c['id']}`" + (" (baseline)" if c["kind"] == "baseline" else ""), c["claim"],
-                 fmt_paper(c["paper"]), f"{fmt_measured(c['measured'])} {c['measured']['unit']}",
+                 fmt_paper(c["paper"]), fmt_measured(c["measured"], unit=True),
                  fmt_rule(c["rule"], means), "—" if c["verdict"] is None else f"**{c['verdict']}**",
                  fmt_budget(c["budget"])] for c in d["claims"]]
         lines += _md_table(["id", "claim", "paper reports", "measured here (mean ± half-range [min, max])", "rule",
@@ -218,7 +243,7 @@ def to_html(results: dict, systems: list[dict], figure_dirs: dict[str, Path]) ->
              "<h1>engramlab: the papers' claims, re-run</h1>",
              f'<p class="caveat"><strong>{_code_spans(_caveat(results, systems))}</strong></p>',
              f'<p class="meta">Mode: {_e(", ".join(sorted({MODE_WORDS[d["mode"]] for d in systems})))}. '
-             f"Device: {_e(dev.get('summary', '?'))}. Wall time: {results['wall_s'] or 0:.0f} s. "
+             f"Device: {_e(dev.get('summary', '?'))}. {_e(_times(results))} "
              f"Command: <code>{_e(results['command'])}</code>.</p>",
              "<p>Verdicts: " + ", ".join(f"{_verdict_html(v)} {n}" for v, n in counts.items()) + ".</p>",
              "<h2>Summary</h2>"]
@@ -226,7 +251,7 @@ def to_html(results: dict, systems: list[dict], figure_dirs: dict[str, Path]) ->
     for d in systems:
         for c in _claims_only(d):
             rows.append([f"<code>{_e(c['id'])}</code>", _e(c["claim"]), _e(fmt_paper(c["paper"])),
-                         _e(fmt_measured(c["measured"])), _verdict_html(c["verdict"])])
+                         _e(_summary_measured(c, d)), _verdict_html(c["verdict"])])
     parts.append(_h_table(["id", "claim", "paper reports", "measured here", "verdict"], rows,
                           raw=True))
     for d in systems:
@@ -238,7 +263,7 @@ def to_html(results: dict, systems: list[dict], figure_dirs: dict[str, Path]) ->
         rows = [[f"<code>{_e(c['id'])}</code>" + (' <span class="baseline">(baseline)</span>'
                                                    if c["kind"] == "baseline" else ""),
                  _e(c["claim"]), _e(fmt_paper(c["paper"])),
-                 _e(f"{fmt_measured(c['measured'])} {c['measured']['unit']}"),
+                 _e(fmt_measured(c["measured"], unit=True)),
                  _e(fmt_rule(c["rule"], means)) + (f'<br><span class="meta">{_e(c["rule"]["basis"])}</span>'
                                                    if c["rule"] and c["rule"].get("basis") else ""),
                  _verdict_html(c["verdict"]), _e(fmt_budget(c["budget"]))] for c in d["claims"]]

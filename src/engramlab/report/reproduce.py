@@ -112,12 +112,15 @@ def reproduce(
     progress: bool = True,
     overwrite: bool = False,
     executor: Any = None,
+    publish: str | Path | None = None,
     log=print,
 ) -> dict:
     """Run (or resume) the experiments of ``only`` at ``mode`` and write the report into ``out``.
 
     Returns {"results": results.json content, "run": what the launcher did (ran / skipped / failed)}.
     ``executor``: a submitit executor to run the units on (tests pass LocalExecutor / DebugExecutor).
+    ``publish``: also copy each system's claims.json and figures into ``publish/<system>/`` (the committed
+    ``docs/results``); only for a complete ``full`` run.
     """
     from engramlab.train.engine import resolve_device
 
@@ -133,6 +136,12 @@ def reproduce(
         raise ValueError(f"--launcher must be local or slurm, got {launcher!r}")
     if launcher == "slurm" and executor is None and not partition:
         raise ValueError("--launcher slurm needs --partition NAME (the SLURM partition to submit to)")
+    if publish is not None and mode != "full":
+        raise ValueError(f"--publish writes the committed full-budget results; it needs --full, not --{mode}")
+    if publish is not None and not overwrite:
+        taken = [s for s in systems if (Path(publish) / s / "claims.json").exists()]
+        if taken:
+            raise ValueError(f"{publish} already holds claims of {', '.join(taken)}; add --overwrite to replace them")
     dev = str(resolve_device(device))
     if threads is None:
         threads = max(1, (os.cpu_count() or 1) // workers) if launcher == "local" else 1
@@ -182,6 +191,17 @@ def reproduce(
     for s in systems:
         docs[s] = build_system_doc(s, mode, out, plans[s], seed_list, dev, extra, cmd_for(s, mode, seeds, device, out),
                                    failed=[k for k in list(run.failed) + run.blocked if k.startswith(f"{s}/")])
+    loads = []
+    for u in units:
+        marker = out / "units" / u.system / u.name / "DONE.json"
+        if marker.is_file():
+            la = io.read_json(marker).get("load_avg")
+            if la:
+                loads.append(la[0])
+    if loads:
+        dinfo["load_avg_during"] = [min(loads), max(loads)]
+        dinfo["summary"] = (dinfo["summary"].split(", load average")[0]
+                            + f", 1-min load average {min(loads):.1f}-{max(loads):.1f} at the ends of the experiments")
     # systems an earlier run of this folder measured (e.g. `--only bdh` after a full run) stay in the report
     for s in papers.SYSTEMS:
         if s not in docs and (out / s / "claims.json").is_file():
@@ -193,6 +213,7 @@ def reproduce(
     results = {
         "schema_version": cl.SCHEMA_VERSION, "mode": mode, "command": cmd, "settings": settings,
         "versions": versions(), "device": dinfo, "wall_s": wall,
+        "experiments_s": sum(docs[s]["wall_s"] or 0.0 for s in shown),
         "units": {"ran": run.ran, "skipped": run.skipped, "failed": run.failed, "blocked": run.blocked,
                   "wall_s": run.wall_s},
         "systems": {s: docs[s] for s in shown}, "claims": [c for s in shown for c in docs[s]["claims"]],
@@ -200,7 +221,22 @@ def reproduce(
     cl.write_results(out / "results.json", results)
     write_report(out, results, [docs[s] for s in shown], {s: out / s for s in shown})
     log(f"report written to {out / 'report.html'} and {out / 'report.md'} ({wall:.0f} s)")
+    if publish is not None:
+        if run.failed or run.blocked:
+            log(f"not published to {publish}: {len(run.failed) + len(run.blocked)} experiment(s) did not finish")
+        else:
+            for s in systems:
+                publish_system(out / s, Path(publish) / s)
+            log(f"published {', '.join(systems)} to {publish}")
     return {"results": results, "run": run.to_dict()}
+
+
+def publish_system(src: Path, dst: Path) -> None:
+    """Copy one system's claims.json (validated) and the figures it names from ``src`` to ``dst``."""
+    doc = cl.read_system(src / "claims.json")
+    for f in doc["figures"]:
+        io.atomic_write_bytes(dst / f["file"], (src / f["file"]).read_bytes())
+    cl.write_system(dst / "claims.json", doc)
 
 
 def cmd_for(system: str, mode: str, seeds: int, device: str, out: Path) -> str:
@@ -265,7 +301,8 @@ def render_existing(src: str | Path, out: str | Path, overwrite: bool = False, l
         "settings": {"source": str(src), "systems": found},
         "versions": docs[0].get("versions") or versions(),
         "device": {"summary": ", ".join(sorted({d["device"] for d in docs})) + " (as recorded)"},
-        "wall_s": sum(d["wall_s"] or 0.0 for d in docs), "systems": {d["system"]: d for d in docs},
+        "wall_s": time.perf_counter() - t0, "experiments_s": sum(d["wall_s"] or 0.0 for d in docs),
+        "systems": {d["system"]: d for d in docs},
         "claims": [c for d in docs for c in d["claims"]],
     }
     cl.write_results(out / "results.json", results)
