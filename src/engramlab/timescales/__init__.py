@@ -15,6 +15,7 @@ from .curriculum import (
     save_checkpoint,
     train_curriculum,
 )
+from .ensemble import LeakyRNNEnsemble, train_ensemble
 from .model import GatedRNN, GatedRNNConfig, LeakyRNN, LeakyRNNConfig
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "GatedRNNConfig",
     "LeakyRNN",
     "LeakyRNNConfig",
+    "LeakyRNNEnsemble",
     "TrainConfig",
     "build_model",
     "evaluate",
@@ -29,4 +31,5 @@ __all__ = [
     "load_checkpoint",
     "save_checkpoint",
     "train_curriculum",
+    "train_ensemble",
 ]
