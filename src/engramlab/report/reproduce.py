@@ -173,9 +173,9 @@ def reproduce(
     est = sum(u.estimate_s for u in todo)
     par = workers if launcher == "local" else max(1, len(todo))
     log(f"reproduce ({mode}): {len(units)} experiments for {', '.join(systems)} on {dev}; {len(units) - len(todo)} "
-        f"already done. Expected about {est / 60 / max(1, min(par, len(todo) or 1)):.0f} min "
-        f"({est / 60:.0f} min of experiments at one thread each; the estimates are CPU times measured on a "
-        f"2-core machine{', the language models train faster on a GPU' if dev.startswith('cuda') else ''}).")
+        f"already done. Expected about {_duration(est / max(1, min(par, len(todo) or 1)))} "
+        f"({_duration(est)} of experiments at one thread each, estimated from timings on a 2-core CPU"
+        f"{'; the language models train faster on a GPU' if dev.startswith('cuda') else ''}).")
 
     ctx = RunContext(device=dev, threads=threads, progress=progress and workers == 1 and launcher == "local",
                      extra=extra)
@@ -229,6 +229,10 @@ def reproduce(
                 publish_system(out / s, Path(publish) / s)
             log(f"published {', '.join(systems)} to {publish}")
     return {"results": results, "run": run.to_dict()}
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 7200 else f"{seconds / 60:.0f} min"
 
 
 def publish_system(src: Path, dst: Path) -> None:
