@@ -56,27 +56,31 @@ def _lif_forward_loop(
     Same numbers as the textbook form u = beta u + I - theta s (or beta u (1 - s) + I): s is 0 or 1,
     so theta s and the reset to zero are exact.
     """
-    T = current.shape[0]
     has_mod = mod.numel() > 0
     us = torch.empty_like(current)
     ss = torch.empty_like(current)
     m = torch.empty_like(current[0])
     fired = torch.empty(current.shape[1:], dtype=torch.bool, device=current.device)  # s_{t-1} > 0
+    # the T steps as tuples of views, made once (indexing a tensor per step costs a dispatch each)
+    steps = zip(current.unbind(0), mod.unbind(0) if has_mod else [None] * current.shape[0], us.unbind(0), ss.unbind(0))
     u, s = u0, s0
-    for t in range(T):
-        u_t, s_t = us[t], ss[t]
+    for t, (i_t, o_t, u_t, s_t) in enumerate(steps):
         torch.mul(beta, u, out=u_t)
         if subtract:
-            u_t.add_(current[t]).sub_(theta * s if t == 0 else torch.mul(theta, s, out=m))
+            u_t.add_(i_t)
+            if t == 0:
+                u_t.sub_(theta * s)
+            else:
+                u_t.addcmul_(theta, s, value=-1.0)  # theta s is exact (s is 0 or 1): one rounding, as u - theta s
         else:
             if t == 0:
                 u_t.mul_(1.0 - s)
             else:
                 u_t.masked_fill_(fired, 0.0)
-            u_t.add_(current[t])
+            u_t.add_(i_t)
         torch.sub(u_t, theta, out=m)
         if has_mod:
-            m.add_(mod[t])
+            m.add_(o_t)
         torch.gt(m, 0, out=fired)
         s_t.copy_(fired)
         u, s = u_t, s_t
@@ -87,9 +91,10 @@ def _reverse_scan(c: torch.Tensor, a_next: torch.Tensor) -> torch.Tensor:
     """G_t = c_t + a_{t+1} * G_{t+1}, G_T = c_T (a_next[t] holds a_{t+1})."""
     T = c.shape[0]
     G = torch.empty_like(c)
-    G[T - 1] = c[T - 1]
+    Gs, cs, As = G.unbind(0), c.unbind(0), a_next.unbind(0)
+    Gs[T - 1].copy_(cs[T - 1])
     for t in range(T - 2, -1, -1):
-        torch.mul(a_next[t], G[t + 1], out=G[t]).add_(c[t])
+        torch.mul(As[t], Gs[t + 1], out=Gs[t]).add_(cs[t])
     return G
 
 
