@@ -12,8 +12,8 @@ the graph; Theta's derivative is a surrogate (engramlab.astro.surrogate). ``o_t`
 astrocyte's modulation of AM-SU (engramlab.astro.amsu); a plain LIF passes ``o=None``.
 
 The recurrence over T runs fused: a ``torch.autograd.Function`` whose forward loop and whose
-backward reverse scan write each step in place into the preallocated (T, ...) outputs, three to
-four tensor ops per step and no autograd graph of T steps. ``lif_reference`` is the plain
+backward reverse scan write each step in place into the preallocated (T, ...) outputs, two to
+seven tensor ops per step and no autograd graph of T steps. ``lif_reference`` is the plain
 autograd loop kept as a test oracle; ``benchmarks/astro.py`` measures the two against each other.
 """
 
