@@ -150,14 +150,11 @@ def test_every_help_exits_0_and_shows_the_defaults(path, capsys):
     assert "--jobs" not in text  # the deprecated alias is hidden
 
 
-OWN_FLAG_COMMANDS = {("reproduce",), ("report",)}  # the report commands define their flags themselves
 
 
 def test_common_flags_mean_the_same_everywhere():
     seen = {}
     for path, parser in LEAVES:
-        if path in OWN_FLAG_COMMANDS:
-            continue
         for a in parser._actions:
             for flag in ("--threads", "--device", "--no-progress", "--workers", "--overwrite"):
                 if flag in a.option_strings:
@@ -169,7 +166,7 @@ def test_common_flags_mean_the_same_everywhere():
     assert {"train", "generate", "eval"} <= seen["--device"]
     assert {"astro memory", "hmmglm benchmark"} <= seen["--workers"]
     assert {"train", "astro memory", "hmmglm benchmark", "hmmglm fit", "timescales train", "timescales analyze",
-            "bdh inspect", "bdh merge-demo"} <= seen["--threads"]
+            "bdh inspect", "bdh merge-demo", "reproduce"} <= seen["--threads"]
     assert {"train", "astro memory", "hmmglm benchmark", "hmmglm fit", "timescales train", "timescales analyze",
             "bdh inspect", "bdh merge", "bdh merge-demo"} <= seen["--overwrite"]
 

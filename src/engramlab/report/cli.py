@@ -5,15 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
+from engramlab.cli_common import add_common_arguments, positive_int
 
 
 def add_subparser(subparsers) -> None:
@@ -32,13 +24,12 @@ def add_subparser(subparsers) -> None:
                            "writes the committed results")
     size.add_argument("--tiny", dest="mode", action="store_const", const="tiny", default=argparse.SUPPRESS,
                       help="seconds: a check of the pipeline only, its verdicts mean nothing")
-    p.add_argument("--out", required=True, help="report folder (rerun with the same folder to resume)")
+    add_common_arguments(p, out="report folder (rerun with the same folder to resume)", overwrite=False,
+                         device=True, threads=True, progress=True, workers=1,
+                         threads_help="torch threads per experiment (default: CPU cores / workers)",
+                         workers_help="experiments run in parallel processes")
     p.add_argument("--only", default=None, help="comma-separated systems: bdh,astro,hmmglm,timescales")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (for the language models)")
-    p.add_argument("--seeds", type=_positive, default=3, help="seeds per trained experiment")
-    p.add_argument("--workers", type=_positive, default=1, help="experiments run in parallel processes")
-    p.add_argument("--threads", type=_positive, default=None,
-                   help="torch threads per experiment (default: CPU cores / workers)")
+    p.add_argument("--seeds", type=positive_int, default=3, help="seeds per trained experiment")
     p.add_argument("--launcher", choices=["local", "slurm"], default="local",
                    help="local processes, or one SLURM job per experiment (submitit)")
     p.add_argument("--partition", default=None, help="SLURM partition (with --launcher slurm)")
@@ -48,7 +39,6 @@ def add_subparser(subparsers) -> None:
     p.add_argument("--publish", default=None, metavar="DIR",
                    help="with --full: also copy each system's claims.json and figures into DIR/<system>/ "
                         "(docs/results); existing ones only with --overwrite")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--overwrite", action="store_true",
                    help="write into a folder that holds other results (discarding experiments of another "
                         "configuration)")
@@ -73,8 +63,7 @@ def add_subparser(subparsers) -> None:
         description="Render SRC/<system>/claims.json and their figures into DIR/report.html, DIR/report.md and "
                     "DIR/results.json, without running any experiment.")
     r.add_argument("src", help="folder with <system>/claims.json (e.g. docs/results)")
-    r.add_argument("--out", required=True, help="report folder")
-    r.add_argument("--overwrite", action="store_true", help="replace an existing report in --out")
+    add_common_arguments(r, out="report folder")
 
     def render(a):
         from engramlab.report.reproduce import render_existing
