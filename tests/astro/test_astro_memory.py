@@ -73,3 +73,12 @@ def test_cli_parses_the_issue_command():
     assert callable(args.func)
     with pytest.raises(SystemExit):
         parser.parse_args("astro memory --task copy --delays 10,x --out DIR".split())
+
+
+def test_run_without_progress_prints_no_bar(tmp_path, capsys):
+    cfg = MemoryConfig(task="copy", delays=[2], n_items=2, n_symbols=4, steps=3, batch_size=4, eval_batches=1,
+                       eval_every=1, d_model=16, models=["lstm"])
+    run_memory(cfg, tmp_path / "quiet", progress=False)
+    assert "it/s" not in capsys.readouterr().err
+    run_memory(cfg, tmp_path / "loud", progress=True)
+    assert "lstm D=2" in capsys.readouterr().err  # the bar is there by default, so the check above can fail

@@ -46,7 +46,7 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
     d = MemoryConfig()
     add_common_arguments(
         m, out="output folder (memory.json, curves.json, memory.png, curves.png)", seed=d.seed,
-        threads=True, workers=d.jobs,
+        threads=True, progress=True, workers=d.jobs,
         workers_help="(model, delay) trainings run in this many processes, one torch thread each",
     )
     m.set_defaults(func=run_memory_cmd)
@@ -58,6 +58,6 @@ def run_memory_cmd(args) -> dict:
 
     cfg = dataclass_from_args(MemoryConfig, args, seed=args.seed, jobs=args.workers)
     with output_folder(args.out, args.overwrite):
-        result = run_memory(cfg, args.out)
+        result = run_memory(cfg, args.out, progress=not args.no_progress)
     print(f"wrote {args.out}/memory.json and memory.png")
     return result

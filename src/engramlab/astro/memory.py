@@ -158,7 +158,7 @@ def evaluate(model, task: MemoryTask, cfg: MemoryConfig, seed: int) -> float:
     return correct / total
 
 
-def train_one(model, task: MemoryTask, cfg: MemoryConfig, seed: int, desc: str = ""):
+def train_one(model, task: MemoryTask, cfg: MemoryConfig, seed: int, desc: str = "", progress: bool = True):
     """Train on fresh batches; return (final held-out accuracy, curve dict)."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -176,7 +176,7 @@ def train_one(model, task: MemoryTask, cfg: MemoryConfig, seed: int, desc: str =
     curve = {"step": [], "loss": [], "eval_step": [], "eval_acc": []}
     eval_seed = 10_000 + seed
     t0 = time.time()
-    bar = tqdm(range(cfg.steps), desc=desc, leave=False, mininterval=2.0)
+    bar = tqdm(range(cfg.steps), desc=desc, leave=False, mininterval=2.0, disable=not progress)
     for step in bar:
         if cfg.train_delays == "uniform":
             d = int(torch.randint(0, task.delay + 1, (1,), generator=g))
@@ -244,7 +244,9 @@ def plot(result: dict, curves: dict, out: Path, chance: float) -> None:
     save_figure(fig, out / "curves.png", dpi=120, bbox_inches="tight")
 
 
-def _job(cfg: MemoryConfig, d: int, name: str, vocab: int, max_len: int, threads: int | None = None):
+def _job(
+    cfg: MemoryConfig, d: int, name: str, vocab: int, max_len: int, threads: int | None = None, progress: bool = True
+):
     """Train model ``name`` at delay d (seeded by name and delay, so any job order gives the same numbers)."""
     if threads is not None:
         torch.set_num_threads(threads)
@@ -252,13 +254,14 @@ def _job(cfg: MemoryConfig, d: int, name: str, vocab: int, max_len: int, threads
     torch.manual_seed(cfg.seed + 101 * i)
     model = build_models(cfg, vocab, max_len)[name]
     task = MemoryTask(cfg.task, d, cfg.n_items, cfg.n_symbols)
-    acc, curve = train_one(model, task, cfg, cfg.seed + 7 * d + i, desc=f"{name} D={d}")
+    acc, curve = train_one(model, task, cfg, cfg.seed + 7 * d + i, desc=f"{name} D={d}", progress=progress)
     print(f"[memory] task={cfg.task} D={d} {name}: acc={acc:.3f} ({curve['seconds']:.0f}s)", flush=True)
     return d, name, acc, curve
 
 
-def run_memory(cfg: MemoryConfig, out_dir: str | Path) -> dict:
-    """Run the experiment; write memory.json / memory.png / curves.json / curves.png into out_dir."""
+def run_memory(cfg: MemoryConfig, out_dir: str | Path, progress: bool = True) -> dict:
+    """Run the experiment; write memory.json / memory.png / curves.json / curves.png into out_dir
+    (``progress=False``: no progress bars)."""
     _check(cfg)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -282,13 +285,13 @@ def run_memory(cfg: MemoryConfig, out_dir: str | Path) -> dict:
 
     if cfg.jobs == 1:
         for d, name in jobs:
-            record(*_job(cfg, d, name, vocab, max_len))
+            record(*_job(cfg, d, name, vocab, max_len, progress=progress))
     else:
         import concurrent.futures as cf
         import multiprocessing as mp
 
         with cf.ProcessPoolExecutor(cfg.jobs, mp_context=mp.get_context("spawn")) as pool:
-            futs = [pool.submit(_job, cfg, d, n, vocab, max_len, 1) for d, n in jobs]
+            futs = [pool.submit(_job, cfg, d, n, vocab, max_len, 1, progress) for d, n in jobs]
             for f in cf.as_completed(futs):
                 record(*f.result())
     result = {

@@ -381,7 +381,7 @@ def _run_label(meta: dict) -> str:
 
 
 def analyze_run(
-    run_dir: str | Path, cfg: AnalysisConfig, ablation_ns: list[int], perturb_n: int | None
+    run_dir: str | Path, cfg: AnalysisConfig, ablation_ns: list[int], perturb_n: int | None, progress: bool = True
 ) -> dict:
     ckpts = list_checkpoints(run_dir)
     if not ckpts:
@@ -401,7 +401,7 @@ def analyze_run(
     if summary_file.is_file():
         res["train_summary"] = json.loads(summary_file.read_text())
     models = {}
-    for i, (_, n_max, path) in enumerate(tqdm(ckpts, desc=f"tau/tau_net {res['label']}")):
+    for i, (_, n_max, path) in enumerate(tqdm(ckpts, desc=f"tau/tau_net {res['label']}", disable=not progress)):
         model, meta = load_checkpoint(path)
         models[n_max] = (model, meta)
         if not isinstance(model, LeakyRNN):
@@ -599,9 +599,10 @@ def _plot(results: list[dict], out: Path) -> list[str]:
 
 
 def analyze_runs(
-    run_dirs: list[str | Path], cfg: AnalysisConfig | None = None, out: str | Path | None = None
+    run_dirs: list[str | Path], cfg: AnalysisConfig | None = None, out: str | Path | None = None, progress: bool = True
 ) -> dict:
-    """Analyse one or more run directories; writes ``analysis.json`` and PNG figures into ``out``."""
+    """Analyse one or more run directories; writes ``analysis.json`` and PNG figures into ``out``
+    (``progress=False``: no progress bars)."""
     cfg = cfg or AnalysisConfig()
     run_dirs = [Path(d) for d in run_dirs]
     for d in run_dirs:
@@ -614,7 +615,7 @@ def analyze_runs(
     common = sorted(set.intersection(*[set(v) for v in reached.values()]))
     ablation_ns = cfg.ablation_ns if cfg.ablation_ns is not None else ([common[-1]] if common else [])
     perturb_n = cfg.perturb_n if cfg.perturb_n is not None else (common[-1] if common else None)
-    results = [analyze_run(d, cfg, ablation_ns, perturb_n) for d in run_dirs]
+    results = [analyze_run(d, cfg, ablation_ns, perturb_n, progress) for d in run_dirs]
     out = Path(out) if out is not None else run_dirs[0] / "analysis"
     out.mkdir(parents=True, exist_ok=True)
     files = _plot(results, out)

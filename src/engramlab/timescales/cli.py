@@ -62,7 +62,7 @@ def _analyze(args) -> None:
     acfg = dataclass_from_args(AnalysisConfig, args, seed=args.seed)
     out = Path(args.out) if args.out is not None else Path(args.dirs[0]) / "analysis"
     with output_folder(out, args.overwrite):
-        result = analyze_runs(args.dirs, acfg, out=out)
+        result = analyze_runs(args.dirs, acfg, out=out, progress=not args.no_progress)
     print(json.dumps(result["summary"], indent=2))
 
 
@@ -93,6 +93,6 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
     a.add_argument("dirs", nargs="+", help="one or more run directories written by `train`")
     add_dataclass_arguments(a, AnalysisConfig, exclude=("seed",), help=_ANALYZE_HELP)
     add_common_arguments(a, out="where figures + analysis.json go (default: first DIR/analysis)", out_default=None,
-                         seed=AnalysisConfig.seed, threads=True)
+                         seed=AnalysisConfig.seed, threads=True, progress=True)
     a.set_defaults(func=_analyze)
     return p

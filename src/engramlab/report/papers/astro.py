@@ -123,7 +123,7 @@ def run_unit(unit: Unit, folder: Path, ctx) -> None:
                 "n_astrocytes", "d_key", "models")
         cfg = MemoryConfig(task=c["task"], delays=[c["delay"]], seed=unit.seed, jobs=1,
                            **{k: c[k] for k in keys})
-        run_memory(cfg, folder)
+        run_memory(cfg, folder, progress=ctx.progress)
     elif c["kind"] == "lm":
         C.train_lm("astro", "small", {**c["model"], **c["sched"]}, c["steps"], unit.seed, folder, ctx)
     elif c["kind"] == "generation":

@@ -105,7 +105,7 @@ def run_unit(unit: Unit, folder: Path, ctx) -> None:
         if not runs:  # neither curriculum solved its first N: nothing to analyse, and that is the result
             io.write_json(folder / "analysis.json", {"runs": [], "note": "no curriculum solved N = 2"})
             return
-        analyze_runs(runs, AnalysisConfig(seed=unit.seed, **c), out=folder)
+        analyze_runs(runs, AnalysisConfig(seed=unit.seed, **c), out=folder, progress=ctx.progress)
     else:
         raise ValueError(f"unknown timescales experiment kind {kind!r}")
 
