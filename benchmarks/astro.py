@@ -182,9 +182,7 @@ def main(argv=None) -> dict:
         astro = AstroSNN(AstroConfig(**PRESETS["small"]["model"]))
     astro.eval()
     # parameter-matched GPT (n_embd 112: 660k parameters vs AstroSNN small's 661k), rotary positions
-    gpt = GPT(
-        GPTConfig(n_layer=4, n_head=4, n_embd=112, block_size=contexts[-1] + args.tokens + 1, pos="rope")
-    )
+    gpt = GPT(GPTConfig(n_layer=4, n_head=4, n_embd=112, block_size=contexts[-1] + args.tokens + 1, pos="rope"))
     gpt.eval()
     result = {
         "machine": f"CPU, torch threads={args.threads} (timings on a shared machine are noisy)",

@@ -143,8 +143,12 @@ def gen_inline(context: int, new_tokens: int, seed: int, device: str) -> dict:
             sync(device)
             times.append(time.perf_counter() - t0)
     med = sorted(times)[len(times) // 2]
-    return {"context": context, "tokens_per_s": 1.0 / med, "ms_per_token_median": 1e3 * med,
-            "state_mib": state["rho"].numel() * state["rho"].element_size() / 2**20}
+    return {
+        "context": context,
+        "tokens_per_s": 1.0 / med,
+        "ms_per_token_median": 1e3 * med,
+        "state_mib": state["rho"].numel() * state["rho"].element_size() / 2**20,
+    }
 
 
 def reference_generation(ref, context: int, new_tokens: int, seed: int, device: str = "cpu") -> dict:
@@ -177,8 +181,17 @@ def train_flops(T: int, B: int, chunk: int | None) -> float:
     return 3 * (L * (proj + attn) + head)
 
 
-def time_training(model, T: int, B: int, steps: int, seed: int, device: str = "cpu", amp: str = "none",
-                  compile: bool = False, warmup: int = 1) -> tuple[float, list[float]]:
+def time_training(
+    model,
+    T: int,
+    B: int,
+    steps: int,
+    seed: int,
+    device: str = "cpu",
+    amp: str = "none",
+    compile: bool = False,
+    warmup: int = 1,
+) -> tuple[float, list[float]]:
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1, fused=device.startswith("cuda"))
     model.train()
@@ -204,8 +217,18 @@ def time_training(model, T: int, B: int, steps: int, seed: int, device: str = "c
     return min(times[warmup:]), losses
 
 
-def training_row(ref, T: int, B: int, steps: int, chunk: int, peak: float, seed: int, device: str = "cpu",
-                 amp: str = "none", compile: bool = False) -> dict:
+def training_row(
+    ref,
+    T: int,
+    B: int,
+    steps: int,
+    chunk: int,
+    peak: float,
+    seed: int,
+    device: str = "cpu",
+    amp: str = "none",
+    compile: bool = False,
+) -> dict:
     torch.manual_seed(seed)
     rmodel = ref.BDH(ref.BDHConfig(**CFG, dropout=0.1)).to(device)
     ours = from_reference(rmodel.state_dict(), n_layer=CFG["n_layer"], dropout=0.1, chunk_size=chunk).to(device)
@@ -218,26 +241,35 @@ def training_row(ref, T: int, B: int, steps: int, chunk: int, peak: float, seed:
     with torch.no_grad():
         loss_ref = rmodel(x, y)[1].item()
         loss_ours = ours(x, y)[1].item()
-    row = {"T": T, "batch": B, "chunk_size": chunk, "device": device, "amp": amp, "compile": compile,
-           "loss_same_weights": {"ours": loss_ours, "reference": loss_ref}}
+    row = {
+        "T": T,
+        "batch": B,
+        "chunk_size": chunk,
+        "device": device,
+        "amp": amp,
+        "compile": compile,
+        "loss_same_weights": {"ours": loss_ours, "reference": loss_ref},
+    }
     warmup = 3 if compile else 1
     t_ours, l_ours = time_training(ours, T, B, steps, seed, device, amp, compile, warmup)
     del ours
     t_ref, l_ref = time_training(rmodel, T, B, steps, seed, device, amp, compile, warmup)
     f_ours, f_ref = train_flops(T, B, chunk), train_flops(T, B, None)
-    row.update({
-        "ours_tokens_per_s": B * T / t_ours,
-        "reference_tokens_per_s": B * T / t_ref,
-        "speedup": t_ref / t_ours,
-        "ours_s_per_step": t_ours,
-        "reference_s_per_step": t_ref,
-        "ours_matmul_gflop_per_step": f_ours / 1e9,
-        "reference_matmul_gflop_per_step": f_ref / 1e9,
-        "ours_fraction_of_matmul_peak": f_ours / t_ours / 1e9 / peak,
-        "reference_fraction_of_matmul_peak": f_ref / t_ref / 1e9 / peak,
-        "train_losses_ours": l_ours,
-        "train_losses_reference": l_ref,
-    })
+    row.update(
+        {
+            "ours_tokens_per_s": B * T / t_ours,
+            "reference_tokens_per_s": B * T / t_ref,
+            "speedup": t_ref / t_ours,
+            "ours_s_per_step": t_ours,
+            "reference_s_per_step": t_ref,
+            "ours_matmul_gflop_per_step": f_ours / 1e9,
+            "reference_matmul_gflop_per_step": f_ref / 1e9,
+            "ours_fraction_of_matmul_peak": f_ours / t_ours / 1e9 / peak,
+            "reference_fraction_of_matmul_peak": f_ref / t_ref / 1e9 / peak,
+            "train_losses_ours": l_ours,
+            "train_losses_reference": l_ref,
+        }
+    )
     return row
 
 
@@ -254,9 +286,13 @@ def quality_report(bdh_run: str, gpt_run: str, out_png: str) -> dict:
         cfg = json.loads((Path(run) / "config.json").read_text())
         rows = [json.loads(x) for x in (Path(run) / "metrics.jsonl").read_text().splitlines() if x.strip()]
         val = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
-        res[name] = {"run": str(run), "config": cfg, "val_loss": val,
-                     "final_val_loss": val[-1][1] if val else None,
-                     "mean_tokens_per_s": sum(r["tokens_per_s"] for r in rows) / max(len(rows), 1)}
+        res[name] = {
+            "run": str(run),
+            "config": cfg,
+            "val_loss": val,
+            "final_val_loss": val[-1][1] if val else None,
+            "mean_tokens_per_s": sum(r["tokens_per_s"] for r in rows) / max(len(rows), 1),
+        }
         plt.plot([s for s, _ in val], [v for _, v in val], marker="o", label=name)
     plt.xlabel("optimizer step (8 x 128 bytes each)")
     plt.ylabel("validation loss (nats/byte)")
@@ -271,8 +307,12 @@ def quality_report(bdh_run: str, gpt_run: str, out_png: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quality", nargs=3, metavar=("BDH_RUN", "GPT_RUN", "OUT_PNG"),
-                    help="only plot the validation curves of two training runs")
+    ap.add_argument(
+        "--quality",
+        nargs=3,
+        metavar=("BDH_RUN", "GPT_RUN", "OUT_PNG"),
+        help="only plot the validation curves of two training runs",
+    )
     ap.add_argument("--reference", default=None, help="local clone of github.com/pathwaycom/bdh")
     ap.add_argument("--gen-contexts", default="256,1024,8192")
     ap.add_argument("--gen-tokens", type=int, default=64)
@@ -327,8 +367,16 @@ def main() -> None:
     if "gen" not in skip:
         rows = []
         for c in [int(s) for s in a.gen_contexts.split(",")]:
-            cmd = [sys.executable, __file__, "--reference", a.reference,
-                   "--_gen_worker", str(c), str(a.gen_tokens), str(a.seed)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--reference",
+                a.reference,
+                "--_gen_worker",
+                str(c),
+                str(a.gen_tokens),
+                str(a.seed),
+            ]
             cmd += ["--threads", str(a.threads)] if a.threads else []
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             rows.append(json.loads(out.strip().splitlines()[-1]))

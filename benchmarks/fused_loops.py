@@ -83,8 +83,12 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     skip = set(filter(None, a.skip.split(",")))
-    res = {"torch": torch.__version__, "threads": a.threads, "load_average_at_start": os.getloadavg(),
-           "unit": "ms of CPU time per forward + backward (median)"}
+    res = {
+        "torch": torch.__version__,
+        "threads": a.threads,
+        "load_average_at_start": os.getloadavg(),
+        "unit": "ms of CPU time per forward + backward (median)",
+    }
     if "lif" not in skip:
         res["lif_scan"] = lif_scan(a.repeats)
     if "timescales" not in skip:

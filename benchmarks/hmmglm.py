@@ -65,13 +65,16 @@ def main() -> int:
         if not INSULA.is_file():
             result["insula"] = f"skipped: {INSULA} not found"
         else:
-            p = subprocess.run([sys.executable, "-c", _INSULA_CHILD, str(INSULA), str(out / "insula"),
-                                str(args.insula_threads)], capture_output=True, text=True)
+            p = subprocess.run(
+                [sys.executable, "-c", _INSULA_CHILD, str(INSULA), str(out / "insula"), str(args.insula_threads)],
+                capture_output=True,
+                text=True,
+            )
             line = [x for x in p.stdout.splitlines() if x.startswith("RESULT ")]
             if p.returncode != 0 or not line:
                 result["insula"] = {"error": p.stderr[-2000:]}
             else:
-                ins = json.loads(line[0][len("RESULT "):])
+                ins = json.loads(line[0][len("RESULT ") :])
                 ins["targets"] = {"fit<15min": ins["fit_s"] < 900, "peak<4GB": ins["peak_rss_mb"] < 4096}
                 result["insula"] = ins
     result["out"] = str(out)

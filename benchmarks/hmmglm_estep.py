@@ -90,8 +90,9 @@ def hmmlearn_scaling(ll, pi, A):
 
 def ours(method):
     def run(ll, pi, A):
-        r = hmm_smoother(torch.from_numpy(ll[None]), torch.from_numpy(np.log(pi)), torch.from_numpy(np.log(A)),
-                         method=method)
+        r = hmm_smoother(
+            torch.from_numpy(ll[None]), torch.from_numpy(np.log(pi)), torch.from_numpy(np.log(A)), method=method
+        )
         return float(r.log_normalizer[0]), r.smoothed_probs[0].numpy(), r.trans_counts[0].numpy()
 
     return run
@@ -133,9 +134,16 @@ def bench_one(S, T, repeats, methods, seed):
             times[name]["cpu"].append(c)
     load1 = os.getloadavg()
     ref_z, ref_g, ref_xi = results["hmmlearn_log"]
-    row = {"S": S, "T": T, "repeats": repeats, "loadavg_before": [round(x, 2) for x in load0],
-           "loadavg_after": [round(x, 2) for x in load1], "median_wall_s": {}, "median_cpu_s": {},
-           "agreement_vs_hmmlearn_log": {}}
+    row = {
+        "S": S,
+        "T": T,
+        "repeats": repeats,
+        "loadavg_before": [round(x, 2) for x in load0],
+        "loadavg_after": [round(x, 2) for x in load1],
+        "median_wall_s": {},
+        "median_cpu_s": {},
+        "agreement_vs_hmmlearn_log": {},
+    }
     for name in every:
         row["median_wall_s"][name] = round(float(np.median(times[name]["wall"])), 5)
         row["median_cpu_s"][name] = round(float(np.median(times[name]["cpu"])), 5)
@@ -149,14 +157,17 @@ def bench_one(S, T, repeats, methods, seed):
         }
     (lp_o, st_o), (lp_h, st_h) = results["ours_viterbi"], results["hmmlearn_viterbi"]
     row["viterbi"] = {"same_path": bool(np.array_equal(st_o, st_h)), "log_prob_abs_diff": float(abs(lp_o - lp_h))}
-    row["posteriors_agree_1e-8"] = all(v["posterior_max_abs_diff"] <= 1e-8
-                                       for v in row["agreement_vs_hmmlearn_log"].values())
+    row["posteriors_agree_1e-8"] = all(
+        v["posterior_max_abs_diff"] <= 1e-8 for v in row["agreement_vs_hmmlearn_log"].values()
+    )
     best_h = min(row["median_cpu_s"]["hmmlearn_log"], row["median_cpu_s"]["hmmlearn_scaling"])
     if "ours_numba" in row["median_cpu_s"]:
         row["speedup_cpu_vs_best_hmmlearn"] = round(best_h / row["median_cpu_s"]["ours_numba"], 2)
         row["speedup_wall_vs_best_hmmlearn"] = round(
             min(row["median_wall_s"]["hmmlearn_log"], row["median_wall_s"]["hmmlearn_scaling"])
-            / row["median_wall_s"]["ours_numba"], 2)
+            / row["median_wall_s"]["ours_numba"],
+            2,
+        )
     row["viterbi_speedup_cpu"] = round(row["median_cpu_s"]["hmmlearn_viterbi"] / row["median_cpu_s"]["ours_viterbi"], 2)
     return row
 
@@ -166,10 +177,15 @@ def main(argv=None) -> int:
     ap.add_argument("--states", type=int, nargs="+", default=[2, 4, 8, 16])
     ap.add_argument("--bins", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--methods", nargs="+", default=["numba", "sequential", "scan"],
-                    choices=["numba", "sequential", "scan"])
-    ap.add_argument("--scan-max-bytes", type=float, default=5e8,
-                    help="skip the scan method where its largest temporary (T S^3 / 2 floats) is bigger")
+    ap.add_argument(
+        "--methods", nargs="+", default=["numba", "sequential", "scan"], choices=["numba", "sequential", "scan"]
+    )
+    ap.add_argument(
+        "--scan-max-bytes",
+        type=float,
+        default=5e8,
+        help="skip the scan method where its largest temporary (T S^3 / 2 floats) is bigger",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
@@ -180,19 +196,27 @@ def main(argv=None) -> int:
     rows = []
     for T in args.bins:
         for S in args.states:
-            methods = [m for m in args.methods if m != "scan" or T * S ** 3 * 4 <= args.scan_max_bytes]
+            methods = [m for m in args.methods if m != "scan" or T * S**3 * 4 <= args.scan_max_bytes]
             row = bench_one(S, T, args.repeats, methods, args.seed)
             if len(methods) < len(args.methods):
-                row["skipped"] = {"ours_scan": f"largest temporary {T * S ** 3 * 4 / 1e9:.1f} GB > --scan-max-bytes"}
+                row["skipped"] = {"ours_scan": f"largest temporary {T * S**3 * 4 / 1e9:.1f} GB > --scan-max-bytes"}
             rows.append(row)
             print(json.dumps({k: row[k] for k in ("S", "T", "median_cpu_s", "loadavg_after")}), file=sys.stderr)
     res = {
         "what": "full HMM E-step (log-likelihood, posteriors, expected transition counts) on identical float64 "
-                "log-likelihoods; medians over alternating repeats; one thread each",
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpu_count": os.cpu_count(), "python": platform.python_version()},
-        "versions": {"numpy": np.__version__, "torch": torch.__version__, "hmmlearn": hmmlearn_version,
-                     "numba": __import__("numba").__version__},
+        "log-likelihoods; medians over alternating repeats; one thread each",
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+        },
+        "versions": {
+            "numpy": np.__version__,
+            "torch": torch.__version__,
+            "hmmlearn": hmmlearn_version,
+            "numba": __import__("numba").__version__,
+        },
         "rows": rows,
         "all_posteriors_agree_1e-8": all(r["posteriors_agree_1e-8"] for r in rows),
         "all_viterbi_paths_equal": all(r["viterbi"]["same_path"] for r in rows),

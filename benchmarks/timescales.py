@@ -62,8 +62,15 @@ def main() -> None:
     ns = list(range(2, args.n_max + 1))
     n_heads = 100
 
-    ref = RNN_Stack(input_size=1, net_size=[args.neurons], num_classes=2, bias=True,
-                    num_readout_heads=n_heads, tau=1.0, train_tau=True)
+    ref = RNN_Stack(
+        input_size=1,
+        net_size=[args.neurons],
+        num_classes=2,
+        bias=True,
+        num_readout_heads=n_heads,
+        tau=1.0,
+        train_tau=True,
+    )
     ref_opt = torch.optim.SGD(ref.parameters(), lr=0.05, momentum=0.1, nesterov=True)
     crit = nn.CrossEntropyLoss()
 

@@ -131,9 +131,12 @@ def run_processes(H, K, a) -> tuple[float, float, dict]:
     at_once = min(K, 2)
     threads = 2 // at_once
     ready, results, go, slots = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Semaphore(at_once)
-    procs = [ctx.Process(target=_process_worker,
-                         args=(H, k, a.steps, a.warmup, a.n_max, a.batch, threads, ready, go, slots, results))
-             for k in range(K)]
+    procs = [
+        ctx.Process(
+            target=_process_worker, args=(H, k, a.steps, a.warmup, a.n_max, a.batch, threads, ready, go, slots, results)
+        )
+        for k in range(K)
+    ]
     for p in procs:
         p.start()
 
@@ -157,8 +160,11 @@ def run_processes(H, K, a) -> tuple[float, float, dict]:
         p.join()
     wall = max(o[2] for o in out) - min(o[1] for o in out)
     cpu = sum(o[4] for o in out)
-    return K * a.steps / wall, K * a.steps / cpu, {"processes": K, "running_at_once": at_once,
-                                                   "threads_per_process": out[0][3]}
+    return (
+        K * a.steps / wall,
+        K * a.steps / cpu,
+        {"processes": K, "running_at_once": at_once, "threads_per_process": out[0][3]},
+    )
 
 
 def main() -> None:
@@ -180,10 +186,19 @@ def main() -> None:
     thread_list = [int(v) for v in a.threads.split(",")]
     modes = a.modes.split(",")
     bad = [m for m in modes if m not in MODES]
-    if bad or any(k < 1 for k in ks) or any(h < 1 for h in hs) or any(t < 1 for t in thread_list) or \
-            a.steps < 1 or a.repeats < 1 or a.n_max < 2:
-        ap.error(f"expected modes in {MODES} (got {modes}), K >= 1, H >= 1, threads >= 1, steps >= 1, "
-                 "repeats >= 1, n_max >= 2")
+    if (
+        bad
+        or any(k < 1 for k in ks)
+        or any(h < 1 for h in hs)
+        or any(t < 1 for t in thread_list)
+        or a.steps < 1
+        or a.repeats < 1
+        or a.n_max < 2
+    ):
+        ap.error(
+            f"expected modes in {MODES} (got {modes}), K >= 1, H >= 1, threads >= 1, steps >= 1, "
+            "repeats >= 1, n_max >= 2"
+        )
     if a.out and Path(a.out).exists() and not a.overwrite:
         ap.error(f"{a.out} exists; pass --overwrite to replace it")
 
@@ -196,7 +211,7 @@ def main() -> None:
     load_start = list(os.getloadavg())
     t_start = time.time()
     for r in range(a.repeats):
-        order = variants[r % len(variants):] + variants[: r % len(variants)]  # alternate which mode goes first
+        order = variants[r % len(variants) :] + variants[: r % len(variants)]  # alternate which mode goes first
         for h in hs:
             for k in ks:
                 for m, t in order:
@@ -215,13 +230,25 @@ def main() -> None:
                     runs[(h, k, m, t)].append(v)
                     cpu_runs[(h, k, m, t)].append(c)
                     loads[(h, k, m, t)].append([before, os.getloadavg()[0]])
-                    print(f"repeat {r} H={h} K={k} {m:10s} threads={t} {v:8.3f} networks*steps/s "
-                          f"{c:8.3f} per CPU-s  load {before:.2f}", file=sys.stderr, flush=True)
+                    print(
+                        f"repeat {r} H={h} K={k} {m:10s} threads={t} {v:8.3f} networks*steps/s "
+                        f"{c:8.3f} per CPU-s  load {before:.2f}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
     rows = []
     for (h, k, m, t), v in runs.items():
-        row = {"neurons": h, "K": k, "mode": m, "torch_threads_total": t, "networks_steps_per_s": statistics.median(v),
-               "networks_steps_per_cpu_s": statistics.median(cpu_runs[(h, k, m, t)]), "runs": v,
-               "runs_per_cpu_s": cpu_runs[(h, k, m, t)], "load_avg_1min_before_after": loads[(h, k, m, t)]}
+        row = {
+            "neurons": h,
+            "K": k,
+            "mode": m,
+            "torch_threads_total": t,
+            "networks_steps_per_s": statistics.median(v),
+            "networks_steps_per_cpu_s": statistics.median(cpu_runs[(h, k, m, t)]),
+            "runs": v,
+            "runs_per_cpu_s": cpu_runs[(h, k, m, t)],
+            "load_avg_1min_before_after": loads[(h, k, m, t)],
+        }
         if m == "processes":
             row.update(extra[(h, k)])
         rows.append(row)
@@ -236,24 +263,41 @@ def main() -> None:
                     for other, ot in [("sequential", t), ("processes", 2)]:
                         if other in modes:
                             row[f"ensemble_vs_{other}"] = med[(h, k, "ensemble", t)] / med[(h, k, other, ot)]
-                            row[f"ensemble_vs_{other}_per_cpu_s"] = med_cpu[(h, k, "ensemble", t)] / \
-                                med_cpu[(h, k, other, ot)]
+                            row[f"ensemble_vs_{other}_per_cpu_s"] = (
+                                med_cpu[(h, k, "ensemble", t)] / med_cpu[(h, k, other, ot)]
+                            )
                     speedup.append(row)
     out = {
         "benchmark": "timescales_ensemble",
         "unit": "networks*steps/s of wall-clock (median over repeats); also per CPU-second of the timed "
-                "processes, which depends less on what else the machine runs",
-        "protocol": {"steps": a.steps, "warmup": a.warmup, "repeats": a.repeats, "batch": a.batch, "n_max": a.n_max,
-                     "heads_allocated": N_HEADS, "active_heads": a.n_max - 1, "task": "parity",
-                     "optimizer": "SGD lr 0.05 momentum 0.1 nesterov, clip 2.0 per network",
-                     "sequence_length": f"per network and step, U[{a.n_max + 2}, {4 * a.n_max + 1}]",
-                     "processes": "K spawned processes, at most 2 running at once with 1 torch thread each "
-                                  "(K = 1: one process, 2 threads)"},
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor(),
-                    "python": platform.python_version(), "torch": torch.__version__,
-                    "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")},
-        "load_avg_start": load_start, "load_avg_end": list(os.getloadavg()), "wall_s": time.time() - t_start,
-        "results": rows, "speedup": speedup,
+        "processes, which depends less on what else the machine runs",
+        "protocol": {
+            "steps": a.steps,
+            "warmup": a.warmup,
+            "repeats": a.repeats,
+            "batch": a.batch,
+            "n_max": a.n_max,
+            "heads_allocated": N_HEADS,
+            "active_heads": a.n_max - 1,
+            "task": "parity",
+            "optimizer": "SGD lr 0.05 momentum 0.1 nesterov, clip 2.0 per network",
+            "sequence_length": f"per network and step, U[{a.n_max + 2}, {4 * a.n_max + 1}]",
+            "processes": "K spawned processes, at most 2 running at once with 1 torch thread each "
+            "(K = 1: one process, 2 threads)",
+        },
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"),
+        },
+        "load_avg_start": load_start,
+        "load_avg_end": list(os.getloadavg()),
+        "wall_s": time.time() - t_start,
+        "results": rows,
+        "speedup": speedup,
     }
     text = json.dumps(out, indent=2)
     print(text)

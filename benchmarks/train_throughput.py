@@ -78,18 +78,33 @@ def main() -> None:
         sync()
         gen_s = time.perf_counter() - t0
 
-    peak = (torch.cuda.max_memory_allocated() if dev.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    print(json.dumps({
-        "model": a.model, "preset": a.preset, "overrides": a.sets, "device": str(dev),
-        "cpu_threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
-        "params": model.num_params(), "batch_size": B, "block_size": T,
-        "train_tokens_per_s": B * T * a.steps / train_s,
-        "train_step_ms": 1000 * train_s / a.steps,
-        "prefill_tokens_per_s": a.context / prefill_s,
-        "generate_tokens_per_s": a.gen_tokens / gen_s, "generate_context": a.context,
-        "peak_memory_bytes": int(peak),
-    }, indent=2))
+    peak = (
+        torch.cuda.max_memory_allocated()
+        if dev.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
+    print(
+        json.dumps(
+            {
+                "model": a.model,
+                "preset": a.preset,
+                "overrides": a.sets,
+                "device": str(dev),
+                "cpu_threads": torch.get_num_threads(),
+                "machine": platform.processor() or platform.machine(),
+                "params": model.num_params(),
+                "batch_size": B,
+                "block_size": T,
+                "train_tokens_per_s": B * T * a.steps / train_s,
+                "train_step_ms": 1000 * train_s / a.steps,
+                "prefill_tokens_per_s": a.context / prefill_s,
+                "generate_tokens_per_s": a.gen_tokens / gen_s,
+                "generate_context": a.context,
+                "peak_memory_bytes": int(peak),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

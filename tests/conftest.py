@@ -35,8 +35,10 @@ def real_data(name: str) -> Path:
     p = find_real_data(name)
     if p is None:
         src = get_source(name)
-        pytest.skip(f"needs {src.title} ({src.filename}), which is not here: get it with "
-                    f"`engramlab data fetch {name}` (or put it in shared/data beside the repository)")
+        pytest.skip(
+            f"needs {src.title} ({src.filename}), which is not here: get it with "
+            f"`engramlab data fetch {name}` (or put it in shared/data beside the repository)"
+        )
     return p
 
 
@@ -44,8 +46,10 @@ def real_data(name: str) -> Path:
 def shared_data() -> Path:
     """The optional ``shared/data`` folder beside the repository; skips when it is missing."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"needs the optional data folder {SHARED_DATA}, which is missing "
-                    f"(single files: `engramlab data fetch NAME`, see `engramlab data list`)")
+        pytest.skip(
+            f"needs the optional data folder {SHARED_DATA}, which is missing "
+            f"(single files: `engramlab data fetch NAME`, see `engramlab data list`)"
+        )
     return SHARED_DATA
 
 

@@ -14,19 +14,36 @@ def run(capsys, *argv):
 
 def test_train_generate_eval_resume(tmp_path, capsys, shakespeare_path):
     out = tmp_path / "run"
-    common = ["--data", str(shakespeare_path), "--out", str(out), "--no-progress",
-              "--set", "n_embd=16", "--set", "n_layer=1", "--set", "block_size=16",
-              "--set", "eval_interval=2", "--set", "eval_batches=1", "--set", "log_interval=1"]
+    common = [
+        "--data",
+        str(shakespeare_path),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--set",
+        "n_embd=16",
+        "--set",
+        "n_layer=1",
+        "--set",
+        "block_size=16",
+        "--set",
+        "eval_interval=2",
+        "--set",
+        "eval_batches=1",
+        "--set",
+        "log_interval=1",
+    ]
     code, stdout, err = run(capsys, "train", "gpt", "--preset", "tiny", "--steps", "2", *common)
     assert code == 0, err
-    assert json.loads(stdout[stdout.index("{"):])["step"] == 2
+    assert json.loads(stdout[stdout.index("{") :])["step"] == 2
     code, stdout, err = run(capsys, "train", "gpt", "--out", str(out), "--steps", "4", "--resume", "--no-progress")
     assert code == 0, err
-    assert json.loads(stdout[stdout.index("{"):])["step"] == 4
+    assert json.loads(stdout[stdout.index("{") :])["step"] == 4
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
-    code, stdout, err = run(capsys, "generate", str(out), "--prompt", "ROMEO:", "--tokens", "20", "--seed", "1",
-                            "--top-k", "5")
+    code, stdout, err = run(
+        capsys, "generate", str(out), "--prompt", "ROMEO:", "--tokens", "20", "--seed", "1", "--top-k", "5"
+    )
     assert code == 0, err
     assert stdout.startswith("ROMEO:") and len(stdout.rstrip("\n").encode()) >= 6
     code, stdout, err = run(capsys, "eval", str(out), "--batches", "2")
@@ -56,8 +73,24 @@ def test_empty_prompt_and_unknown_data(tmp_path, capsys, shakespeare_path):
     code, _, err = run(capsys, "train", "gpt", "--data", "nocorpus", "--out", str(tmp_path / "x"), "--no-progress")
     assert code == 2 and "unknown corpus 'nocorpus'" in err
     assert not (tmp_path / "x").exists()  # nothing half-written
-    run(capsys, "train", "gpt", "--steps", "1", "--data", str(shakespeare_path), "--out", str(tmp_path / "r"),
-        "--no-progress", "--set", "n_embd=16", "--set", "n_layer=1", "--set", "eval_batches=1")
+    run(
+        capsys,
+        "train",
+        "gpt",
+        "--steps",
+        "1",
+        "--data",
+        str(shakespeare_path),
+        "--out",
+        str(tmp_path / "r"),
+        "--no-progress",
+        "--set",
+        "n_embd=16",
+        "--set",
+        "n_layer=1",
+        "--set",
+        "eval_batches=1",
+    )
     code, _, err = run(capsys, "generate", str(tmp_path / "r"), "--prompt", "")
     assert code == 2 and "prompt is empty" in err
 
@@ -71,12 +104,27 @@ def test_overrides_parse_types():
 
 def snapshot(folder):
     """Every entry under folder: (relative path) -> (bytes or None for a folder, mtime_ns)."""
-    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None, p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+    }
 
 
-TINY = ["--no-progress", "--set", "n_embd=16", "--set", "n_layer=1", "--set", "block_size=16",
-        "--set", "eval_interval=2", "--set", "eval_batches=1", "--set", "log_interval=1"]
+TINY = [
+    "--no-progress",
+    "--set",
+    "n_embd=16",
+    "--set",
+    "n_layer=1",
+    "--set",
+    "block_size=16",
+    "--set",
+    "eval_interval=2",
+    "--set",
+    "eval_batches=1",
+    "--set",
+    "log_interval=1",
+]
 
 
 def test_train_refuses_a_folder_that_holds_a_run_and_touches_nothing(tmp_path, capsys, shakespeare_path):
@@ -107,10 +155,23 @@ def test_train_overwrite_replaces_the_run(tmp_path, capsys, shakespeare_path):
     data = ["--data", str(shakespeare_path)]
     assert run(capsys, "train", "gpt", "--steps", "2", *data, "--out", str(out), *TINY)[0] == 0
     (out / "stale.txt").write_text("from before")
-    code, stdout, err = run(capsys, "train", "gpt", "--steps", "4", "--data", str(shakespeare_path), "--out", str(out),
-                            "--overwrite", "--seed", "5", *TINY)
+    code, stdout, err = run(
+        capsys,
+        "train",
+        "gpt",
+        "--steps",
+        "4",
+        "--data",
+        str(shakespeare_path),
+        "--out",
+        str(out),
+        "--overwrite",
+        "--seed",
+        "5",
+        *TINY,
+    )
     assert code == 0, err
-    assert json.loads(stdout[stdout.index("{"):])["step"] == 4
+    assert json.loads(stdout[stdout.index("{") :])["step"] == 4
     assert not (out / "stale.txt").exists()
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["step"] == 4 and cfg["train_config"]["seed"] == 5
@@ -156,9 +217,29 @@ def test_timescales_train_overwrite_keeps_nothing_stale(tmp_path, capsys):
     out = tmp_path / "ts"
     out.mkdir()
     (out / "stale.txt").write_text("old")
-    argv = ["timescales", "train", "--out", str(out), "--max-n", "2", "--neurons", "8", "--heads", "1",
-            "--batch-size", "8", "--steps-per-epoch", "1", "--test-batches", "1", "--max-epochs", "1",
-            "--no-progress", "--threads", "1"]
+    argv = [
+        "timescales",
+        "train",
+        "--out",
+        str(out),
+        "--max-n",
+        "2",
+        "--neurons",
+        "8",
+        "--heads",
+        "1",
+        "--batch-size",
+        "8",
+        "--steps-per-epoch",
+        "1",
+        "--test-batches",
+        "1",
+        "--max-epochs",
+        "1",
+        "--no-progress",
+        "--threads",
+        "1",
+    ]
     code, _, err = run(capsys, *argv)
     assert code == 2 and "stale.txt" in err
     code, _, err = run(capsys, *argv, "--overwrite")

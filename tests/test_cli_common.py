@@ -54,21 +54,62 @@ def parse(cls, argv, **kw):
 def test_every_field_is_a_flag_with_its_type_default_and_help():
     p = parser_for(Demo)
     flags = {s for a in p._actions for s in a.option_strings}
-    assert {"--steps", "--lr", "--name", "--flag", "--no-flag", "--nesterov", "--no-nesterov", "--ratio", "--mode",
-            "--delays", "--depth"} <= flags
+    assert {
+        "--steps",
+        "--lr",
+        "--name",
+        "--flag",
+        "--no-flag",
+        "--nesterov",
+        "--no-nesterov",
+        "--ratio",
+        "--mode",
+        "--delays",
+        "--depth",
+    } <= flags
     assert parse(Demo, []) == Demo()
-    got = parse(Demo, ["--steps", "7", "--lr", "0.5", "--name", "y", "--flag", "--no-nesterov", "--ratio", "0.25",
-                       "--mode", "b", "--delays", "5,6,7", "--depth", "4"])
-    assert got == Demo(steps=7, lr=0.5, name="y", flag=True, nesterov=False, ratio=0.25, mode="b", delays=[5, 6, 7],
-                       depth=4)
+    got = parse(
+        Demo,
+        [
+            "--steps",
+            "7",
+            "--lr",
+            "0.5",
+            "--name",
+            "y",
+            "--flag",
+            "--no-nesterov",
+            "--ratio",
+            "0.25",
+            "--mode",
+            "b",
+            "--delays",
+            "5,6,7",
+            "--depth",
+            "4",
+        ],
+    )
+    assert got == Demo(
+        steps=7, lr=0.5, name="y", flag=True, nesterov=False, ratio=0.25, mode="b", delays=[5, 6, 7], depth=4
+    )
     assert parse(Demo, ["--delays", "5", "6"]).delays == [5, 6]  # space-separated works too
     assert parse(Demo, ["--delays"]).delays == []
     assert parse(Demo, ["--ratio", "none"]).ratio is None
-    assert field_help(Demo) == {"steps": "optimizer steps", "flag": "a comment on the line above spanning two lines",
-                                "ratio": "None: no ratio", "depth": "layers of the thing"}
+    assert field_help(Demo) == {
+        "steps": "optimizer steps",
+        "flag": "a comment on the line above spanning two lines",
+        "ratio": "None: no ratio",
+        "depth": "layers of the thing",
+    }
     text = " ".join(p.format_help().split())
-    for piece in ("optimizer steps (default: 10)", "a comment on the line above spanning two lines",
-                  "layers of the thing (default: 3)", "(default: 1,2)", "(default: 0.001)", "{a,b}"):
+    for piece in (
+        "optimizer steps (default: 10)",
+        "a comment on the line above spanning two lines",
+        "layers of the thing (default: 3)",
+        "(default: 1,2)",
+        "(default: 0.001)",
+        "{a,b}",
+    ):
         assert piece in text
 
 
@@ -103,9 +144,11 @@ def test_exclude_aliases_and_extra_fields():
 
 
 def test_bad_values_are_one_clear_argparse_error(capsys):
-    for argv, message in ((["--steps", "many"], "argument --steps: expected an int, got 'many'"),
-                          (["--mode", "c"], "argument --mode: invalid choice: 'c'"),
-                          (["--delays", "1,x"], "expected an int, got 'x'")):
+    for argv, message in (
+        (["--steps", "many"], "argument --steps: expected an int, got 'many'"),
+        (["--mode", "c"], "argument --mode: invalid choice: 'c'"),
+        (["--delays", "1,x"], "expected an int, got 'x'"),
+    ):
         with pytest.raises(SystemExit) as e:
             parser_for(Demo).parse_args(argv)
         assert e.value.code == 2
@@ -129,8 +172,21 @@ LEAVES = list(leaf_parsers())
 
 def test_the_commands_are_all_there():
     names = {" ".join(p) for p, _ in LEAVES}
-    assert {"train", "generate", "eval", "bdh inspect", "bdh probe", "bdh merge", "bdh merge-demo", "astro memory",
-            "hmmglm benchmark", "hmmglm fit", "timescales train", "timescales analyze", "reproduce"} <= names
+    assert {
+        "train",
+        "generate",
+        "eval",
+        "bdh inspect",
+        "bdh probe",
+        "bdh merge",
+        "bdh merge-demo",
+        "astro memory",
+        "hmmglm benchmark",
+        "hmmglm fit",
+        "timescales train",
+        "timescales analyze",
+        "reproduce",
+    } <= names
 
 
 @pytest.mark.parametrize("path", [p for p, _ in LEAVES], ids=[" ".join(p) for p, _ in LEAVES])
@@ -150,8 +206,6 @@ def test_every_help_exits_0_and_shows_the_defaults(path, capsys):
     assert "--jobs" not in text  # the deprecated alias is hidden
 
 
-
-
 def test_common_flags_mean_the_same_everywhere():
     seen = {}
     for path, parser in LEAVES:
@@ -165,10 +219,28 @@ def test_common_flags_mean_the_same_everywhere():
                         assert a.default == "auto", path
     assert {"train", "generate", "eval"} <= seen["--device"]
     assert {"astro memory", "hmmglm benchmark"} <= seen["--workers"]
-    assert {"train", "astro memory", "hmmglm benchmark", "hmmglm fit", "timescales train", "timescales analyze",
-            "bdh inspect", "bdh merge-demo", "reproduce"} <= seen["--threads"]
-    assert {"train", "astro memory", "hmmglm benchmark", "hmmglm fit", "timescales train", "timescales analyze",
-            "bdh inspect", "bdh merge", "bdh merge-demo"} <= seen["--overwrite"]
+    assert {
+        "train",
+        "astro memory",
+        "hmmglm benchmark",
+        "hmmglm fit",
+        "timescales train",
+        "timescales analyze",
+        "bdh inspect",
+        "bdh merge-demo",
+        "reproduce",
+    } <= seen["--threads"]
+    assert {
+        "train",
+        "astro memory",
+        "hmmglm benchmark",
+        "hmmglm fit",
+        "timescales train",
+        "timescales analyze",
+        "bdh inspect",
+        "bdh merge",
+        "bdh merge-demo",
+    } <= seen["--overwrite"]
 
 
 def test_jobs_is_a_deprecated_alias_of_workers(capsys):
@@ -189,8 +261,12 @@ def _configs():
         (("astro", "memory"), ["--out", "o"], MemoryConfig, lambda a: {"seed": a.seed, "jobs": a.workers}),
         (("hmmglm", "benchmark"), ["--out", "o"], FitConfig, lambda a: {"seed": a.fit_seed}),
         (("hmmglm", "fit"), ["x.mat", "--out", "o"], FitConfig, lambda a: {"seed": a.seed}),
-        (("timescales", "train"), ["--out", "o"], TrainConfig,
-         lambda a: {"seed": a.seed, "train_tau": a.fixed_tau is None, "tau": a.fixed_tau or 1.0}),
+        (
+            ("timescales", "train"),
+            ["--out", "o"],
+            TrainConfig,
+            lambda a: {"seed": a.seed, "train_tau": a.fixed_tau is None, "tau": a.fixed_tau or 1.0},
+        ),
         (("timescales", "analyze"), ["run"], AnalysisConfig, lambda a: {"seed": a.seed}),
     ]
 
@@ -210,8 +286,9 @@ def test_experiment_flags_are_their_dataclass_fields(case):
 def test_a_non_default_experiment_config_round_trips():
     from engramlab.timescales.curriculum import TrainConfig
 
-    cfg = TrainConfig(task="dms", curriculum="single", n_neurons=64, n_heads=3, lr=0.01, nesterov=False,
-                      budget_minutes=1.5, max_n=4)
+    cfg = TrainConfig(
+        task="dms", curriculum="single", n_neurons=64, n_heads=3, lr=0.01, nesterov=False, budget_minutes=1.5, max_n=4
+    )
     parser = dict(LEAVES)[("timescales", "train")]
     args = parser.parse_args(["--out", "o", *dataclass_to_argv(cfg, exclude=("seed", "train_tau", "tau"))])
     assert dataclass_from_args(TrainConfig, args, seed=0, train_tau=True, tau=1.0) == cfg
@@ -236,8 +313,11 @@ def test_threads_flag_sets_torch_threads():
 
 # ------------------------------------------------------------------------------ output folders
 def snapshot(folder):
-    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_check_output_folder(tmp_path):
@@ -247,8 +327,11 @@ def test_check_output_folder(tmp_path):
     full = tmp_path / "full"
     full.mkdir()
     (full / "a.txt").write_text("a")
-    with pytest.raises(OutputExistsError, match=r"output folder .*full is not empty \(it holds a.txt\); pass "
-                                                r"--overwrite to replace it"):
+    with pytest.raises(
+        OutputExistsError,
+        match=r"output folder .*full is not empty \(it holds a.txt\); pass "
+        r"--overwrite to replace it",
+    ):
         check_output_folder(full)
     with pytest.raises(OutputExistsError, match="pass --resume to continue it or --overwrite to replace it"):
         check_output_folder(full, resume_flag="--resume")

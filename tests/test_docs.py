@@ -247,7 +247,7 @@ def _commands(page: Path):
             while k < len(tokens) and (tokens[k] in PREFIX_WORDS or tokens[k].isdigit() or ASSIGN.match(tokens[k])):
                 k += 1
             if k < len(tokens) and tokens[k] == "engramlab":
-                yield n, _expand(tokens[k + 1:], env)
+                yield n, _expand(tokens[k + 1 :], env)
 
 
 def test_command_extraction_sees_every_form(tmp_path):
@@ -255,7 +255,7 @@ def test_command_extraction_sees_every_form(tmp_path):
     page = tmp_path / "probe.md"
     page.write_text(
         "```bash\n"
-        "C=\"--steps 3 --set lr=1e-3\"\n"
+        'C="--steps 3 --set lr=1e-3"\n'
         "OMP_NUM_THREADS=1 nice -n 5 engramlab train gpt --preset tiny \\\n"
         "    --out runs/x $C   # a comment\n"
         "for M in single multi; do\n"
@@ -264,7 +264,7 @@ def test_command_extraction_sees_every_form(tmp_path):
         "python - <<'EOF'\n"
         "engramlab inside a heredoc is Python text\n"
         "EOF\n"
-        "engramlab hmmglm fit \"$(engramlab data fetch insula)\" --out o\n"
+        'engramlab hmmglm fit "$(engramlab data fetch insula)" --out o\n'
         "```\n"
         "```python\nengramlab = 1\n```\n",
         encoding="utf-8",

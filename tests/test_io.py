@@ -79,20 +79,43 @@ def test_write_json_turns_nan_and_inf_into_null_and_numpy_torch_into_numbers(tmp
         name: str
 
     obj = {
-        "nan": float("nan"), "inf": float("inf"), "-inf": -math.inf, "np_nan": np.float32("nan"),
-        "np_int": np.int64(7), "np_float": np.float32(0.5), "np_bool": np.bool_(True),
-        "array": np.array([[1, 2], [3, 4]], dtype=np.int16), "farray": np.array([1.5, np.nan]),
-        "tensor": torch.tensor([0.25, float("inf")]), "scalar": torch.tensor(3), "dtype": torch.float32,
-        "tuple": (1, 2.0), "path": Path("a/b"), "cfg": Cfg(1e-3, "x"), 4: "int key",
+        "nan": float("nan"),
+        "inf": float("inf"),
+        "-inf": -math.inf,
+        "np_nan": np.float32("nan"),
+        "np_int": np.int64(7),
+        "np_float": np.float32(0.5),
+        "np_bool": np.bool_(True),
+        "array": np.array([[1, 2], [3, 4]], dtype=np.int16),
+        "farray": np.array([1.5, np.nan]),
+        "tensor": torch.tensor([0.25, float("inf")]),
+        "scalar": torch.tensor(3),
+        "dtype": torch.float32,
+        "tuple": (1, 2.0),
+        "path": Path("a/b"),
+        "cfg": Cfg(1e-3, "x"),
+        4: "int key",
     }
     p = io.write_json(tmp_path / "r.json", obj)
     text = p.read_text()
     assert "NaN" not in text and "Infinity" not in text and text.endswith("\n")
     back = json.loads(text)  # strict JSON: every reader accepts it
     assert back == {
-        "nan": None, "inf": None, "-inf": None, "np_nan": None, "np_int": 7, "np_float": 0.5, "np_bool": True,
-        "array": [[1, 2], [3, 4]], "farray": [1.5, None], "tensor": [0.25, None], "scalar": 3,
-        "dtype": "torch.float32", "tuple": [1, 2.0], "path": "a/b", "cfg": {"lr": 1e-3, "name": "x"},
+        "nan": None,
+        "inf": None,
+        "-inf": None,
+        "np_nan": None,
+        "np_int": 7,
+        "np_float": 0.5,
+        "np_bool": True,
+        "array": [[1, 2], [3, 4]],
+        "farray": [1.5, None],
+        "tensor": [0.25, None],
+        "scalar": 3,
+        "dtype": "torch.float32",
+        "tuple": [1, 2.0],
+        "path": "a/b",
+        "cfg": {"lr": 1e-3, "name": "x"},
         "4": "int key",
     }
     assert type(back["np_int"]) is int and type(back["np_float"]) is float

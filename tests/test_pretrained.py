@@ -60,20 +60,45 @@ def _spikes(m):
 
 
 def _hmm_out(m, spikes):
-    return torch.cat([m.log_likelihood(spikes, per_trial=True).double().flatten(),
-                      m.predict(spikes).double().flatten(), m.predict_proba(spikes).double().flatten()])
+    return torch.cat(
+        [
+            m.log_likelihood(spikes, per_trial=True).double().flatten(),
+            m.predict(spikes).double().flatten(),
+            m.predict_proba(spikes).double().flatten(),
+        ]
+    )
 
 
 # name -> (class, builder, outputs(model, fixed input)); every registered name must appear here
 CASES = {
     "gpt": (GPT, lambda: GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=16)), _lm_out),
     "lstm": (LSTMLM, lambda: LSTMLM(LSTMConfig(n_layer=2, n_embd=8, hidden=16)), _lm_out),
-    "bdh": (BDH, lambda: BDH(BDHConfig(n_layer=2, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4, dropout=0.0,
-                                       pos="rope+alibi", variant="prime", chunk_size=4)), _lm_out),
-    "astro": (AstroSNN, lambda: AstroSNN(AstroConfig(n_layer=1, d_model=16, n_neurons=16, n_astrocytes=2,
-                                                     d_key=4, chunk_size=4)), _lm_out),
-    "leaky_rnn": (LeakyRNN, lambda: LeakyRNN(LeakyRNNConfig(n_neurons=6, n_heads=2, variant="mod",
-                                                            activation="tanh")), _rnn_out),
+    "bdh": (
+        BDH,
+        lambda: BDH(
+            BDHConfig(
+                n_layer=2,
+                n_embd=16,
+                n_head=2,
+                mlp_internal_dim_multiplier=4,
+                dropout=0.0,
+                pos="rope+alibi",
+                variant="prime",
+                chunk_size=4,
+            )
+        ),
+        _lm_out,
+    ),
+    "astro": (
+        AstroSNN,
+        lambda: AstroSNN(AstroConfig(n_layer=1, d_model=16, n_neurons=16, n_astrocytes=2, d_key=4, chunk_size=4)),
+        _lm_out,
+    ),
+    "leaky_rnn": (
+        LeakyRNN,
+        lambda: LeakyRNN(LeakyRNNConfig(n_neurons=6, n_heads=2, variant="mod", activation="tanh")),
+        _rnn_out,
+    ),
     "gated_rnn": (GatedRNN, lambda: GatedRNN(GatedRNNConfig(cell="gru", n_neurons=6, n_heads=2)), _rnn_out),
     "glm": (GLM, lambda: make_model("glm", 1, 4, link="softplus"), None),
     "hmmglm": (HMMGLM, lambda: make_model("hmmglm", 3, 4), None),
@@ -83,8 +108,12 @@ CASES = {
 EXTRA = {  # more variants of registered classes
     "leaky_rnn_default_fixed_tau": ("leaky_rnn", lambda: LeakyRNN(n_neurons=6, n_heads=2, train_tau=False, tau=3.0)),
     "gated_rnn_lstm": ("gated_rnn", lambda: GatedRNN(GatedRNNConfig(cell="lstm", n_neurons=6, n_heads=2))),
-    "bdh_gpu_rope": ("bdh", lambda: BDH(BDHConfig(n_layer=1, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4,
-                                                  dropout=0.0, chunk_size=4))),
+    "bdh_gpu_rope": (
+        "bdh",
+        lambda: BDH(
+            BDHConfig(n_layer=1, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4, dropout=0.0, chunk_size=4)
+        ),
+    ),
     "astro_lif_only": ("astro", lambda: AstroSNN(AstroConfig(n_layer=1, d_model=16, n_neurons=16, astrocyte=False))),
 }
 
@@ -114,8 +143,11 @@ def test_save_pretrained_round_trip(tmp_path, case):
     assert model.save_pretrained(tmp_path / "m") == tmp_path / "m"
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
     cfg = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert cfg == {"model": name, "model_config": dataclasses.asdict(model.config),
-                   "engramlab_version": engramlab.__version__}
+    assert cfg == {
+        "model": name,
+        "model_config": dataclasses.asdict(model.config),
+        "engramlab_version": engramlab.__version__,
+    }
     fresh = _perturb(cls.from_config(model.config), seed=7)  # the same config, other weights
     assert not torch.equal(_outputs(name, fresh, like=model), expected)  # so the comparisons below can fail
     for loaded in (engramlab.load(tmp_path / "m"), cls.from_pretrained(tmp_path / "m")):
@@ -163,8 +195,11 @@ def test_clear_errors_for_bad_folders(tmp_path):
     LeakyRNN(n_neurons=4, n_heads=1).save_pretrained(tmp_path / "m")
     cfg = json.loads((tmp_path / "m" / "config.json").read_text())
     (tmp_path / "m" / "config.json").write_text(json.dumps({**cfg, "model": "transformer-xl"}))
-    with pytest.raises(ModelFolderError, match="unknown model 'transformer-xl'; known models: astro, bdh, gated_rnn, "
-                                               "gaussian_hmmglm, glm, gpt, hmmglm, leaky_rnn, lstm, onehot_hmmglm"):
+    with pytest.raises(
+        ModelFolderError,
+        match="unknown model 'transformer-xl'; known models: astro, bdh, gated_rnn, "
+        "gaussian_hmmglm, glm, gpt, hmmglm, leaky_rnn, lstm, onehot_hmmglm",
+    ):
         engramlab.load(tmp_path / "m")
     (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
     (tmp_path / "m" / "model.safetensors").unlink()
@@ -187,8 +222,10 @@ def test_clear_errors_for_bad_folders(tmp_path):
 
 
 def test_import_engramlab_is_cheap_and_load_is_lazy():
-    code = ("import sys, engramlab; assert 'torch' not in sys.modules, 'torch imported'; "
-            "assert engramlab.load.__module__ == 'engramlab.pretrained'; print('ok')")
+    code = (
+        "import sys, engramlab; assert 'torch' not in sys.modules, 'torch imported'; "
+        "assert engramlab.load.__module__ == 'engramlab.pretrained'; print('ok')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
@@ -233,9 +270,13 @@ def _old_engine_state_dict(model):  # train.checkpoint.state_dict_for_saving as 
 def _write_old_engine_run(out, model, name, train_cfg, step):
     """The engine's run folder as train.checkpoint.save_model_folder wrote it before the common format."""
     out.mkdir(parents=True)
-    cfg = {"model": name, "model_config": dataclasses.asdict(model.config),
-           "train_config": dataclasses.asdict(train_cfg) if train_cfg is not None else None,
-           "step": int(step), "engramlab_version": "0.1.0"}
+    cfg = {
+        "model": name,
+        "model_config": dataclasses.asdict(model.config),
+        "train_config": dataclasses.asdict(train_cfg) if train_cfg is not None else None,
+        "step": int(step),
+        "engramlab_version": "0.1.0",
+    }
     (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
     save_file(_old_engine_state_dict(model), str(out / "model.safetensors"), metadata={"step": str(step)})
     torch.save({"optimizer": {}, "rng": {}, "world_size": 1, "carried": None, "step": int(step)}, out / "trainer.pt")
@@ -276,8 +317,15 @@ def test_old_timescales_checkpoint_loads(tmp_path, which):
     else:
         model = _perturb(GatedRNN(cell="gru", n_neurons=6, n_heads=2))
     tc = CurriculumConfig(max_n=3, n_neurons=6, n_heads=2, model=which)
-    meta = {"train_config": dataclasses.asdict(tc), "ns": [2, 3], "heads": [0, 1], "epoch": 4, "step": 40,
-            "elapsed_s": 1.5, "accuracy": [99.0, 98.5]}
+    meta = {
+        "train_config": dataclasses.asdict(tc),
+        "ns": [2, 3],
+        "heads": [0, 1],
+        "epoch": 4,
+        "step": 40,
+        "elapsed_s": 1.5,
+        "accuracy": [99.0, 98.5],
+    }
     out = tmp_path / "N002_N003"
     out.mkdir()  # timescales.curriculum.save_checkpoint before the common format
     save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))

@@ -34,8 +34,10 @@ def python_section_blocks(text: str) -> list[tuple[int, str]]:
 
 
 def test_the_extractor_finds_only_the_python_blocks_of_the_section():
-    text = ("# t\n## Quickstart\n```python\nraise SystemExit\n```\n## Python\nintro\n```python\na = 1\n```\n"
-            "```bash\nls\n```\n```python\nb = 2\n```\n## Commands\n```python\nraise SystemExit\n```\n")
+    text = (
+        "# t\n## Quickstart\n```python\nraise SystemExit\n```\n## Python\nintro\n```python\na = 1\n```\n"
+        "```bash\nls\n```\n```python\nb = 2\n```\n## Commands\n```python\nraise SystemExit\n```\n"
+    )
     assert python_section_blocks(text) == [(9, "a = 1\n"), (15, "b = 2\n")]
     with pytest.raises(AssertionError, match="no '## Python' section"):
         python_section_blocks("# t\n## Commands\n")

@@ -20,22 +20,53 @@ def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a sequence model (gpt, lstm, bdh, astro) on bytes")
     p.add_argument("model", help="model name: gpt, lstm, bdh, astro")
     p.add_argument("--preset", default="tiny", help="tiny (seconds on CPU), small (minutes), paper")
-    p.add_argument("--data", default=None,
-                   help="corpus name (shakespeare, tinyshakespeare) or a file/folder path (default: the preset's)")
-    p.add_argument("--steps", type=int, default=None,
-                   help="total optimizer steps (default: the preset's; with --resume: continue up to this)")
-    p.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE",
-                   help="override a model or train config field (repeatable); model.KEY / train.KEY to choose")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="corpus name (shakespeare, tinyshakespeare) or a file/folder path (default: the preset's)",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="total optimizer steps (default: the preset's; with --resume: continue up to this)",
+    )
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a model or train config field (repeatable); model.KEY / train.KEY to choose",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    add_common_arguments(p, out="run folder (default: runs/MODEL-PRESET); it must not exist yet or be empty, "
-                         "unless --resume or --overwrite", out_default=None, device=True, seed=None,
-                         seed_help="random seed (default: the preset's, 1337)", threads=True, progress=True)
+    add_common_arguments(
+        p,
+        out="run folder (default: runs/MODEL-PRESET); it must not exist yet or be empty, "
+        "unless --resume or --overwrite",
+        out_default=None,
+        device=True,
+        seed=None,
+        seed_help="random seed (default: the preset's, 1337)",
+        threads=True,
+        progress=True,
+    )
 
     def run(a):
         from engramlab.train.run import dumps, parse_sets, train
 
-        res = train(a.model, a.preset, a.data, a.out, a.steps, parse_sets(a.sets), a.resume, a.device,
-                    progress=not a.no_progress, overwrite=a.overwrite, seed=a.seed)
+        res = train(
+            a.model,
+            a.preset,
+            a.data,
+            a.out,
+            a.steps,
+            parse_sets(a.sets),
+            a.resume,
+            a.device,
+            progress=not a.no_progress,
+            overwrite=a.overwrite,
+            seed=a.seed,
+        )
         print(dumps(res))
 
     p.set_defaults(func=run)
@@ -48,10 +79,15 @@ def _add_generate(sub) -> None:
     p.add_argument("--tokens", type=int, default=200, help="bytes to generate")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0: greedy)")
     p.add_argument("--top-k", type=int, default=None, help="sample from the k most likely bytes only")
-    p.add_argument("--top-p", type=float, default=None,
-                   help="nucleus sampling: the smallest set of bytes with this probability mass")
-    add_common_arguments(p, device=True, seed=None, seed_help="random seed (default: a different sample each time)",
-                         threads=True)
+    p.add_argument(
+        "--top-p",
+        type=float,
+        default=None,
+        help="nucleus sampling: the smallest set of bytes with this probability mass",
+    )
+    add_common_arguments(
+        p, device=True, seed=None, seed_help="random seed (default: a different sample each time)", threads=True
+    )
 
     def run(a):
         from engramlab.train.run import generate
@@ -80,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="engramlab",
         description="Brain-inspired sequence models and neural-state discovery (BDH, AstroSNN, "
-                    "one-hot HMM-GLM, emergent timescales).",
+        "one-hot HMM-GLM, emergent timescales).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_train(sub)

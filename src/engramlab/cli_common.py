@@ -150,7 +150,8 @@ def add_common_arguments(
             parser.add_argument("--out", default=out_default, metavar="DIR", help=out)
         if overwrite:
             parser.add_argument(
-                "--overwrite", action="store_true",
+                "--overwrite",
+                action="store_true",
                 help="replace what --out holds (its old contents go only once the new output is in place)",
             )
     if device:
@@ -163,8 +164,14 @@ def add_common_arguments(
         parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     if workers is not _ABSENT:
         parser.add_argument("--workers", type=positive_int, default=workers, metavar="N", help=workers_help)
-        parser.add_argument("--jobs", dest="workers", type=positive_int, action=_DeprecatedAlias,
-                            new_flag="--workers", help=argparse.SUPPRESS)
+        parser.add_argument(
+            "--jobs",
+            dest="workers",
+            type=positive_int,
+            action=_DeprecatedAlias,
+            new_flag="--workers",
+            help=argparse.SUPPRESS,
+        )
     return parser
 
 
@@ -236,6 +243,7 @@ def _scalar_parser(tp: Any, optional: bool, flag: str):
     if tp in (int, float, str):
         base = tp
     elif tp is bool:
+
         def base(text: str) -> bool:
             low = text.lower()
             if low in ("1", "true", "yes", "on"):
@@ -254,8 +262,7 @@ def _scalar_parser(tp: Any, optional: bool, flag: str):
             return base(text)
         except (ValueError, json.JSONDecodeError):
             raise argparse.ArgumentTypeError(
-                f"expected {'an' if name[0] in 'aeiou' else 'a'} {name}{' or none' if optional else ''}, "
-                f"got {text!r}"
+                f"expected {'an' if name[0] in 'aeiou' else 'a'} {name}{' or none' if optional else ''}, got {text!r}"
             ) from None
 
     parse.__name__ = name  # argparse names the type in its messages
@@ -345,8 +352,12 @@ def add_dataclass_arguments(
             kw["metavar"] = "{" + ",".join(map(str, values)) + "}"
         elif origin in (list, tuple) and (typing.get_args(tp)[1:] in ((), (Ellipsis,))):
             elem = (typing.get_args(tp) or (str,))[0]
-            kw.update(nargs="*", action=_ListAction, metavar=f.name.upper(),
-                      type=_list_parser(_scalar_parser(elem, False, flag), optional))
+            kw.update(
+                nargs="*",
+                action=_ListAction,
+                metavar=f.name.upper(),
+                type=_list_parser(_scalar_parser(elem, False, flag), optional),
+            )
         else:
             kw["type"] = _scalar_parser(tp, optional, flag)
             kw["metavar"] = f.name.upper() if tp not in (int, float) else ("N" if tp is int else "X")
@@ -422,8 +433,9 @@ def check_output_folder(
     names the command's flag that continues what is there (if it has one)."""
     p = Path(path)
     if overwrite and resume:
-        raise ValueError(f"{resume_flag} and {overwrite_flag} exclude each other: continue the run in {p}, "
-                         f"or replace it, not both")
+        raise ValueError(
+            f"{resume_flag} and {overwrite_flag} exclude each other: continue the run in {p}, or replace it, not both"
+        )
     if p.exists() and not p.is_dir():
         raise OutputExistsError(f"output folder {p} exists and is a file, not a folder; choose another --out")
     if not p.is_dir() or not any(p.iterdir()):
@@ -432,8 +444,11 @@ def check_output_folder(
         _refuse_to_remove(p)
     if resume or overwrite:
         return p
-    how = f"pass {resume_flag} to continue it or {overwrite_flag} to replace it" if resume_flag else (
-        f"pass {overwrite_flag} to replace it, or choose another --out")
+    how = (
+        f"pass {resume_flag} to continue it or {overwrite_flag} to replace it"
+        if resume_flag
+        else (f"pass {overwrite_flag} to replace it, or choose another --out")
+    )
     raise OutputExistsError(f"output folder {p} is not empty (it holds {_listing(p)}); {how}")
 
 

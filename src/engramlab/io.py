@@ -233,18 +233,23 @@ def fetch(url: str, sha256: str | None, name: str, folder: str | Path | None = N
         elif target.exists():
             target.unlink()  # unverifiable (no recorded checksum): fetch it again
     try:
-        path = Path(pooch.retrieve(
-            url,
-            known_hash=f"sha256:{sha256}" if sha256 else None,
-            fname=name,
-            path=folder,
-            progressbar=progress,
-        ))
+        path = Path(
+            pooch.retrieve(
+                url,
+                known_hash=f"sha256:{sha256}" if sha256 else None,
+                fname=name,
+                path=folder,
+                progressbar=progress,
+            )
+        )
     except ValueError as e:  # pooch's checksum mismatch: "... expected sha256:X but got Y. ..."
         got = re.search(r"but got ([0-9a-fA-F]+)", str(e))
         what = f"has SHA-256 {got.group(1)}, expected {sha256}" if got else f"failed its checksum check ({e})"
-        hint = f" (the checksum recorded at the first download, in {record}; delete that file to accept " \
-               "a changed source)" if record is not None and record.is_file() else ""
+        hint = (
+            f" (the checksum recorded at the first download, in {record}; delete that file to accept a changed source)"
+            if record is not None and record.is_file()
+            else ""
+        )
         raise ValueError(f"download of {url} {what}{hint}; nothing was kept") from None
     except Exception as e:  # network errors of requests / urllib
         raise RuntimeError(

@@ -113,8 +113,11 @@ def write_model_files(
         raise ValueError(f"cannot save a {type(model).__name__} as model {name!r} ({MODELS[name]})")
     if trainer_state is not None and step is None:
         raise ValueError("trainer_state needs the step it belongs to: pass step=")
-    cfg: dict[str, Any] = {"model": name, "model_config": config_to_dict(model.config),
-                           "engramlab_version": engramlab.__version__}
+    cfg: dict[str, Any] = {
+        "model": name,
+        "model_config": config_to_dict(model.config),
+        "engramlab_version": engramlab.__version__,
+    }
     if step is not None:
         cfg["step"] = int(step)
     if train_config is not None:
@@ -142,8 +145,9 @@ def save_model(model: torch.nn.Module, path: str | Path, overwrite: bool = False
     path = Path(path)
     if path.exists() and not overwrite and (not path.is_dir() or any(path.iterdir())):
         what = "folder is not empty" if path.is_dir() else "path is a file"
-        raise FileExistsError(f"cannot save the model to {path}: the {what}; "
-                              f"pass overwrite=True to replace it, or choose a new folder")
+        raise FileExistsError(
+            f"cannot save the model to {path}: the {what}; pass overwrite=True to replace it, or choose a new folder"
+        )
     with atomic_folder(path) as tmp:
         write_model_files(tmp, model, **kwargs)
     return path
@@ -163,8 +167,9 @@ def read_model_config(folder: str | Path) -> dict[str, Any]:
     """The config.json of a model folder (older formats upgraded), with clear errors for a bad folder."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise ModelFolderError(f"model folder not found: {folder}" if not folder.exists()
-                               else f"{folder} is a file, not a model folder")
+        raise ModelFolderError(
+            f"model folder not found: {folder}" if not folder.exists() else f"{folder} is a file, not a model folder"
+        )
     path = folder / CONFIG_FILE
     if not path.is_file():
         raise ModelFolderError(f"{folder} is not a model folder: {CONFIG_FILE} is missing")
@@ -211,8 +216,10 @@ def load_weights(model: torch.nn.Module, folder: str | Path, cfg: dict[str, Any]
     cfg = read_model_config(folder) if cfg is None else cfg
     wpath = folder / WEIGHTS_FILE
     if not wpath.is_file():
-        raise ModelFolderError(f"model folder {folder} is incomplete: {WEIGHTS_FILE} is missing "
-                               f"(a model folder holds {CONFIG_FILE} and {WEIGHTS_FILE})")
+        raise ModelFolderError(
+            f"model folder {folder} is incomplete: {WEIGHTS_FILE} is missing "
+            f"(a model folder holds {CONFIG_FILE} and {WEIGHTS_FILE})"
+        )
     try:
         weights = load_file(str(wpath))
         with safe_open(str(wpath), framework="pt") as f:
@@ -260,8 +267,10 @@ def load_model(
         raise ModelFolderError(f"{folder / CONFIG_FILE}: {e}") from None
     if expected is not None and not issubclass(cls, expected):
         want = " or ".join(c.__name__ for c in (expected if isinstance(expected, tuple) else (expected,)))
-        raise ModelFolderError(f"{folder} holds a {name!r} model ({cls.__name__}), not a {want}; "
-                               f"load it with {cls.__name__}.from_pretrained or engramlab.load")
+        raise ModelFolderError(
+            f"{folder} holds a {name!r} model ({cls.__name__}), not a {want}; "
+            f"load it with {cls.__name__}.from_pretrained or engramlab.load"
+        )
     try:
         where = f"{folder / CONFIG_FILE} model_config"
         config = config_from_dict(cls.get_config_class(), cfg["model_config"], where=where)

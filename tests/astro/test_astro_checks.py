@@ -27,8 +27,7 @@ def finite_checks(monkeypatch):
 
 def test_astrosnn_training_step_runs_no_finiteness_check(finite_checks):
     torch.manual_seed(0)
-    m = AstroSNN(AstroConfig(vocab_size=16, n_layer=3, d_model=16, n_neurons=16, n_astrocytes=4, d_key=4,
-                             chunk_size=8))
+    m = AstroSNN(AstroConfig(vocab_size=16, n_layer=3, d_model=16, n_neurons=16, n_astrocytes=4, d_key=4, chunk_size=8))
     idx = torch.randint(0, 16, (2, 9))
     _, loss = m(idx, idx)
     loss.backward()

@@ -76,8 +76,18 @@ def test_cli_parses_the_issue_command():
 
 
 def test_run_without_progress_prints_no_bar(tmp_path, capsys):
-    cfg = MemoryConfig(task="copy", delays=[2], n_items=2, n_symbols=4, steps=3, batch_size=4, eval_batches=1,
-                       eval_every=1, d_model=16, models=["lstm"])
+    cfg = MemoryConfig(
+        task="copy",
+        delays=[2],
+        n_items=2,
+        n_symbols=4,
+        steps=3,
+        batch_size=4,
+        eval_batches=1,
+        eval_every=1,
+        d_model=16,
+        models=["lstm"],
+    )
     run_memory(cfg, tmp_path / "quiet", progress=False)
     assert "it/s" not in capsys.readouterr().err
     run_memory(cfg, tmp_path / "loud", progress=True)

@@ -44,13 +44,14 @@ def test_rope_cache_slides_as_a_window():
     # a window of the last 8 tokens at their absolute positions, computed directly
     x = m.wte(idx[:, 12:])
     from engramlab.nn.rotary import apply_rope, rope_cos_sin
+
     blk = m.blocks[0]
     h = blk.ln_1(x)
     q, k, v = blk.attn.qkv(h).split(16, dim=2)
     q, k, v = (z.view(1, 8, 2, 8).transpose(1, 2) for z in (q, k, v))
     cos, sin = rope_cos_sin(torch.arange(12, 20), 8)
     q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-    att = torch.softmax((q[:, :, -1:] @ k.transpose(-1, -2)) / 8 ** 0.5, dim=-1) @ v
+    att = torch.softmax((q[:, :, -1:] @ k.transpose(-1, -2)) / 8**0.5, dim=-1) @ v
     y = x[:, -1:] + blk.attn.proj(att.transpose(1, 2).reshape(1, 1, 16))
     y = y + blk.mlp(blk.ln_2(y))
     torch.testing.assert_close(lt, m.lm_head(m.ln_f(y[:, -1])))

@@ -50,8 +50,11 @@ def reference_state_dict(nh=2, D=16, N=24, V=256, seed=0):
     g = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=g, dtype=torch.float64) * 0.3  # noqa: E731
     return {
-        "encoder": r(nh, D, N), "encoder_v": r(nh, D, N), "decoder": r(nh * N, D),
-        "embed.weight": r(V, D), "lm_head": r(D, V),
+        "encoder": r(nh, D, N),
+        "encoder_v": r(nh, D, N),
+        "decoder": r(nh * N, D),
+        "embed.weight": r(V, D),
+        "lm_head": r(D, V),
         "attn.freqs": official_freqs(N).float().view(1, 1, 1, N),
     }
 
@@ -59,8 +62,11 @@ def reference_state_dict(nh=2, D=16, N=24, V=256, seed=0):
 @pytest.mark.parametrize("T", [5, 13])
 def test_from_reference_gives_the_official_logits(T):
     sd = reference_state_dict()
-    model = from_reference({"_orig_mod." + k: v for k, v in sd.items()}, n_layer=3, dropout=0.0,
-                           chunk_size=4).double().eval()
+    model = (
+        from_reference({"_orig_mod." + k: v for k, v in sd.items()}, n_layer=3, dropout=0.0, chunk_size=4)
+        .double()
+        .eval()
+    )
     c = model.config
     assert (c.n_embd, c.n_head, c.n_neurons_per_head, c.mlp_internal_dim_multiplier) == (16, 2, 24, 3)
     idx = torch.randint(0, 256, (2, T), generator=torch.Generator().manual_seed(T))

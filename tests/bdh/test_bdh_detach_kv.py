@@ -12,9 +12,21 @@ from engramlab.bdh.nobptt import attention_detached_kv
 
 def make(detach, pos="rope", variant="gpu", residual="d", impl="chunked", seed=0):
     torch.manual_seed(seed)
-    cfg = BDHConfig(n_layer=2, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4, dropout=0.0, pos=pos,
-                    variant=variant, chunk_size=3, alibi_min_half_life=2.0, alibi_max_half_life=8.0,
-                    residual=residual, attn_impl=impl, detach_kv=detach)
+    cfg = BDHConfig(
+        n_layer=2,
+        n_embd=16,
+        n_head=2,
+        mlp_internal_dim_multiplier=4,
+        dropout=0.0,
+        pos=pos,
+        variant=variant,
+        chunk_size=3,
+        alibi_min_half_life=2.0,
+        alibi_max_half_life=8.0,
+        residual=residual,
+        attn_impl=impl,
+        detach_kv=detach,
+    )
     return BDH(cfg).double()
 
 
@@ -33,10 +45,15 @@ def embed_grads(model, idx, t):
     return store["e"].grad  # (B, T, d)
 
 
-@pytest.mark.parametrize("pos,variant,residual,impl", [
-    ("rope", "gpu", "d", "chunked"), ("rope", "gpu", "d", "quadratic"), ("rope+alibi", "prime", "d", "chunked"),
-    ("alibi", "gpu", "n", "chunked"),
-])
+@pytest.mark.parametrize(
+    "pos,variant,residual,impl",
+    [
+        ("rope", "gpu", "d", "chunked"),
+        ("rope", "gpu", "d", "quadratic"),
+        ("rope+alibi", "prime", "d", "chunked"),
+        ("alibi", "gpu", "n", "chunked"),
+    ],
+)
 def test_forward_unchanged_and_no_gradient_to_earlier_positions(pos, variant, residual, impl):
     idx = torch.randint(0, 256, (2, 8), generator=torch.Generator().manual_seed(1))
     full, det = make(False, pos, variant, residual, impl), make(True, pos, variant, residual, impl)
@@ -51,11 +68,12 @@ def test_forward_unchanged_and_no_gradient_to_earlier_positions(pos, variant, re
     assert (g_det[:, :t] == 0).all()
     assert (g_det[:, t].abs().amax(-1) > 1e-8).all()
     # later positions never reach it (causality), in both
-    assert (g_full[:, t + 1:] == 0).all() and (g_det[:, t + 1:] == 0).all()
+    assert (g_full[:, t + 1 :] == 0).all() and (g_det[:, t + 1 :] == 0).all()
 
 
-@pytest.mark.parametrize("pos,variant,residual", [("rope", "gpu", "d"), ("rope+alibi", "prime", "d"),
-                                                  ("rope", "gpu", "n")])
+@pytest.mark.parametrize(
+    "pos,variant,residual", [("rope", "gpu", "d"), ("rope+alibi", "prime", "d"), ("rope", "gpu", "n")]
+)
 def test_gradients_equal_token_by_token_steps_from_detached_states(pos, variant, residual):
     """Explicit computation: loss_t from BDH.step on a detached state (the recurrent form of an
     ordinary model, no detach_kv code involved), gradients summed over t."""

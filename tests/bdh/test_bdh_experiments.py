@@ -36,7 +36,7 @@ def test_flop_matched_steps():
     s = flop_matched_steps(b, g, 100, 256)
     assert s == round(100 * train_flops_per_token(b, 256) / train_flops_per_token(g, 256)) and s > 100
     assert flop_matched_steps(b, b, 7, 256) == 7
-    t = with_steps(experiment_configs("parity_0.5M")[ "bdh"][1], 5000)
+    t = with_steps(experiment_configs("parity_0.5M")["bdh"][1], 5000)
     assert (t.steps, t.warmup_steps, t.eval_interval) == (5000, 200, 500)
 
 

@@ -65,8 +65,14 @@ def test_hand_count_bdh_and_gpt():
     g = GPTConfig(n_layer=2, n_head=2, n_embd=16, block_size=8)
     assert forward_flops_per_token(g, 8) == 2 * 6656 + 8192 == 21504
     assert train_flops_per_token(g, 8) == 64512
-    assert set(flops_breakdown(g, 8)) == {"qkv", "attention_out", "mlp", "attention_scores", "attention_values",
-                                          "lm_head"}
+    assert set(flops_breakdown(g, 8)) == {
+        "qkv",
+        "attention_out",
+        "mlp",
+        "attention_scores",
+        "attention_values",
+        "lm_head",
+    }
     with pytest.raises(ValueError, match="context"):
         forward_flops_per_token(g, 0)
     with pytest.raises(TypeError, match="BDHConfig or a GPTConfig"):

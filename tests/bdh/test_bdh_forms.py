@@ -8,9 +8,19 @@ from engramlab.bdh.model import BDH, BDHConfig
 
 def make(pos="rope", variant="gpu", chunk=4, layers=2, seed=0, **kw):
     torch.manual_seed(seed)
-    cfg = BDHConfig(n_layer=layers, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4, dropout=0.0,
-                    pos=pos, variant=variant, chunk_size=chunk, alibi_min_half_life=2.0,
-                    alibi_max_half_life=8.0, **kw)
+    cfg = BDHConfig(
+        n_layer=layers,
+        n_embd=16,
+        n_head=2,
+        mlp_internal_dim_multiplier=4,
+        dropout=0.0,
+        pos=pos,
+        variant=variant,
+        chunk_size=chunk,
+        alibi_min_half_life=2.0,
+        alibi_max_half_life=8.0,
+        **kw,
+    )
     return BDH(cfg).double().eval()
 
 
@@ -86,8 +96,7 @@ def test_gradients_of_chunked_and_quadratic_agree():
 def test_step_over_prompt_equals_forward_default_size():
     """Float32, the default chunk size, a prompt longer than one chunk."""
     torch.manual_seed(0)
-    m = BDH(BDHConfig(n_layer=2, n_embd=32, n_head=4, mlp_internal_dim_multiplier=4, dropout=0.0,
-                      chunk_size=16)).eval()
+    m = BDH(BDHConfig(n_layer=2, n_embd=32, n_head=4, mlp_internal_dim_multiplier=4, dropout=0.0, chunk_size=16)).eval()
     idx = torch.randint(0, 256, (1, 40))
     with torch.no_grad():
         full = m(idx)[0][0]

@@ -20,7 +20,7 @@ def eq6(g: GraphBDH, y0: np.ndarray):
         R = np.eye(n)
         for k in range(0, n, 2):
             w = 2 * math.pi * g.rope_freqs[k]
-            R[k:k + 2, k:k + 2] = [[math.cos(w), -math.sin(w)], [math.sin(w), math.cos(w)]]
+            R[k : k + 2, k : k + 2] = [[math.cos(w), -math.sin(w)], [math.sin(w), math.cos(w)]]
         U = R @ np.diag(g.damping)
     Gx, Gy = g.Gx_e - g.Gx_i, g.Gy_e - g.Gy_i
     S = [np.zeros((n, n)) for _ in range(L)]
@@ -45,8 +45,17 @@ def random_graph(n=8, L=2, heads=2, rope=True, seed=0):
 
     mask = (rng.random((n, n // 2)) < 0.7).astype(float).repeat(2, axis=1)  # RoPE pairs together
     freqs = np.repeat(rng.random(n // 2) * 0.3, 2) if rope else None
-    return GraphBDH(Gx_e=g(), Gx_i=g(), Gy_e=g(), Gy_i=g(), Gs=mask, n_layer=L,
-                    damping=rng.uniform(0.6, 1.0, n), rope_freqs=freqs, heads=np.repeat(np.arange(heads), n // heads))
+    return GraphBDH(
+        Gx_e=g(),
+        Gx_i=g(),
+        Gy_e=g(),
+        Gy_i=g(),
+        Gs=mask,
+        n_layer=L,
+        damping=rng.uniform(0.6, 1.0, n),
+        rope_freqs=freqs,
+        heads=np.repeat(np.arange(heads), n // heads),
+    )
 
 
 @pytest.mark.parametrize("rope,heads", [(True, 1), (True, 2), (False, 2)])
@@ -74,9 +83,20 @@ def test_particle_rounds_unroll_to_eq6(rope, heads):
 def normfree(pos, H, seed=0, layers=3, layernorm=False):
     torch.manual_seed(seed)
     d, N = 4, 8
-    cfg = BDHConfig(n_layer=layers, n_embd=d, n_head=H, mlp_internal_dim_multiplier=N * H // d, dropout=0.0,
-                    pos=pos, residual="n", layernorm=layernorm, chunk_size=3, alibi_min_half_life=2.0,
-                    alibi_max_half_life=6.0, rope_theta=4.0)
+    cfg = BDHConfig(
+        n_layer=layers,
+        n_embd=d,
+        n_head=H,
+        mlp_internal_dim_multiplier=N * H // d,
+        dropout=0.0,
+        pos=pos,
+        residual="n",
+        layernorm=layernorm,
+        chunk_size=3,
+        alibi_min_half_life=2.0,
+        alibi_max_half_life=6.0,
+        rope_theta=4.0,
+    )
     m = BDH(cfg).double().eval()
     with torch.no_grad():
         for p in (m.decoder_x, m.decoder_y, m.encoder_E):
@@ -106,8 +126,9 @@ def test_graph_form_equals_normfree_tensor_form(pos, H):
     assert 0.1 < (out["y"][-1] > 0).mean() < 0.9  # ReLUs exercised
     # the readout: logits = (E y_L) f_d
     E, f_d = m.encoder_E.detach().numpy(), m.lm_head.detach().numpy()
-    np.testing.assert_allclose(out["y"][-1] @ E @ f_d, logits[0].numpy(), rtol=0,
-                               atol=1e-10 * np.abs(logits.numpy()).max())
+    np.testing.assert_allclose(
+        out["y"][-1] @ E @ f_d, logits[0].numpy(), rtol=0, atol=1e-10 * np.abs(logits.numpy()).max()
+    )
     torch.testing.assert_close(quad, logits, rtol=1e-10, atol=1e-12)
 
 
@@ -131,8 +152,14 @@ def test_no_graph_form_for_layernorm_or_d_space_residual():
 
 def test_bad_graphs_are_refused():
     n = 4
-    ok = dict(Gx_e=np.ones((n, n)), Gx_i=np.zeros((n, n)), Gy_e=np.ones((n, n)), Gy_i=np.zeros((n, n)),
-              Gs=np.ones((n, n)), n_layer=1)
+    ok = dict(
+        Gx_e=np.ones((n, n)),
+        Gx_i=np.zeros((n, n)),
+        Gy_e=np.ones((n, n)),
+        Gy_i=np.zeros((n, n)),
+        Gs=np.ones((n, n)),
+        n_layer=1,
+    )
     with pytest.raises(ValueError, match="non-negative"):
         GraphBDH(**{**ok, "Gx_i": -np.ones((n, n))})
     with pytest.raises(ValueError, match="0/1"):
@@ -148,8 +175,23 @@ def test_n_space_residual_forms_agree(layernorm):
     """residual='n' (Eq. 8 / Eq. 7): quadratic, chunked and recurrent forms compute one function,
     and x accumulates over layers (x_l >= x_{l-1} entrywise)."""
     torch.manual_seed(0)
-    m = BDH(BDHConfig(n_layer=3, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4, dropout=0.0,
-                      pos="rope+alibi", residual="n", layernorm=layernorm, chunk_size=4)).double().eval()
+    m = (
+        BDH(
+            BDHConfig(
+                n_layer=3,
+                n_embd=16,
+                n_head=2,
+                mlp_internal_dim_multiplier=4,
+                dropout=0.0,
+                pos="rope+alibi",
+                residual="n",
+                layernorm=layernorm,
+                chunk_size=4,
+            )
+        )
+        .double()
+        .eval()
+    )
     idx = torch.randint(0, 256, (2, 11), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         quad = m._run(idx, impl="quadratic")[0]

@@ -34,8 +34,15 @@ def test_config_round_trips_through_json_and_rejects_bad_values():
     cfg = BDHConfig(pos="rope+alibi", variant="prime", chunk_size=32)
     again = config_from_dict(BDHConfig, json.loads(json.dumps(config_to_dict(cfg))))
     assert again == cfg
-    for bad in (dict(pos="sinusoid"), dict(variant="xl"), dict(n_head=3), dict(dropout=1.0),
-                dict(chunk_size=0), dict(n_layer=2.5), dict(alibi_min_half_life=10, alibi_max_half_life=5)):
+    for bad in (
+        dict(pos="sinusoid"),
+        dict(variant="xl"),
+        dict(n_head=3),
+        dict(dropout=1.0),
+        dict(chunk_size=0),
+        dict(n_layer=2.5),
+        dict(alibi_min_half_life=10, alibi_max_half_life=5),
+    ):
         with pytest.raises(ValueError):
             BDHConfig(**bad)
 

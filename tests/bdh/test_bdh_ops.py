@@ -108,8 +108,16 @@ def test_fused_layer_equals_plain_autograd(pos, variant):
     """Logits and every parameter gradient of the fused CPU path equal plain autograd's, with dropout."""
     from engramlab.bdh.model import BDH, BDHConfig
 
-    cfg = BDHConfig(n_layer=2, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4, dropout=0.2, chunk_size=4,
-                    pos=pos, variant=variant)
+    cfg = BDHConfig(
+        n_layer=2,
+        n_embd=16,
+        n_head=2,
+        mlp_internal_dim_multiplier=4,
+        dropout=0.2,
+        chunk_size=4,
+        pos=pos,
+        variant=variant,
+    )
     torch.manual_seed(0)
     m = BDH(cfg).double().train()
     idx = torch.randint(0, 256, (2, 11), generator=torch.Generator().manual_seed(1))

@@ -18,8 +18,13 @@ def test_paper_preset_is_the_official_recipe():
     assert (cfg.lr, cfg.schedule, cfg.warmup_steps) == (1e-3, "constant", 0)
     assert (cfg.beta1, cfg.beta2, cfg.weight_decay, cfg.grad_clip) == (0.9, 0.999, 0.1, 0.0)
     assert (cfg.steps, cfg.batch_size, cfg.block_size) == (3000, 32, 512)
-    assert (model_cfg.n_layer, model_cfg.n_embd, model_cfg.n_head, model_cfg.mlp_internal_dim_multiplier,
-            model_cfg.dropout) == (6, 256, 4, 128, 0.1)
+    assert (
+        model_cfg.n_layer,
+        model_cfg.n_embd,
+        model_cfg.n_head,
+        model_cfg.mlp_internal_dim_multiplier,
+        model_cfg.dropout,
+    ) == (6, 256, 4, 128, 0.1)
     assert [lr_at(s, cfg) for s in (0, 1, 1500, 2999, 3000, 5000)] == [1e-3] * 6
     check_train_config(cfg)
 
@@ -40,11 +45,22 @@ def test_engine_trains_at_a_constant_lr(tmp_path):
     corpus.write_bytes(b"to be or not to be, that is the question. " * 40)
     torch.manual_seed(0)
     model = BDH(BDHConfig(n_layer=1, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4, dropout=0.0))
-    cfg = TrainConfig(data=str(corpus), steps=6, batch_size=2, block_size=16, lr=1e-3, schedule="constant",
-                      warmup_steps=0, beta2=0.999, grad_clip=0.0, eval_interval=6, eval_batches=1, log_interval=1)
+    cfg = TrainConfig(
+        data=str(corpus),
+        steps=6,
+        batch_size=2,
+        block_size=16,
+        lr=1e-3,
+        schedule="constant",
+        warmup_steps=0,
+        beta2=0.999,
+        grad_clip=0.0,
+        eval_interval=6,
+        eval_batches=1,
+        log_interval=1,
+    )
     tr = Trainer(model, cfg, tmp_path / "run", "bdh", progress=False, device="cpu")
     tr.fit()
-    lrs = [r["lr"] for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())
-           if "lr" in r]
+    lrs = [r["lr"] for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) if "lr" in r]
     assert len(lrs) >= 5 and set(lrs) == {1e-3}
     assert all(g["lr"] == 1e-3 and g["betas"] == (0.9, 0.999) for g in tr.optimizer.param_groups)

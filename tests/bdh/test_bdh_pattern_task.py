@@ -22,7 +22,7 @@ def test_batch_structure():
     assert torch.isin(b.tokens, torch.tensor(list(LETTERS))).all()
     pat = b.tokens[:, 5:13]
     for r in range(4):  # the same 8 letters every pass
-        assert torch.equal(b.tokens[:, 5 + 8 * r: 13 + 8 * r], pat)
+        assert torch.equal(b.tokens[:, 5 + 8 * r : 13 + 8 * r], pat)
     assert all(len(set(row.tolist())) == 8 for row in pat)  # distinct letters
     assert (b.phase[:, :5] == PREFIX).all() and (b.phase[:, 5:13] == MEMORISE).all()
     assert (b.phase[:, 13:] == REPEAT).all()

@@ -60,7 +60,7 @@ def test_head_factors_compose_like_the_model():
     Gfull = Dfull @ Efull
     for h in range(nh):
         D, E = head_factors(dec, enc, h)
-        torch.testing.assert_close(D @ E, Gfull[h * N:(h + 1) * N, h * N:(h + 1) * N])
+        torch.testing.assert_close(D @ E, Gfull[h * N : (h + 1) * N, h * N : (h + 1) * N])
     # entry (i, j) of the full graph: neuron i = (h, k) decodes, neuron j encodes
     i, j = 7, 2
     torch.testing.assert_close(Gfull[i, j], dec[i // N, :, i % N] @ enc[j])

@@ -59,8 +59,9 @@ def test_top_contexts_and_self_contained_html():
     assert [c["pos"] for c in ctx] == [4, 19, 24]  # silent positions are not listed
     assert "".join(ch for ch, _ in ctx[0]["window"]) == "the cat"
     assert ctx[0]["window"][ctx[0]["center"]] == ["c", 3.0]
-    page = neuron_browser_html([{"name": "L0-h0-n1", "layer": 0, "head": 0, "index": 1,
-                                 "firing_rate": 0.1, "contexts": ctx}])
+    page = neuron_browser_html(
+        [{"name": "L0-h0-n1", "layer": 0, "head": 0, "index": 1, "firing_rate": 0.1, "contexts": ctx}]
+    )
     assert ">&lt;</span>" in page and ">&amp;</span>" in page and "<&>" not in page  # escaped
     assert not re.search(r"<script|<link|src=|https?://", page)  # nothing external, no scripts
     assert page.startswith("<!DOCTYPE html>")
@@ -98,13 +99,39 @@ def test_inspect_command_end_to_end(tmp_path, capsys):
     save_model_folder(tmp_path / "run", model, "bdh")
     text = tmp_path / "t.txt"
     text.write_bytes(b"To be, or not to be, that is the question.\n" * 6)
-    rc = main(["bdh", "inspect", str(tmp_path / "run"), "--text", str(text), "--out", str(tmp_path / "o"),
-               "--neuron", "1:1:3", "--synapse", "1:0:5",
-               "--repeat-period", "16", "--repeats", "2", "--edges-per-neuron", "3", "--no-progress"])
+    rc = main(
+        [
+            "bdh",
+            "inspect",
+            str(tmp_path / "run"),
+            "--text",
+            str(text),
+            "--out",
+            str(tmp_path / "o"),
+            "--neuron",
+            "1:1:3",
+            "--synapse",
+            "1:0:5",
+            "--repeat-period",
+            "16",
+            "--repeats",
+            "2",
+            "--edges-per-neuron",
+            "3",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     files = {p.name for p in (tmp_path / "o").iterdir()}
-    assert {"inspect.json", "neurons.html", "density.png", "degree_ccdf.png", "modularity.png",
-            "repetition.png", "synapses.png"} <= files
+    assert {
+        "inspect.json",
+        "neurons.html",
+        "density.png",
+        "degree_ccdf.png",
+        "modularity.png",
+        "repetition.png",
+        "synapses.png",
+    } <= files
     res = json.loads((tmp_path / "o" / "inspect.json").read_text())
     assert 0 < res["density"]["x"][0] <= 1 and len(res["density"]["x_per_head"][1]) == 2
     assert len(res["graphs"]["G_x"]) == 2 and res["graphs"]["G_x"][0]["n_edges"] == 3 * 32
@@ -113,8 +140,17 @@ def test_inspect_command_end_to_end(tmp_path, capsys):
     assert any((t["pre"], t["post"]) == (0, 5) for t in res["synapse_trajectories"])
     assert json.loads(capsys.readouterr().out)["out"] == str(tmp_path / "o")
     # a user error is one clear message, before any work
-    rc = main(["bdh", "inspect", str(tmp_path / "run"), "--text", str(tmp_path / "missing.txt"),
-               "--out", str(tmp_path / "o2")])
+    rc = main(
+        [
+            "bdh",
+            "inspect",
+            str(tmp_path / "run"),
+            "--text",
+            str(tmp_path / "missing.txt"),
+            "--out",
+            str(tmp_path / "o2"),
+        ]
+    )
     assert rc == 2 and "text file not found" in capsys.readouterr().err
     assert not (tmp_path / "o2").exists()
 

@@ -35,8 +35,9 @@ def test_sentence_factors_reproduce_eq16_per_sentence():
     for s, sent in enumerate(sents):
         with torch.no_grad():
             _, trace = model.forward_trace(torch.tensor([list(sent)]))
-        want = synapse_matrix(flat_neurons(trace[0]["y"]).double(), flat_neurons(trace[1]["x"]).double(),
-                              position_operator(model))
+        want = synapse_matrix(
+            flat_neurons(trace[0]["y"]).double(), flat_neurons(trace[1]["x"]).double(), position_operator(model)
+        )
         m = f["seg"] == s
         got = f["Y"][m].double().T @ f["K"][m].double()
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
@@ -57,9 +58,24 @@ def test_probe_finds_a_planted_concept(tmp_path):
     save_model_folder(tmp_path / "run", _model(), "bdh")
     (tmp_path / "a.txt").write_bytes(b"\n".join(concept) + b"\n")
     (tmp_path / "b.txt").write_bytes(b"\n\n".join(contrast))
-    rc = main(["bdh", "probe", str(tmp_path / "run"), "--concept", str(tmp_path / "a.txt"),
-               "--contrast", str(tmp_path / "b.txt"), "--candidates", "50", "--report", "3",
-               "--out", str(tmp_path / "p.json"), "--no-progress"])
+    rc = main(
+        [
+            "bdh",
+            "probe",
+            str(tmp_path / "run"),
+            "--concept",
+            str(tmp_path / "a.txt"),
+            "--contrast",
+            str(tmp_path / "b.txt"),
+            "--candidates",
+            "50",
+            "--report",
+            "3",
+            "--out",
+            str(tmp_path / "p.json"),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     assert json.loads((tmp_path / "p.json").read_text())["best"][0]["all"]["U"] == 100
 

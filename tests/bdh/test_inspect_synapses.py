@@ -59,8 +59,9 @@ def _dense_U(freqs, log_decay_row):
     U = torch.zeros(n, n, dtype=torch.float64)
     for k in range(0, n, 2):
         w = 2 * math.pi * float(freqs[k])
-        U[k:k + 2, k:k + 2] = torch.tensor([[math.cos(w), -math.sin(w)], [math.sin(w), math.cos(w)]],
-                                         dtype=torch.float64)
+        U[k : k + 2, k : k + 2] = torch.tensor(
+            [[math.cos(w), -math.sin(w)], [math.sin(w), math.cos(w)]], dtype=torch.float64
+        )
     return U * log_decay_row.exp()[None, :]
 
 
@@ -128,8 +129,17 @@ def test_operator_reproduces_the_models_gated_y(pos, variant):
     # a*_t = sum_{tau<t} (x_tau^T U^{t-tau} x_t) v_tau (Eq. 4 with our U); the model's traced
     # y_t = ReLU(D_y LN(a*_t)) * x_t must follow from it, head by head
     torch.manual_seed(0)
-    cfg = BDHConfig(n_layer=2, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4, dropout=0.0,
-                    pos=pos, variant=variant, alibi_min_half_life=2.0, alibi_max_half_life=8.0)
+    cfg = BDHConfig(
+        n_layer=2,
+        n_embd=16,
+        n_head=2,
+        mlp_internal_dim_multiplier=4,
+        dropout=0.0,
+        pos=pos,
+        variant=variant,
+        alibi_min_half_life=2.0,
+        alibi_max_half_life=8.0,
+    )
     model = BDH(cfg).double().eval()
     with torch.no_grad():
         for p in (model.embed.weight, model.decoder_x, model.decoder_y, model.encoder_E):

@@ -53,7 +53,7 @@ def test_merging_with_silent_neurons_gives_the_first_model():
     # and the rows of E sit with their heads: head h of the merge starts with head h of A
     for h in range(a.config.n_head):
         rows = slice(h * m.config.n_neurons_per_head, h * m.config.n_neurons_per_head + N)
-        torch.testing.assert_close(m.encoder_E[rows], a.encoder_E[h * N:(h + 1) * N])
+        torch.testing.assert_close(m.encoder_E[rows], a.encoder_E[h * N : (h + 1) * N])
 
 
 def test_silent_first_model_gives_the_second():
@@ -75,8 +75,7 @@ def test_other_tensors_are_averaged_and_frequencies_concatenated():
     assert cfg.n_neurons == a.config.n_neurons + b.config.n_neurons
 
 
-@pytest.mark.parametrize("field,value",
-                         [("n_embd", 32), ("n_head", 4), ("vocab_size", 128), ("pos", "alibi")])
+@pytest.mark.parametrize("field,value", [("n_embd", 32), ("n_head", 4), ("vocab_size", 128), ("pos", "alibi")])
 def test_mismatched_parents_are_refused(field, value):
     a = _model(0)
     b = _model(1, **{field: value})

@@ -26,9 +26,11 @@ def write(tmp_path, name, lines):
 
 def test_read_aligned_drops_empty_pairs_and_keeps_utf8(tmp_path):
     pairs = read_aligned(write(tmp_path, "a.en", EN), write(tmp_path, "a.pl", PL))
-    assert pairs == [("Resumption of the session", "Wznowienie sesji"),
-                     ("I declare resumed the session.", "Ogłaszam wznowienie sesji."),
-                     ("Thank you.", "Dziękuję.")]
+    assert pairs == [
+        ("Resumption of the session", "Wznowienie sesji"),
+        ("I declare resumed the session.", "Ogłaszam wznowienie sesji."),
+        ("Thank you.", "Dziękuję."),
+    ]
     assert len(read_aligned(tmp_path / "a.en", tmp_path / "a.pl", max_pairs=2)) == 2
 
 

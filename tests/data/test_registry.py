@@ -114,8 +114,12 @@ def test_load_spikes_accepts_a_registered_recording(local_server, monkeypatch, t
     st = SpikeTimes([np.array([0.1, 0.5]), np.array([0.2])], {"lever": np.array([0.3])})
     save_npz(st, tmp_path / "rec.npz")
     data = (tmp_path / "rec.npz").read_bytes()
-    src = dataclasses.replace(registry.SOURCES["insula"], url=local_server.add("rec.npz", data),
-                              sha256=hashlib.sha256(data).hexdigest(), filename="rec.npz")
+    src = dataclasses.replace(
+        registry.SOURCES["insula"],
+        url=local_server.add("rec.npz", data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        filename="rec.npz",
+    )
     monkeypatch.setitem(registry.SOURCES, "insula", src)
     got = load_spikes("insula")
     assert [t.tolist() for t in got.times] == [[0.1, 0.5], [0.2]] and got.events["lever"].tolist() == [0.3]

@@ -16,8 +16,12 @@ from engramlab.data.spikes import (
 
 
 def _toy():
-    return SpikeTimes([np.array([0.01, 0.02, 0.26]), np.array([0.11, 0.49]), np.array([])],
-                      {"cue": np.array([0.2, 0.45])}, t_start=0.0, t_stop=0.5)
+    return SpikeTimes(
+        [np.array([0.01, 0.02, 0.26]), np.array([0.11, 0.49]), np.array([])],
+        {"cue": np.array([0.2, 0.45])},
+        t_start=0.0,
+        t_stop=0.5,
+    )
 
 
 def test_binning_by_hand():

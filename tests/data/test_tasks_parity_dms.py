@@ -13,7 +13,7 @@ from engramlab.data.tasks import (
 
 
 def brute_parity(seq, n):
-    return sum(int(b) for b in seq[len(seq) - n:]) % 2
+    return sum(int(b) for b in seq[len(seq) - n :]) % 2
 
 
 def brute_dms(seq, n):

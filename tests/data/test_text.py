@@ -58,13 +58,21 @@ def test_tinyshakespeare_download_is_checked_and_cached(local_server, monkeypatc
     monkeypatch.setenv("ENGRAMLAB_CACHE", str(tmp_path / "cache"))
     src = registry.SOURCES["tinyshakespeare"]
     right = b"First Citizen:\nSpeak, speak.\n" * 30
-    monkeypatch.setitem(registry.SOURCES, "tinyshakespeare", dataclasses.replace(
-        src, url=local_server.add("wrong.txt", right[:-1]), sha256=hashlib.sha256(right).hexdigest()))
+    monkeypatch.setitem(
+        registry.SOURCES,
+        "tinyshakespeare",
+        dataclasses.replace(
+            src, url=local_server.add("wrong.txt", right[:-1]), sha256=hashlib.sha256(right).hexdigest()
+        ),
+    )
     with pytest.raises(ValueError, match="wrong.txt has SHA-256 .*, expected .*; nothing was kept"):
         load_corpus("tinyshakespeare")
     assert not any((tmp_path / "cache").iterdir())
-    monkeypatch.setitem(registry.SOURCES, "tinyshakespeare", dataclasses.replace(
-        src, url=local_server.add("input.txt", right), sha256=hashlib.sha256(right).hexdigest()))
+    monkeypatch.setitem(
+        registry.SOURCES,
+        "tinyshakespeare",
+        dataclasses.replace(src, url=local_server.add("input.txt", right), sha256=hashlib.sha256(right).hexdigest()),
+    )
     for _ in range(2):
         c = load_corpus("tinyshakespeare")
         assert bytes(np.concatenate([c.train, c.val])) == right

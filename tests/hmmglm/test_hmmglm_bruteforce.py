@@ -134,8 +134,20 @@ def _case(name, seed=0):
     raise KeyError(name)
 
 
-CASES = ["issue", "mirror_460", "mirror_700", "mirror_1000", "mirror_100000", "zero_transitions", "left_to_right",
-         "gap_300", "gap_700", "gap_1000", "gap_10000", "gap_100000"]  # 460, 700: between 1e-280 and underflow
+CASES = [
+    "issue",
+    "mirror_460",
+    "mirror_700",
+    "mirror_1000",
+    "mirror_100000",
+    "zero_transitions",
+    "left_to_right",
+    "gap_300",
+    "gap_700",
+    "gap_1000",
+    "gap_10000",
+    "gap_100000",
+]  # 460, 700: between 1e-280 and underflow
 
 
 def _close(a, b, tol=TOL):
@@ -268,9 +280,9 @@ def test_padded_batch_methods_agree_and_mask_equals_lengths(kind):
 
 
 def test_issue_viterbi_repro_padded():
-    lA = torch.log(torch.tensor([[.99, .01], [.4, .6]], dtype=torch.float64))
-    lpi = torch.log(torch.tensor([.5, .5], dtype=torch.float64))
-    real = torch.tensor([[[0., .3]]], dtype=torch.float64)
+    lA = torch.log(torch.tensor([[0.99, 0.01], [0.4, 0.6]], dtype=torch.float64))
+    lpi = torch.log(torch.tensor([0.5, 0.5], dtype=torch.float64))
+    real = torch.tensor([[[0.0, 0.3]]], dtype=torch.float64)
     padded = torch.cat([real, torch.zeros(1, 10, 2, dtype=torch.float64)], 1)
     for m in METHODS:
         assert hmm_posterior_mode(real, lpi, lA, method=m).states.tolist() == [[1]]
@@ -284,8 +296,9 @@ def test_model_decodes_unequal_trials_as_if_alone():
     m = HMMGLM(3, 4).double()
     with torch.no_grad():
         m.weight.copy_(torch.randn(3, 4, 4, generator=g, dtype=torch.float64))
-        m.log_transition.copy_(torch.log(torch.tensor([[.9, .05, .05], [.3, .4, .3], [.02, .02, .96]],
-                                                      dtype=torch.float64)))
+        m.log_transition.copy_(
+            torch.log(torch.tensor([[0.9, 0.05, 0.05], [0.3, 0.4, 0.3], [0.02, 0.02, 0.96]], dtype=torch.float64))
+        )
     x, _ = m.sample(60, n_trials=2, seed=3)
     trials = [x[0, :7].numpy(), x[1].numpy()]
     both = m.most_likely_states(trials)

@@ -105,14 +105,17 @@ def test_glm_restarts_start_from_zero_for_seed_0(planted):
     assert [r["seed"] for r in m.restarts_] == [0, 1]
 
 
-@pytest.mark.parametrize("bad, match", [
-    ({"n_restarts": 0}, "n_restarts"),
-    ({"n_epochs": 0}, "n_epochs"),
-    ({"lr_decay": 0.0}, "lr_decay"),
-    ({"rtol": -1.0}, "rtol"),
-    ({"init": "kmeans"}, "init"),
-    ({"max_epochs": 0}, "max_epochs"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ({"n_restarts": 0}, "n_restarts"),
+        ({"n_epochs": 0}, "n_epochs"),
+        ({"lr_decay": 0.0}, "lr_decay"),
+        ({"rtol": -1.0}, "rtol"),
+        ({"init": "kmeans"}, "init"),
+        ({"max_epochs": 0}, "max_epochs"),
+    ],
+)
 def test_bad_fit_options(planted, bad, match):
     m = HMMGLM(2, 5)
     before = m.weight.detach().clone()

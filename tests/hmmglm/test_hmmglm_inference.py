@@ -22,8 +22,12 @@ def _brute(ll, log_pi, log_A):
     out = []
     for b in range(B):
         paths = list(itertools.product(range(S), repeat=T))
-        lp = torch.stack([log_pi[z[0]] + sum(log_A[z[t - 1], z[t]] for t in range(1, T))
-                          + sum(ll[b, t, z[t]] for t in range(T)) for z in paths])
+        lp = torch.stack(
+            [
+                log_pi[z[0]] + sum(log_A[z[t - 1], z[t]] for t in range(1, T)) + sum(ll[b, t, z[t]] for t in range(T))
+                for z in paths
+            ]
+        )
         logZ = torch.logsumexp(lp, 0)
         w = (lp - logZ).exp()
         gamma = torch.zeros(T, S, dtype=torch.float64)

@@ -33,8 +33,7 @@ def _one_thread():  # tiny tensors: one thread avoids thread-pool stalls on a bu
 
 def test_exp_basis_is_the_demo_basis():
     b = exp_basis(5)
-    assert torch.allclose(b, torch.tensor([0.6364, 0.2341, 0.0861, 0.0317, 0.0117], dtype=torch.float64),
-                          atol=1e-4)
+    assert torch.allclose(b, torch.tensor([0.6364, 0.2341, 0.0861, 0.0317, 0.0117], dtype=torch.float64), atol=1e-4)
     assert abs(float(b.sum()) - 1.0) < 1e-12
     rc = raised_cosine_basis(3, 10)
     assert rc.shape == (3, 10) and torch.allclose(rc.sum(1), torch.ones(3, dtype=torch.float64))
@@ -94,6 +93,7 @@ def test_marginal_likelihood_matches_brute_force_on_tiny_model():
         total.append(lp + sum(emis(t, z[t]) for t in range(T)))
     ref = float(np.logaddexp.reduce(total))
     assert abs(m.log_likelihood(x[None]) - ref) < 1e-9
+
     def joint(z):
         return sum(math.log(A[z[t - 1], z[t]]) for t in range(1, T)) + sum(emis(t, z[t]) for t in range(T))
 
@@ -116,7 +116,7 @@ def test_planted_hmmglm_is_recovered():
     perm = metrics.match_states(z[8:], vit, S)
     assert metrics.state_accuracy(z[8:], vit, perm) > 0.9
     model.permute(perm)
-    assert metrics.weight_error(W, model.weights) < 0.1 * float((W ** 2).mean())  # zero model: 1.0 x
+    assert metrics.weight_error(W, model.weights) < 0.1 * float((W**2).mean())  # zero model: 1.0 x
     assert metrics.type_accuracy(torch.sign(W).long(), model.connection_types()) > 0.8
     assert model.log_likelihood(x[8:]) > GLM(N).fit(x[:8], n_epochs=5, progress=False).log_likelihood(x[8:])
 
@@ -187,13 +187,17 @@ def test_gaussian_prior_mean_is_state_average():
 
 # ---- bad inputs: one clear error each, raised before any fitting -------------------------------------
 
-@pytest.mark.parametrize("bad, match", [
-    (lambda x: -x, "negative"),
-    (lambda x: x + 0.5, "non-integer"),
-    (lambda x: np.where(np.arange(x.size).reshape(x.shape) == 3, np.nan, x), "NaN"),
-    (lambda x: x[..., :3], "neurons"),
-    (lambda x: x[:, :3], "fewer than the basis window"),
-])
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (lambda x: -x, "negative"),
+        (lambda x: x + 0.5, "non-integer"),
+        (lambda x: np.where(np.arange(x.size).reshape(x.shape) == 3, np.nan, x), "NaN"),
+        (lambda x: x[..., :3], "neurons"),
+        (lambda x: x[:, :3], "fewer than the basis window"),
+    ],
+)
 def test_bad_poisson_inputs(bad, match):
     m = HMMGLM(2, 4)
     x = np.ones((2, 20, 4))
@@ -250,8 +254,7 @@ def test_cli_registers_subcommands():
 
     p = argparse.ArgumentParser()
     add_subparser(p.add_subparsers(dest="cmd"))
-    a = p.parse_args(["hmmglm", "fit", "x.mat", "--model", "onehot", "--states", "4", "--bin", "0.05",
-                      "--out", "o"])
+    a = p.parse_args(["hmmglm", "fit", "x.mat", "--model", "onehot", "--states", "4", "--bin", "0.05", "--out", "o"])
     assert a.states == "4" and a.bin == 0.05 and callable(a.func)
     a = p.parse_args(["hmmglm", "benchmark", "--out", "o"])
     assert callable(a.func)

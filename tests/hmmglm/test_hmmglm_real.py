@@ -25,15 +25,26 @@ def _run(tmp_path):
     counts = x[0].numpy().astype(int)
     rng = np.random.default_rng(0)
     width = 0.05
-    times = [np.sort(np.concatenate([t * width + rng.uniform(0.001, width - 0.001, c)
-                                     for t, c in enumerate(counts[:, n]) if c])) for n in range(4)]
+    times = [
+        np.sort(
+            np.concatenate([t * width + rng.uniform(0.001, width - 0.001, c) for t, c in enumerate(counts[:, n]) if c])
+        )
+        for n in range(4)
+    ]
     st = SpikeTimes(times, {"cue": np.array([3.0, 12.5])}, t_start=0.0, t_stop=600 * width)
     save_npz(st, tmp_path / "rec.npz")
     rebinned, _ = bin_spikes(st, width)
     assert np.array_equal(rebinned, counts)  # binning inverts the spike-time construction
 
-    res = fit_recording(tmp_path / "rec.npz", tmp_path / "out", model="onehot", n_states=None,
-                        candidates=(1, 2), fit=FitConfig(n_epochs=2, m_steps=2), progress=False)
+    res = fit_recording(
+        tmp_path / "rec.npz",
+        tmp_path / "out",
+        model="onehot",
+        n_states=None,
+        candidates=(1, 2),
+        fit=FitConfig(n_epochs=2, m_steps=2),
+        progress=False,
+    )
     assert res["n_bins"] == 600 and res["n_neurons"] == 4
     sel = res["state_selection"]
     assert sel["candidates"] == [1, 2]

@@ -42,10 +42,12 @@ def test_state_carry_and_recurrent_step_agree(include_current):
     log_decay = torch.tensor([-0.3, -0.05], dtype=torch.float64)
     full, S_full = linear_attention(q, k, v, log_decay, include_current=include_current, chunk_size=4)
     # split in two windows with the state carried across
-    a, S_a = linear_attention(q[:, :, :6], k[:, :, :6], v[:, :, :6], log_decay,
-                              include_current=include_current, chunk_size=4)
-    b, S_b = linear_attention(q[:, :, 6:], k[:, :, 6:], v[:, :, 6:], log_decay,
-                              include_current=include_current, chunk_size=3, state=S_a)
+    a, S_a = linear_attention(
+        q[:, :, :6], k[:, :, :6], v[:, :, :6], log_decay, include_current=include_current, chunk_size=4
+    )
+    b, S_b = linear_attention(
+        q[:, :, 6:], k[:, :, 6:], v[:, :, 6:], log_decay, include_current=include_current, chunk_size=3, state=S_a
+    )
     torch.testing.assert_close(torch.cat([a, b], dim=2), full)
     torch.testing.assert_close(S_b, S_full)
     # one token at a time

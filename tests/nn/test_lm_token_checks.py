@@ -17,8 +17,9 @@ def models():
         "bdh": BDH(BDHConfig(n_layer=2, n_embd=16, n_head=2, mlp_internal_dim_multiplier=4, dropout=0.0)),
         "gpt": GPT(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=32)),
         "lstm": LSTMLM(LSTMConfig(n_layer=1, n_embd=8, hidden=16)),
-        "astro": AstroSNN(AstroConfig(vocab_size=256, n_layer=1, d_model=16, n_neurons=16, n_astrocytes=4, d_key=4,
-                                      chunk_size=8)),
+        "astro": AstroSNN(
+            AstroConfig(vocab_size=256, n_layer=1, d_model=16, n_neurons=16, n_astrocytes=4, d_key=4, chunk_size=8)
+        ),
     }
 
 

@@ -13,21 +13,25 @@ def m(mean):
     return {"mean": mean}
 
 
-@pytest.mark.parametrize("mean, verdict", [
-    (0.08, "agrees"), (0.10, "agrees"), (0.15, "partly"), (0.20, "partly"), (0.25, "not reproduced")])
+@pytest.mark.parametrize(
+    "mean, verdict", [(0.08, "agrees"), (0.10, "agrees"), (0.15, "partly"), (0.20, "partly"), (0.25, "not reproduced")]
+)
 def test_threshold_rule_le(mean, verdict):
     assert cl.judge(m(mean), {"op": "<=", "value": 0.10, "partly": 0.20}) == verdict
 
 
-@pytest.mark.parametrize("op, mean, verdict", [
-    ("<", 0.10, "partly"),  # not < 0.10, but < 0.20
-    ("<", 0.0999, "agrees"),
-    (">", 0.5, "not reproduced"),  # the bound itself fails a strict op (no partly given)
-    (">", 0.5001, "agrees"),
-    (">=", 0.5, "agrees"),
-    (">=", 0.45, "partly"),
-    (">=", 0.39, "not reproduced"),
-])
+@pytest.mark.parametrize(
+    "op, mean, verdict",
+    [
+        ("<", 0.10, "partly"),  # not < 0.10, but < 0.20
+        ("<", 0.0999, "agrees"),
+        (">", 0.5, "not reproduced"),  # the bound itself fails a strict op (no partly given)
+        (">", 0.5001, "agrees"),
+        (">=", 0.5, "agrees"),
+        (">=", 0.45, "partly"),
+        (">=", 0.39, "not reproduced"),
+    ],
+)
 def test_threshold_rule_ops(op, mean, verdict):
     rule = {"op": op, "value": 0.10 if op == "<" else 0.5}
     if op == "<":
@@ -55,14 +59,23 @@ def test_other_rule_with_negative_margin_and_ge():
     assert cl.judge(m(0.84), rule, others) == "not reproduced"
 
 
-@pytest.mark.parametrize("measured, others", [
-    (None, {}), (m(None), {}), (m(math.nan), {}), (m(math.inf), {}),
-    (m(1.0), {}),  # the other claim is missing
-    (m(1.0), {"x.base": m(None)}),  # the other claim measured nothing
-])
+@pytest.mark.parametrize(
+    "measured, others",
+    [
+        (None, {}),
+        (m(None), {}),
+        (m(math.nan), {}),
+        (m(math.inf), {}),
+        (m(1.0), {}),  # the other claim is missing
+        (m(1.0), {"x.base": m(None)}),  # the other claim measured nothing
+    ],
+)
 def test_nothing_measured_is_not_attempted(measured, others):
-    rule = {"op": "<=", "other": "x.base", "margin": 0.0} if measured and measured.get("mean") == 1.0 else \
-        {"op": "<=", "value": 1.0}
+    rule = (
+        {"op": "<=", "other": "x.base", "margin": 0.0}
+        if measured and measured.get("mean") == 1.0
+        else {"op": "<=", "value": 1.0}
+    )
     assert cl.judge(measured, rule, others) == "not attempted"
 
 
@@ -70,15 +83,18 @@ def test_baseline_has_no_verdict():
     assert cl.judge(m(1.0), None) is None
 
 
-@pytest.mark.parametrize("rule, match", [
-    ({"op": "<=", "value": 0.1, "partly": 0.05}, "looser"),
-    ({"op": ">", "value": 0.5, "partly": 0.6}, "looser"),
-    ({"op": ">=", "other": "a.b", "margin": 0.1, "partly": 0.2}, "looser"),
-    ({"op": "==", "value": 1.0}, "op"),
-    ({"op": "<", "value": 1.0, "other": "a.b"}, "schema"),
-    ({"op": "<"}, "schema"),
-    ({"op": "<", "value": 1.0, "margin": 0.1}, "schema"),
-])
+@pytest.mark.parametrize(
+    "rule, match",
+    [
+        ({"op": "<=", "value": 0.1, "partly": 0.05}, "looser"),
+        ({"op": ">", "value": 0.5, "partly": 0.6}, "looser"),
+        ({"op": ">=", "other": "a.b", "margin": 0.1, "partly": 0.2}, "looser"),
+        ({"op": "==", "value": 1.0}, "op"),
+        ({"op": "<", "value": 1.0, "other": "a.b"}, "schema"),
+        ({"op": "<"}, "schema"),
+        ({"op": "<", "value": 1.0, "margin": 0.1}, "schema"),
+    ],
+)
 def test_bad_rules_are_clear_errors(rule, match):
     with pytest.raises(cl.ClaimsError, match=match):
         cl.check_rule(rule, "x.y")
@@ -93,8 +109,18 @@ def test_summarize_mean_and_spread_of_the_finite_values():
 
 
 def _spec(id_, measure, rule=None, kind="claim"):
-    return cl.ClaimSpec(id=id_, claim="c", source="s", paper_value=None, paper_text="t", rule=rule, unit="u",
-                        measure=measure, experiment="e", kind=kind)
+    return cl.ClaimSpec(
+        id=id_,
+        claim="c",
+        source="s",
+        paper_value=None,
+        paper_text="t",
+        rule=rule,
+        unit="u",
+        measure=measure,
+        experiment="e",
+        kind=kind,
+    )
 
 
 def test_build_records_resolves_other_and_records_measurement_errors():
@@ -119,8 +145,9 @@ def test_build_records_refuses_duplicates_and_unknown_other():
     with pytest.raises(cl.ClaimsError, match="duplicate"):
         cl.build_records([_spec("x.a", lambda o: [1.0], {"op": "<", "value": 2.0})] * 2, None, {}, "cmd")
     with pytest.raises(cl.ClaimsError, match="not a claim of this table"):
-        cl.build_records([_spec("x.a", lambda o: [1.0], {"op": "<", "other": "x.nope", "margin": 0.0})],
-                         None, {}, "cmd")
+        cl.build_records(
+            [_spec("x.a", lambda o: [1.0], {"op": "<", "other": "x.nope", "margin": 0.0})], None, {}, "cmd"
+        )
 
 
 def test_spec_kind_and_rule_must_agree():
@@ -131,12 +158,20 @@ def test_spec_kind_and_rule_must_agree():
 
 
 def _record(**kw):
-    r = {"id": "bdh.density_x", "system": "bdh", "kind": "claim", "claim": "x is sparse", "source": "§4.1",
-         "paper": {"value": 0.05, "text": "~5%"},
-         "measured": cl.summarize([0.251, 0.247, 0.262], "fraction"),
-         "rule": {"op": "<=", "value": 0.10, "partly": 0.20}, "verdict": "not reproduced",
-         "budget": {"device": "cpu", "seconds": 1840, "params": 458752},
-         "command": "engramlab reproduce --only bdh --full", "figures": ["density.png"]}
+    r = {
+        "id": "bdh.density_x",
+        "system": "bdh",
+        "kind": "claim",
+        "claim": "x is sparse",
+        "source": "§4.1",
+        "paper": {"value": 0.05, "text": "~5%"},
+        "measured": cl.summarize([0.251, 0.247, 0.262], "fraction"),
+        "rule": {"op": "<=", "value": 0.10, "partly": 0.20},
+        "verdict": "not reproduced",
+        "budget": {"device": "cpu", "seconds": 1840, "params": 458752},
+        "command": "engramlab reproduce --only bdh --full",
+        "figures": ["density.png"],
+    }
     r.update(kw)
     return r
 
@@ -147,22 +182,39 @@ def test_a_hand_written_verdict_is_refused():
         cl.check_records([_record(verdict="agrees")])
 
 
-@pytest.mark.parametrize("change, match", [
-    ({"verdict": "maybe"}, "verdict"),
-    ({"id": "Density X"}, "id"),
-    ({"paper": {"value": 0.05}}, "paper"),
-    ({"extra": 1}, "Additional properties"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"verdict": "maybe"}, "verdict"),
+        ({"id": "Density X"}, "id"),
+        ({"paper": {"value": 0.05}}, "paper"),
+        ({"extra": 1}, "Additional properties"),
+    ],
+)
 def test_schema_errors_name_the_place(change, match):
     with pytest.raises(cl.ClaimsError, match=match):
         cl.check_records([_record(**change)])
 
 
 def _system_doc(records):
-    return {"schema_version": cl.SCHEMA_VERSION, "system": "bdh", "title": "t", "paper": "p", "summary": "s",
-            "mode": "quick", "budget_text": "b", "full_budget_text": "f", "command": "c", "claims": records,
-            "figures": [{"file": "density.png", "caption": "c"}], "tables": [], "notes": [], "wall_s": 1.0,
-            "device": "cpu", "config": {}}
+    return {
+        "schema_version": cl.SCHEMA_VERSION,
+        "system": "bdh",
+        "title": "t",
+        "paper": "p",
+        "summary": "s",
+        "mode": "quick",
+        "budget_text": "b",
+        "full_budget_text": "f",
+        "command": "c",
+        "claims": records,
+        "figures": [{"file": "density.png", "caption": "c"}],
+        "tables": [],
+        "notes": [],
+        "wall_s": 1.0,
+        "device": "cpu",
+        "config": {},
+    }
 
 
 def test_system_file_round_trip_and_tampering(tmp_path):

@@ -43,8 +43,9 @@ def test_plans_are_consistent(system, mode):
 
 
 def test_quick_plan_fits_the_budget_estimate():
-    total = sum(u.estimate_s for s in papers.SYSTEMS for u in papers.get(s).plan(papers.get(s).BUDGETS["quick"],
-                                                                                   [0, 1, 2], {}))
+    total = sum(
+        u.estimate_s for s in papers.SYSTEMS for u in papers.get(s).plan(papers.get(s).BUDGETS["quick"], [0, 1, 2], {})
+    )
     assert total <= 15 * 60
 
 

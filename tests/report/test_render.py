@@ -20,7 +20,8 @@ def test_measured_text_is_mean_half_range_and_runs():
 def test_rule_text_resolves_the_other_claim():
     rule = {"op": "<=", "other": "bdh.gpt_val_loss", "margin": 0.032, "partly": 0.1}
     assert fmt_rule(rule, {"bdh.gpt_val_loss": 2.0}) == (
-        "≤ bdh.gpt_val_loss + 0.032 (= 2.032); partly ≤ bdh.gpt_val_loss + 0.1 (= 2.1)")
+        "≤ bdh.gpt_val_loss + 0.032 (= 2.032); partly ≤ bdh.gpt_val_loss + 0.1 (= 2.1)"
+    )
     assert fmt_rule({"op": ">=", "other": "a.b", "margin": -0.01}, {"a.b": None}) == "≥ a.b − 0.01"
     assert fmt_rule({"op": "<", "value": 1.0, "partly": 3.0}, {}) == "< 1.0; partly < 3.0"
     assert fmt_rule(None, {}) == "baseline (no rule)"
@@ -38,20 +39,47 @@ def _png(path):
 
 
 def _doc(tmp_path):
-    rec = {"id": "bdh.x", "system": "bdh", "kind": "claim", "claim": "a <script>alert(1)</script> claim",
-           "source": "s", "paper": {"value": None, "text": "t & u"}, "measured": cl.summarize([1.0, 3.0], "u"),
-           "rule": {"op": "<", "value": 2.5, "basis": "b"}, "verdict": "agrees",
-           "budget": {"device": "cpu", "seconds": 12.3, "steps": 10}, "command": "c", "figures": ["f.png"]}
-    doc = {"schema_version": cl.SCHEMA_VERSION, "system": "bdh", "title": "BDH", "paper": "p", "summary": "s",
-           "mode": "quick", "budget_text": "small", "full_budget_text": "large", "command": "engramlab reproduce c",
-           "claims": [rec], "figures": [{"file": "f.png", "caption": "a figure"}], "tables": [
-               {"title": "T", "columns": ["a", "b"], "rows": [["x", 0.5]]}], "notes": ["n"], "wall_s": 1.0,
-           "device": "cpu", "config": {}}
+    rec = {
+        "id": "bdh.x",
+        "system": "bdh",
+        "kind": "claim",
+        "claim": "a <script>alert(1)</script> claim",
+        "source": "s",
+        "paper": {"value": None, "text": "t & u"},
+        "measured": cl.summarize([1.0, 3.0], "u"),
+        "rule": {"op": "<", "value": 2.5, "basis": "b"},
+        "verdict": "agrees",
+        "budget": {"device": "cpu", "seconds": 12.3, "steps": 10},
+        "command": "c",
+        "figures": ["f.png"],
+    }
+    doc = {
+        "schema_version": cl.SCHEMA_VERSION,
+        "system": "bdh",
+        "title": "BDH",
+        "paper": "p",
+        "summary": "s",
+        "mode": "quick",
+        "budget_text": "small",
+        "full_budget_text": "large",
+        "command": "engramlab reproduce c",
+        "claims": [rec],
+        "figures": [{"file": "f.png", "caption": "a figure"}],
+        "tables": [{"title": "T", "columns": ["a", "b"], "rows": [["x", 0.5]]}],
+        "notes": ["n"],
+        "wall_s": 1.0,
+        "device": "cpu",
+        "config": {},
+    }
     cl.validate_system(doc)
     (tmp_path / "src").mkdir()
     _png(tmp_path / "src" / "f.png")
-    results = {"command": "engramlab reproduce --quick --out x", "wall_s": 3.0, "device": {"summary": "CPU"},
-               "versions": {"torch": "2"}}
+    results = {
+        "command": "engramlab reproduce --quick --out x",
+        "wall_s": 3.0,
+        "device": {"summary": "CPU"},
+        "versions": {"torch": "2"},
+    }
     return results, doc
 
 

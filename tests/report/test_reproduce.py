@@ -56,8 +56,9 @@ def test_tiny_run_writes_every_file_and_follows_the_schema(tiny_run):
                 assert c["verdict"] == "not attempted"
             else:
                 assert c["measured"]["n_seeds"] >= 1, c["id"]
-    assert [c["id"] for c in results["claims"]] == [c["id"] for s in papers.SYSTEMS
-                                                    for c in results["systems"][s]["claims"]]
+    assert [c["id"] for c in results["claims"]] == [
+        c["id"] for s in papers.SYSTEMS for c in results["systems"][s]["claims"]
+    ]
 
 
 def test_every_claims_figure_is_drawn(tiny_run):
@@ -170,9 +171,28 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path):
     out = tmp_path / "k"
     units = out / "units" / "hmmglm"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "engramlab", "reproduce", "--tiny", "--only", "hmmglm",
-                             "--seeds", "4", "--threads", "1", "--no-progress", "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "engramlab",
+            "reproduce",
+            "--tiny",
+            "--only",
+            "hmmglm",
+            "--seeds",
+            "4",
+            "--threads",
+            "1",
+            "--no-progress",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 300
         while not (units / "synthetic-s0" / "DONE.json").exists():

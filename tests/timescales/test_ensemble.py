@@ -103,18 +103,32 @@ def assert_members_equal(trainer: EnsembleTrainer, runs: list[SeparateRun]):
 
 def conditions(variant: str) -> list[TrainConfig]:
     """Mixed conditions with different thresholds / max_n, so members advance and stop at different epochs."""
-    base = dict(n_neurons=16, n_heads=6, batch_size=32, steps_per_epoch=5, test_batches=2, max_epochs=9,
-                variant=variant, lr=0.2)
+    base = dict(
+        n_neurons=16, n_heads=6, batch_size=32, steps_per_epoch=5, test_batches=2, max_epochs=9, variant=variant, lr=0.2
+    )
     return [
         TrainConfig(task="dms", curriculum="single", max_n=6, threshold=60.0, seed=0, **base),
-        TrainConfig(task="parity", curriculum="multi", max_n=4, threshold=70.0, seed=1, train_tau=False, tau=1.5,
-                    **base),
-        TrainConfig(task="dms", curriculum="sliding", sliding_heads=2, sliding_shift=1, max_n=3, threshold=55.0,
-                    seed=2, **base),
-        TrainConfig(task="dms", curriculum="multi", max_n=5, threshold=65.0, seed=3, optimizer="adam",
-                    **{**base, "lr": 0.01}),
-        TrainConfig(task="parity", curriculum="single", max_n=5, threshold=58.0, seed=4, train_tau=False, tau=1.0,
-                    optimizer="adam", clip=0.5, **{**base, "lr": 0.02}),
+        TrainConfig(
+            task="parity", curriculum="multi", max_n=4, threshold=70.0, seed=1, train_tau=False, tau=1.5, **base
+        ),
+        TrainConfig(
+            task="dms", curriculum="sliding", sliding_heads=2, sliding_shift=1, max_n=3, threshold=55.0, seed=2, **base
+        ),
+        TrainConfig(
+            task="dms", curriculum="multi", max_n=5, threshold=65.0, seed=3, optimizer="adam", **{**base, "lr": 0.01}
+        ),
+        TrainConfig(
+            task="parity",
+            curriculum="single",
+            max_n=5,
+            threshold=58.0,
+            seed=4,
+            train_tau=False,
+            tau=1.0,
+            optimizer="adam",
+            clip=0.5,
+            **{**base, "lr": 0.02},
+        ),
     ]
 
 
@@ -122,7 +136,7 @@ def conditions(variant: str) -> list[TrainConfig]:
 def test_float64_step_by_step_equivalence_with_separate_runs(variant):
     torch.set_num_threads(1)
     cfgs = conditions(variant)
-    schedules = [None, lambda i: 0.97 ** i, None, lambda i: 1.0 / (1 + 0.1 * i), None]  # per-member LR schedules
+    schedules = [None, lambda i: 0.97**i, None, lambda i: 1.0 / (1 + 0.1 * i), None]  # per-member LR schedules
     trainer = EnsembleTrainer(cfgs, dtype=torch.float64, lr_schedules=schedules)
     runs = [SeparateRun(c, s) for c, s in zip(cfgs, schedules)]
     assert_members_equal(trainer, runs)  # same initial weights
@@ -164,18 +178,21 @@ def test_batched_recurrence_gradients_with_ragged_lengths():
     n_active = [1, 1, 2, 3, 3, 3]  # member 0 runs 6 steps, member 1 four, member 2 four
     for variant, act in [("default", "leakyrelu"), ("mod", "leakyrelu"), ("mod", "tanh"), ("mod", "sigmoid")]:
         x = (torch.rand(K, T, B) < 0.5).double()
-        args = (torch.randn(K, H, dtype=torch.float64, requires_grad=True),
-                torch.randn(K, H, dtype=torch.float64, requires_grad=True),
-                torch.rand(K, B, H, dtype=torch.float64, requires_grad=True),
-                (0.5 * torch.randn(K, H, H, dtype=torch.float64)).requires_grad_(),
-                (0.2 + 0.8 * torch.rand(K, H, dtype=torch.float64)).requires_grad_())
+        args = (
+            torch.randn(K, H, dtype=torch.float64, requires_grad=True),
+            torch.randn(K, H, dtype=torch.float64, requires_grad=True),
+            torch.rand(K, B, H, dtype=torch.float64, requires_grad=True),
+            (0.5 * torch.randn(K, H, H, dtype=torch.float64)).requires_grad_(),
+            (0.2 + 0.8 * torch.rand(K, H, dtype=torch.float64)).requires_grad_(),
+        )
         fused = ensemble_recurrence(x, *args, n_active, variant, act)
         ref = ensemble_recurrence_reference(x, *args, n_active, variant, act)
         torch.testing.assert_close(fused, ref, rtol=1e-12, atol=1e-12)
         assert torch.equal(fused[1:, :2], args[2][1:, None].expand(-1, 2, -1, -1))  # held at r(0) before the start
         for return_all in (True, False):
             assert torch.autograd.gradcheck(
-                lambda *a, x=x, v=variant, f=act, r=return_all: ensemble_recurrence(x, *a, n_active, v, f, r), args)
+                lambda *a, x=x, v=variant, f=act, r=return_all: ensemble_recurrence(x, *a, n_active, v, f, r), args
+            )
     last = ensemble_recurrence(x, *args, n_active, variant, act, return_all=False)
     torch.testing.assert_close(last, ref[:, -1], rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="non-decreasing"):
@@ -184,8 +201,11 @@ def test_batched_recurrence_gradients_with_ragged_lengths():
 
 def test_forward_matches_members_for_ragged_lengths_and_subsets():
     torch.manual_seed(0)
-    cfgs = [LeakyRNNConfig(n_neurons=8, n_heads=3), LeakyRNNConfig(n_neurons=8, n_heads=1, train_tau=False, tau=2.0),
-            LeakyRNNConfig(n_neurons=8, n_heads=2)]
+    cfgs = [
+        LeakyRNNConfig(n_neurons=8, n_heads=3),
+        LeakyRNNConfig(n_neurons=8, n_heads=1, train_tau=False, tau=2.0),
+        LeakyRNNConfig(n_neurons=8, n_heads=2),
+    ]
     models = [LeakyRNN(c).double() for c in cfgs]
     ens = LeakyRNNEnsemble.from_models(models)
     xs = [(torch.rand(5, m, 1) < 0.5).float() for m in (7, 3, 9)]
@@ -229,17 +249,32 @@ def test_per_member_clipping_equals_separate_clipping():
     assert norms[0] > clips[0] and norms[1] < clips[1]
     assert torch.equal(ens.rec_weight.grad[1], raw["rec_weight"][1])  # the unclipped member is untouched
     # clipping the members' joint norm instead would have changed member 1 as well
-    joint = torch.sqrt(sum((g ** 2).sum() for g in raw.values()))
-    assert float(joint) > clips[0] and not torch.allclose(raw["rec_weight"][1] * clips[0] / joint,
-                                                          ens.rec_weight.grad[1])
+    joint = torch.sqrt(sum((g**2).sum() for g in raw.values()))
+    assert float(joint) > clips[0] and not torch.allclose(
+        raw["rec_weight"][1] * clips[0] / joint, ens.rec_weight.grad[1]
+    )
 
 
 @pytest.mark.parametrize("kind", ["sgd", "adam"])
 def test_fixed_tau_members_keep_tau_fixed(kind):
-    base = dict(task="dms", curriculum="multi", max_n=4, n_neurons=12, n_heads=4, batch_size=16,
-                steps_per_epoch=4, test_batches=1, max_epochs=2, optimizer=kind, lr=0.5 if kind == "sgd" else 0.05)
-    cfgs = [TrainConfig(train_tau=False, tau=2.5, seed=0, **base), TrainConfig(seed=1, **base),
-            TrainConfig(train_tau=False, tau=1.0, seed=2, **base)]
+    base = dict(
+        task="dms",
+        curriculum="multi",
+        max_n=4,
+        n_neurons=12,
+        n_heads=4,
+        batch_size=16,
+        steps_per_epoch=4,
+        test_batches=1,
+        max_epochs=2,
+        optimizer=kind,
+        lr=0.5 if kind == "sgd" else 0.05,
+    )
+    cfgs = [
+        TrainConfig(train_tau=False, tau=2.5, seed=0, **base),
+        TrainConfig(seed=1, **base),
+        TrainConfig(train_tau=False, tau=1.0, seed=2, **base),
+    ]
     trainer = EnsembleTrainer(cfgs, dtype=torch.float64)
     before = trainer.ensemble.taus.detach().clone()
     for _ in range(6):
@@ -287,10 +322,22 @@ def test_optimizer_state_roundtrip_continues_identically():
 def test_train_ensemble_reproduces_train_curriculum(tmp_path):
     """float32 end to end: every member's run folder matches a separate train_curriculum run."""
     torch.set_num_threads(1)
-    base = dict(task="dms", max_n=3, n_neurons=16, n_heads=4, batch_size=32, steps_per_epoch=20, test_batches=3,
-                max_epochs=8, threshold=90.0, lr=0.2)
-    conds = [TrainConfig(curriculum="single", **base),
-             TrainConfig(curriculum="multi", train_tau=False, tau=1.5, **base)]
+    base = dict(
+        task="dms",
+        max_n=3,
+        n_neurons=16,
+        n_heads=4,
+        batch_size=32,
+        steps_per_epoch=20,
+        test_batches=3,
+        max_epochs=8,
+        threshold=90.0,
+        lr=0.2,
+    )
+    conds = [
+        TrainConfig(curriculum="single", **base),
+        TrainConfig(curriculum="multi", train_tau=False, tau=1.5, **base),
+    ]
     summaries = train_ensemble(conds, tmp_path / "ens", seeds=[0, 1], progress=False)
     assert len(summaries) == 4 and [s["ensemble"]["index"] for s in summaries] == [0, 1, 2, 3]
     members = expand_members(conds, [0, 1])
@@ -301,11 +348,14 @@ def test_train_ensemble_reproduces_train_curriculum(tmp_path):
         assert set(single) <= set(ens)
         for key in ("n_reached", "stop_reason", "epochs", "steps", "last_ns"):
             assert ens[key] == single[key], key
-        assert [(s["n_max"], s["epoch"], s["step"]) for s in ens["solved"]] == \
-            [(s["n_max"], s["epoch"], s["step"]) for s in single["solved"]]
+        assert [(s["n_max"], s["epoch"], s["step"]) for s in ens["solved"]] == [
+            (s["n_max"], s["epoch"], s["step"]) for s in single["solved"]
+        ]
         a = [json.loads(line) for line in (tmp_path / f"single{k}" / "metrics.jsonl").read_text().splitlines()]
-        b = [json.loads(line) for line in (tmp_path / "ens" / ens["ensemble"]["name"] / "metrics.jsonl")
-             .read_text().splitlines()]
+        b = [
+            json.loads(line)
+            for line in (tmp_path / "ens" / ens["ensemble"]["name"] / "metrics.jsonl").read_text().splitlines()
+        ]
         assert [r.keys() for r in a] == [r.keys() for r in b] and len(a) == ens["epochs"]
         for ra, rb in zip(a, b):
             assert rb["loss"] == pytest.approx(ra["loss"], rel=1e-3)
@@ -322,8 +372,9 @@ def test_train_ensemble_reproduces_train_curriculum(tmp_path):
             assert torch.equal(trainer_b["data_rng"], trainer_a["data_rng"])
             assert torch.equal(trainer_b["torch_rng"], trainer_a["torch_rng"])  # the r(0) stream of the single run
             for i, st in trainer_a["optimizer"]["state"].items():
-                torch.testing.assert_close(trainer_b["optimizer"]["state"][i]["momentum_buffer"],
-                                           st["momentum_buffer"], rtol=1e-3, atol=1e-5)
+                torch.testing.assert_close(
+                    trainer_b["optimizer"]["state"][i]["momentum_buffer"], st["momentum_buffer"], rtol=1e-3, atol=1e-5
+                )
         assert ens["n_reached"] == 2  # both compared members solve N = 2 (and so write a checkpoint)
     listing = json.loads((tmp_path / "ens" / "ensemble.json").read_text())
     assert [m["name"] for m in listing["members"]] == [s["ensemble"]["name"] for s in summaries]
@@ -349,8 +400,11 @@ def test_bad_inputs_get_clear_errors(tmp_path):
         check_stackable([])
     with pytest.raises(ValueError, match=r"K >= 1"):
         train_ensemble([], tmp_path)
-    with pytest.raises(ValueError, match=r"n_neurons differs \(member 0: 128, member 1: 500\); "
-                                         r"expected every member to have n_neurons=128"):
+    with pytest.raises(
+        ValueError,
+        match=r"n_neurons differs \(member 0: 128, member 1: 500\); "
+        r"expected every member to have n_neurons=128",
+    ):
         train_ensemble([TrainConfig(n_neurons=128), TrainConfig(n_neurons=500)], tmp_path)
     with pytest.raises(ValueError, match=r"batch_size differs"):
         check_stackable([TrainConfig(), replace(TrainConfig(), batch_size=64)])

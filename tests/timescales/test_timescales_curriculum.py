@@ -92,9 +92,7 @@ def test_cli_rejects_bad_input(tmp_path, capsys):
     with pytest.raises(SystemExit):
         p.parse_args(["timescales", "train", "--task", "copy", "--out", str(tmp_path)])
     assert "invalid choice: 'copy'" in capsys.readouterr().err
-    args = p.parse_args(
-        ["timescales", "train", "--curriculum", "multi", "--max-n", "150", "--out", str(tmp_path)]
-    )
+    args = p.parse_args(["timescales", "train", "--curriculum", "multi", "--max-n", "150", "--out", str(tmp_path)])
     with pytest.raises(ValueError, match="beyond the heads"):
         args.func(args)
     args = p.parse_args(["timescales", "train", "--n-min", "1", "--out", str(tmp_path)])

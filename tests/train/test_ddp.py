@@ -14,12 +14,26 @@ def test_two_process_ddp_matches_single_process_on_combined_batch(tmp_path, shak
     ddp, single = tmp_path / "ddp", tmp_path / "single"
     ddp.mkdir()
     single.mkdir()
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(WORKER), str(ddp), str(shakespeare_path), "4"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(WORKER),
+        str(ddp),
+        str(shakespeare_path),
+        "4",
+    ]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
-    r = subprocess.run([sys.executable, str(WORKER), str(single), str(shakespeare_path), "8"],
-                       env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, str(WORKER), str(single), str(shakespeare_path), "8"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     r0, r1, one = (torch.load(p) for p in (ddp / "rank0.pt", ddp / "rank1.pt", single / "rank0.pt"))
     for k in r0:

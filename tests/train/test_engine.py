@@ -24,8 +24,19 @@ def tiny_gpt(dropout=0.1):
 
 
 def cfg(**kw):
-    base = dict(data="shakespeare", steps=12, batch_size=4, block_size=16, lr=3e-3, min_lr=3e-4,
-                warmup_steps=3, eval_interval=4, eval_batches=2, log_interval=1, seed=7)
+    base = dict(
+        data="shakespeare",
+        steps=12,
+        batch_size=4,
+        block_size=16,
+        lr=3e-3,
+        min_lr=3e-4,
+        warmup_steps=3,
+        eval_interval=4,
+        eval_batches=2,
+        log_interval=1,
+        seed=7,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -261,8 +272,11 @@ def fail_at(model, n):
 
 def snapshot(folder):
     """Every file under folder: (relative path) -> (bytes, mtime_ns)."""
-    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_failure_before_the_first_checkpoint_leaves_nothing(tmp_path, corpus):

@@ -37,16 +37,26 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
         "with the same budget on a memory task for each delay; write DIR/memory.json and DIR/memory.png.",
     )
     add_dataclass_arguments(
-        m, MemoryConfig, exclude=("seed", "jobs"),
+        m,
+        MemoryConfig,
+        exclude=("seed", "jobs"),
         aliases={"n_items": "--items", "n_symbols": "--symbols"},
-        help={**_HELP, "task": "memory task", "models": f"a subset of {','.join(MODEL_NAMES)}",
-              "n_items": "K: symbols to copy / key-value pairs / sample length"},
+        help={
+            **_HELP,
+            "task": "memory task",
+            "models": f"a subset of {','.join(MODEL_NAMES)}",
+            "n_items": "K: symbols to copy / key-value pairs / sample length",
+        },
         choices={"task": MEMORY_TASKS, "train_delays": ("uniform", "fixed")},
     )
     d = MemoryConfig()
     add_common_arguments(
-        m, out="output folder (memory.json, curves.json, memory.png, curves.png)", seed=d.seed,
-        threads=True, progress=True, workers=d.jobs,
+        m,
+        out="output folder (memory.json, curves.json, memory.png, curves.png)",
+        seed=d.seed,
+        threads=True,
+        progress=True,
+        workers=d.jobs,
         workers_help="(model, delay) trainings run in this many processes, one torch thread each",
     )
     m.set_defaults(func=run_memory_cmd)

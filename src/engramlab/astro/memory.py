@@ -274,9 +274,7 @@ def run_memory(cfg: MemoryConfig, out_dir: str | Path, progress: bool = True) ->
     acc: dict[tuple[int, str], float] = {}
     curves: dict[str, dict] = {}
     # longest sequences and spiking models first, so the slowest jobs start at once
-    jobs = sorted(
-        ((d, n) for d in cfg.delays for n in cfg.models), key=lambda dn: (-dn[0], MODEL_NAMES.index(dn[1]))
-    )
+    jobs = sorted(((d, n) for d in cfg.delays for n in cfg.models), key=lambda dn: (-dn[0], MODEL_NAMES.index(dn[1])))
 
     def record(d, name, a, curve):
         acc[(d, name)] = a

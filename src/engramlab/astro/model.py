@@ -65,8 +65,7 @@ class AstroConfig:
                 raise ValueError(f"AstroConfig.{name} must be a positive int, got {v!r}")
         if self.n_neurons % self.n_astrocytes:
             raise ValueError(
-                f"AstroConfig.n_neurons={self.n_neurons} must be divisible by "
-                f"n_astrocytes={self.n_astrocytes}"
+                f"AstroConfig.n_neurons={self.n_neurons} must be divisible by n_astrocytes={self.n_astrocytes}"
             )
         if not 0 < self.beta_min <= self.beta_max < 1:
             raise ValueError(f"need 0 < beta_min <= beta_max < 1, got {self.beta_min}, {self.beta_max}")
@@ -166,9 +165,7 @@ class AstroSNN(LanguageModel):
     @staticmethod
     def _unpack(d: dict[str, torch.Tensor]) -> BlockState:
         astro = AstroState(d["astro_S"], d["astro_x"]) if "astro_S" in d else None
-        return BlockState(
-            AMSUState(LIFState(d["amsu_u"], d["amsu_s"]), astro), LIFState(d["ffn_u"], d["ffn_s"])
-        )
+        return BlockState(AMSUState(LIFState(d["amsu_u"], d["amsu_s"]), astro), LIFState(d["ffn_u"], d["ffn_s"]))
 
     def init_state(self, batch_size: int) -> list[dict[str, torch.Tensor]]:
         """Zero state for batch_size sequences: per layer {amsu_u, amsu_s, astro_S, astro_x, ffn_u, ffn_s}."""
@@ -224,9 +221,7 @@ class AstroSNN(LanguageModel):
         loss = None
         if targets is not None:
             if targets.shape != idx.shape:
-                raise ValueError(
-                    f"targets shape {tuple(targets.shape)} must equal idx shape {tuple(idx.shape)}"
-                )
+                raise ValueError(f"targets shape {tuple(targets.shape)} must equal idx shape {tuple(idx.shape)}")
             loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
         return logits, loss, new
 

@@ -243,9 +243,7 @@ class LIF(nn.Module):
         if current.dim() < 2 or current.shape[-1] != self.n:
             raise ValueError(f"current must have shape (T, B, ..., {self.n}), got {tuple(current.shape)}")
         if mod is not None and mod.shape != current.shape:
-            raise ValueError(
-                f"mod has shape {tuple(mod.shape)}, expected the current's {tuple(current.shape)}"
-            )
+            raise ValueError(f"mod has shape {tuple(mod.shape)}, expected the current's {tuple(current.shape)}")
         if check:
             check_finite(current, "LIF input current")
             if mod is not None:
@@ -259,13 +257,9 @@ class LIF(nn.Module):
         subtract = self.reset == "subtract"
         if self.fused:
             m = mod if mod is not None else current.new_zeros(0)
-            spk, mem = LIFScan.apply(
-                current, m, beta, theta, state.u, state.s, subtract, self.surrogate, self.slope
-            )
+            spk, mem = LIFScan.apply(current, m, beta, theta, state.u, state.s, subtract, self.surrogate, self.slope)
         else:
-            spk, mem = lif_reference(
-                current, mod, beta, theta, state.u, state.s, subtract, self.surrogate, self.slope
-            )
+            spk, mem = lif_reference(current, mod, beta, theta, state.u, state.s, subtract, self.surrogate, self.slope)
         return spk, mem, LIFState(mem[-1], spk[-1])
 
     def step(self, current_t: torch.Tensor, mod_t: torch.Tensor | None = None, state: LIFState | None = None):

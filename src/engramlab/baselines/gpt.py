@@ -163,13 +163,17 @@ class GPT(LanguageModel):
     # ---------------------------------------------------------------- recurrent form (KV cache)
     def init_state(self, batch_size: int) -> dict:
         dev = self.wte.weight.device
-        return {"kv": [None] * self.config.n_layer, "pos": 0,
-                "tokens": torch.zeros(batch_size, 0, dtype=torch.long, device=dev), "batch": batch_size}
+        return {
+            "kv": [None] * self.config.n_layer,
+            "pos": 0,
+            "tokens": torch.zeros(batch_size, 0, dtype=torch.long, device=dev),
+            "batch": batch_size,
+        }
 
     @torch.no_grad()
     def prefill(self, idx: torch.Tensor):
         """Read the prompt in one parallel pass (its last block_size tokens) into the cache."""
-        keep = idx[:, -self.config.block_size:]
+        keep = idx[:, -self.config.block_size :]
         B, T = keep.shape
         pos = torch.arange(T, device=keep.device)
         x = self._embed(keep, pos)
@@ -190,7 +194,7 @@ class GPT(LanguageModel):
         bs = self.config.block_size
         if state["tokens"].size(1) >= bs:
             if self.wpe is not None:  # positions are absolute: re-read the recent half
-                _, state = self.prefill(state["tokens"][:, -(bs // 2):])
+                _, state = self.prefill(state["tokens"][:, -(bs // 2) :])
             else:  # rotary: slide the window
                 state["kv"] = [(k[:, :, 1:], v[:, :, 1:]) for k, v in state["kv"]]
                 state["tokens"] = state["tokens"][:, 1:]
@@ -209,8 +213,15 @@ class GPT(LanguageModel):
 def _preset(n_layer, n_head, n_embd, block, steps, batch, lr, warmup, eval_interval, dropout=0.0):
     return {
         "model": {"n_layer": n_layer, "n_head": n_head, "n_embd": n_embd, "block_size": block, "dropout": dropout},
-        "train": {"steps": steps, "batch_size": batch, "block_size": block, "lr": lr, "min_lr": lr / 10,
-                  "warmup_steps": warmup, "eval_interval": eval_interval},
+        "train": {
+            "steps": steps,
+            "batch_size": batch,
+            "block_size": block,
+            "lr": lr,
+            "min_lr": lr / 10,
+            "warmup_steps": warmup,
+            "eval_interval": eval_interval,
+        },
     }
 
 

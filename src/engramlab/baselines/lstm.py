@@ -34,8 +34,13 @@ class LSTMLM(LanguageModel):
         super().__init__()
         self.config = config
         self.embed = nn.Embedding(config.vocab_size, config.n_embd)
-        self.lstm = nn.LSTM(config.n_embd, config.hidden, num_layers=config.n_layer, batch_first=True,
-                            dropout=config.dropout if config.n_layer > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            config.n_embd,
+            config.hidden,
+            num_layers=config.n_layer,
+            batch_first=True,
+            dropout=config.dropout if config.n_layer > 1 else 0.0,
+        )
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden, config.vocab_size)
 
@@ -75,13 +80,40 @@ class LSTMLM(LanguageModel):
 MODEL = LSTMLM
 CONFIG = LSTMConfig
 PRESETS = {
-    "tiny": {"model": {"n_layer": 1, "n_embd": 32, "hidden": 128},
-             "train": {"steps": 300, "batch_size": 16, "block_size": 64, "lr": 3e-3, "min_lr": 3e-4,
-                       "warmup_steps": 30, "eval_interval": 100}},
-    "small": {"model": {"n_layer": 2, "n_embd": 64, "hidden": 384, "dropout": 0.1},
-              "train": {"steps": 2000, "batch_size": 16, "block_size": 256, "lr": 2e-3, "min_lr": 2e-4,
-                        "warmup_steps": 100, "eval_interval": 250}},
-    "paper": {"model": {"n_layer": 3, "n_embd": 256, "hidden": 1024, "dropout": 0.1},
-              "train": {"steps": 50000, "batch_size": 32, "block_size": 512, "lr": 1e-3, "min_lr": 1e-4,
-                        "warmup_steps": 1000, "eval_interval": 1000}},
+    "tiny": {
+        "model": {"n_layer": 1, "n_embd": 32, "hidden": 128},
+        "train": {
+            "steps": 300,
+            "batch_size": 16,
+            "block_size": 64,
+            "lr": 3e-3,
+            "min_lr": 3e-4,
+            "warmup_steps": 30,
+            "eval_interval": 100,
+        },
+    },
+    "small": {
+        "model": {"n_layer": 2, "n_embd": 64, "hidden": 384, "dropout": 0.1},
+        "train": {
+            "steps": 2000,
+            "batch_size": 16,
+            "block_size": 256,
+            "lr": 2e-3,
+            "min_lr": 2e-4,
+            "warmup_steps": 100,
+            "eval_interval": 250,
+        },
+    },
+    "paper": {
+        "model": {"n_layer": 3, "n_embd": 256, "hidden": 1024, "dropout": 0.1},
+        "train": {
+            "steps": 50000,
+            "batch_size": 32,
+            "block_size": 512,
+            "lr": 1e-3,
+            "min_lr": 1e-4,
+            "warmup_steps": 1000,
+            "eval_interval": 1000,
+        },
+    },
 }

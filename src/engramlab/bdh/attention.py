@@ -174,8 +174,9 @@ class _CausalSharedValue(torch.autograd.Function):
         dO = dO.reshape(G, n, C, d).contiguous()
         dev = kc.device
         pool = ctx.pool
-        dA = torch.bmm(dO.view(G * n, C, d), vc.view(G * n, C, d).transpose(1, 2),
-                       out=pool.empty((G * n, C, C), cd, dev)).tril_(-1)
+        dA = torch.bmm(
+            dO.view(G * n, C, d), vc.view(G * n, C, d).transpose(1, 2), out=pool.empty((G * n, C, C), cd, dev)
+        ).tril_(-1)
         sym = torch.add(dA, dA.transpose(1, 2), out=pool.empty((G * n, C, C), cd, dev))
         dK = torch.bmm(sym, kc.view(G * n, C, N), out=pool.empty((G * n, C, N), cd, dev)).view(G, n, C, N)
         del dA, sym

@@ -1,9 +1,9 @@
 """``engramlab bdh ...``: inspect, probe and merge trained BDH checkpoints.
 
-    engramlab bdh inspect RUN_DIR --text FILE --out DIR
-    engramlab bdh probe RUN_DIR --concept A.txt --contrast B.txt [--out FILE]
-    engramlab bdh merge A B --out C
-    engramlab bdh merge-demo BASE --corpus-a A.txt --corpus-b B.txt --out DIR
+engramlab bdh inspect RUN_DIR --text FILE --out DIR
+engramlab bdh probe RUN_DIR --concept A.txt --contrast B.txt [--out FILE]
+engramlab bdh merge A B --out C
+engramlab bdh merge-demo BASE --corpus-a A.txt --corpus-b B.txt --out DIR
 """
 
 from __future__ import annotations
@@ -58,20 +58,33 @@ def _inspect(a) -> None:
     model, step = _load_bdh(a.run_dir)
     with output_folder(a.out, a.overwrite):
         res = inspect_model(
-            model, text, a.out, neurons_per_layer=a.neurons, contexts=a.contexts, top_k=a.top_k,
-            edges_per_neuron=a.edges_per_neuron, repeat_period=a.repeat_period, repeats=a.repeats,
-            title=f"BDH {Path(a.run_dir).name} (step {step})", progress=not a.no_progress,
+            model,
+            text,
+            a.out,
+            neurons_per_layer=a.neurons,
+            contexts=a.contexts,
+            top_k=a.top_k,
+            edges_per_neuron=a.edges_per_neuron,
+            repeat_period=a.repeat_period,
+            repeats=a.repeats,
+            title=f"BDH {Path(a.run_dir).name} (step {step})",
+            progress=not a.no_progress,
             neurons=[_triple(t, "--neuron") for t in a.neuron or []],
             synapses=[_triple(t, "--synapse") for t in a.synapse or []],
         )
     d = res["density"]
-    print(json.dumps({
-        "out": str(a.out),
-        "density_x_per_layer": d["x"],
-        "density_y_per_layer": d["y"],
-        "modularity_G_x_per_head": [g["modularity"] for g in res["graphs"]["G_x"]],
-        "files": sorted(p.name for p in Path(a.out).iterdir() if not p.name.startswith(".")),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "out": str(a.out),
+                "density_x_per_layer": d["x"],
+                "density_y_per_layer": d["y"],
+                "modularity_G_x_per_head": [g["modularity"] for g in res["graphs"]["G_x"]],
+                "files": sorted(p.name for p in Path(a.out).iterdir() if not p.name.startswith(".")),
+            },
+            indent=2,
+        )
+    )
 
 
 def _probe(a) -> None:
@@ -81,8 +94,16 @@ def _probe(a) -> None:
         check_output_file(a.out, a.overwrite)
     concept, contrast = read_sentences(a.concept), read_sentences(a.contrast)
     model, _ = _load_bdh(a.run_dir)
-    res = probe(model, concept, contrast, candidates=a.candidates, report=a.report,
-                per_byte=not a.raw, positive=not a.any_sign, progress=not a.no_progress)
+    res = probe(
+        model,
+        concept,
+        contrast,
+        candidates=a.candidates,
+        report=a.report,
+        per_byte=not a.raw,
+        positive=not a.any_sign,
+        progress=not a.no_progress,
+    )
     from engramlab.io import atomic_write_text, dumps_json
 
     text = dumps_json(res)
@@ -111,8 +132,17 @@ def _merge_demo(a) -> None:
     if a.batch_size is not None:
         overrides["batch_size"] = a.batch_size
     with output_folder(a.out, a.overwrite, resume=a.resume, resume_flag="--resume"):
-        res = merge_demo(a.base, a.corpus_a, a.corpus_b, a.out, steps=a.steps, lr=a.lr, eval_bytes=a.eval_bytes,
-                         progress=not a.no_progress, **overrides)
+        res = merge_demo(
+            a.base,
+            a.corpus_a,
+            a.corpus_b,
+            a.out,
+            steps=a.steps,
+            lr=a.lr,
+            eval_bytes=a.eval_bytes,
+            progress=not a.no_progress,
+            **overrides,
+        )
     print(merge_table_markdown(res))
 
 
@@ -127,14 +157,16 @@ def add_subparser(subparsers) -> None:
     q.add_argument("--neurons", type=int, default=6, help="neurons per layer in the browser")
     q.add_argument("--contexts", type=int, default=8, help="contexts per neuron")
     q.add_argument("--top-k", type=int, default=20, help="strongest synapses per layer")
-    q.add_argument("--edges-per-neuron", type=int, default=8,
-                   help="graph threshold: keep N*this edges per head")
+    q.add_argument("--edges-per-neuron", type=int, default=8, help="graph threshold: keep N*this edges per head")
     q.add_argument("--repeat-period", type=int, default=128, help="bytes of the repeated pattern (Fig. 14)")
     q.add_argument("--repeats", type=int, default=4, help="repetitions of that pattern")
-    q.add_argument("--neuron", action="append", metavar="LAYER:HEAD:K",
-                   help="also show this neuron (repeatable)")
-    q.add_argument("--synapse", action="append", metavar="LAYER:I:J",
-                   help="also follow sigma(i, j) of this layer over the text (global neuron ids; repeatable)")
+    q.add_argument("--neuron", action="append", metavar="LAYER:HEAD:K", help="also show this neuron (repeatable)")
+    q.add_argument(
+        "--synapse",
+        action="append",
+        metavar="LAYER:I:J",
+        help="also follow sigma(i, j) of this layer over the text (global neuron ids; repeatable)",
+    )
     add_common_arguments(q, out="folder for inspect.json, PNG figures and neurons.html", threads=True, progress=True)
     q.set_defaults(func=_inspect)
 
@@ -145,8 +177,11 @@ def add_subparser(subparsers) -> None:
     q.add_argument("--candidates", type=int, default=200, help="candidate synapses per layer")
     q.add_argument("--report", type=int, default=10, help="synapses to report")
     q.add_argument("--raw", action="store_true", help="raw Eq. 16 sigma instead of sigma per byte")
-    q.add_argument("--any-sign", action="store_true",
-                   help="also consider synapses whose mean on the concept sentences is not positive")
+    q.add_argument(
+        "--any-sign",
+        action="store_true",
+        help="also consider synapses whose mean on the concept sentences is not positive",
+    )
     q.add_argument("--out", default=None, metavar="FILE", help="also write the JSON to this file")
     q.add_argument("--overwrite", action="store_true", help="replace the --out file if it exists")
     add_common_arguments(q, threads=True, progress=True)
@@ -162,12 +197,14 @@ def add_subparser(subparsers) -> None:
     q.add_argument("base", help="the BDH run folder both fine-tunings start from")
     q.add_argument("--corpus-a", required=True, help="text file or folder of the first fine-tuning")
     q.add_argument("--corpus-b", required=True, help="text file or folder of the second fine-tuning")
-    q.add_argument("--resume", action="store_true",
-                   help="continue in --out: reuse its finished fine-tunings, redo the others")
+    q.add_argument(
+        "--resume", action="store_true", help="continue in --out: reuse its finished fine-tunings, redo the others"
+    )
     q.add_argument("--steps", type=int, default=100, help="fine-tuning steps per corpus")
     q.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate (default: the base run's)")
     q.add_argument("--batch-size", type=int, default=None, help="fine-tuning batch size (default: the base run's)")
     q.add_argument("--eval-bytes", type=int, default=65536, help="validation bytes per corpus and model")
-    add_common_arguments(q, out="folder for tuned_a/, tuned_b/, merged/, merge_demo.json and merge_demo.png",
-                         threads=True, progress=True)
+    add_common_arguments(
+        q, out="folder for tuned_a/, tuned_b/, merged/, merge_demo.json and merge_demo.png", threads=True, progress=True
+    )
     q.set_defaults(func=_merge_demo)

@@ -56,9 +56,7 @@ def from_reference(state_dict: dict[str, Any], n_layer: int = 6, **config_overri
         )
     enc, enc_v, dec, emb, head = (sd[k] for k in _REQUIRED)
     if enc.dim() != 3 or enc_v.shape != enc.shape:
-        raise ValueError(
-            f"encoder/encoder_v must both be (h, d, N), got {tuple(enc.shape)}, {tuple(enc_v.shape)}"
-        )
+        raise ValueError(f"encoder/encoder_v must both be (h, d, N), got {tuple(enc.shape)}, {tuple(enc_v.shape)}")
     H, d, N = enc.shape
     V = emb.shape[0]
     if tuple(dec.shape) != (H * N, d) or tuple(emb.shape) != (V, d) or tuple(head.shape) != (d, V):
@@ -67,9 +65,7 @@ def from_reference(state_dict: dict[str, Any], n_layer: int = 6, **config_overri
             f"embed {tuple(emb.shape)}, lm_head {tuple(head.shape)} (expected {(d, V)})"
         )
     if (H * N) % d:
-        raise ValueError(
-            f"n = h*N = {H * N} is not a multiple of d = {d}: no integer mlp_internal_dim_multiplier"
-        )
+        raise ValueError(f"n = h*N = {H * N} is not a multiple of d = {d}: no integer mlp_internal_dim_multiplier")
     fixed = dict(n_embd=d, n_head=H, mlp_internal_dim_multiplier=H * N // d, vocab_size=V)
     clash = sorted(set(fixed) & set(config_overrides))
     if clash:

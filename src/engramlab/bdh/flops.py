@@ -68,9 +68,14 @@ def flops_breakdown(cfg, context: int, attention: str | None = None) -> dict[str
         return {k: float(v) for k, v in parts.items()}
     if isinstance(cfg, GPTConfig):
         L, d, V = cfg.n_layer, cfg.n_embd, cfg.vocab_size
-        return {"qkv": float(L * 2 * d * 3 * d), "attention_out": float(L * 2 * d * d),
-                "mlp": float(L * 2 * 2 * d * 4 * d), "attention_scores": float(L * 2 * T * d),
-                "attention_values": float(L * 2 * T * d), "lm_head": float(2 * d * V)}
+        return {
+            "qkv": float(L * 2 * d * 3 * d),
+            "attention_out": float(L * 2 * d * d),
+            "mlp": float(L * 2 * 2 * d * 4 * d),
+            "attention_scores": float(L * 2 * T * d),
+            "attention_values": float(L * 2 * T * d),
+            "lm_head": float(2 * d * V),
+        }
     raise TypeError(f"expected a BDHConfig or a GPTConfig, got {type(cfg).__name__}")
 
 

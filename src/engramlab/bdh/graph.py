@@ -100,9 +100,7 @@ def threshold_graph(
     if n_edges is not None and (not isinstance(n_edges, int) or n_edges < 1):
         raise ValueError(f"n_edges must be a positive integer, got {n_edges!r}")
     if threshold is not None and not (threshold >= 0 and math.isfinite(threshold)):
-        raise ValueError(
-            f"threshold must be a finite number >= 0 (the paper keeps positive entries), got {threshold}"
-        )
+        raise ValueError(f"threshold must be a finite number >= 0 (the paper keeps positive entries), got {threshold}")
     n_out, n_in = decoder.shape[0], encoder.shape[1]
     if not self_loops and n_out != n_in:
         raise ValueError(f"self_loops=False needs a square graph, got {n_out} x {n_in}")
@@ -132,8 +130,7 @@ def threshold_graph(
             cutoff = float(top.values[-1])
         if threshold is not None and kept > max_edges:
             raise ValueError(
-                f"threshold {threshold} keeps more than max_edges={max_edges} edges; raise the threshold "
-                f"or use n_edges"
+                f"threshold {threshold} keeps more than max_edges={max_edges} edges; raise the threshold or use n_edges"
             )
     v_all, i_all = torch.cat(vals), torch.cat(flat)
     if n_edges is not None and len(v_all) > n_edges:
@@ -148,9 +145,7 @@ def threshold_graph(
     return NeuronGraph(n_nodes=max(n_out, n_in), src=src, dst=dst, weight=w, threshold=thr)
 
 
-def head_factors(
-    decoder: torch.Tensor, encoder_E: torch.Tensor, head: int | None
-) -> tuple[torch.Tensor, torch.Tensor]:
+def head_factors(decoder: torch.Tensor, encoder_E: torch.Tensor, head: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Paper-shaped factors (D: (rows, d), E: (d, cols)) from the model's tensors.
 
     decoder: ``decoder_x`` or ``decoder_y`` of shape (n_head, d, N); encoder_E: (n_head * N, d).
@@ -234,9 +229,7 @@ def _lr_vs_exponential(x: np.ndarray, xmin: int, alpha: float) -> tuple[float, f
     return R, p
 
 
-def fit_power_law(
-    values, xmin: int | None = None, min_tail: int = 20, max_candidates: int = 60
-) -> PowerLawFit:
+def fit_power_law(values, xmin: int | None = None, min_tail: int = 20, max_candidates: int = 60) -> PowerLawFit:
     """Discrete power-law MLE of the tail of positive integers ``values`` (zeros are dropped).
 
     With ``xmin=None`` the lower bound of the fit range is chosen among the distinct values (at
@@ -278,8 +271,15 @@ def fit_power_law(
     xm, a, ks, tail = best
     R, p = _lr_vs_exponential(tail, xm, a)
     return PowerLawFit(
-        alpha=a, alpha_stderr=(a - 1) / math.sqrt(len(tail)), xmin=xm, xmax=int(tail.max()),
-        n_tail=int(len(tail)), n_total=n_total, ks=ks, lr_vs_exponential=R, lr_p=p,
+        alpha=a,
+        alpha_stderr=(a - 1) / math.sqrt(len(tail)),
+        xmin=xm,
+        xmax=int(tail.max()),
+        n_tail=int(len(tail)),
+        n_total=n_total,
+        ks=ks,
+        lr_vs_exponential=R,
+        lr_p=p,
     )
 
 
@@ -310,9 +310,7 @@ def erdos_renyi_like(n_nodes: int, n_edges: int, seed: int) -> nx.Graph:
     return nx.gnm_random_graph(n_nodes, n_edges, seed=seed)
 
 
-def random_low_rank_like(
-    decoder: torch.Tensor, encoder: torch.Tensor, n_edges: int, seed: int, **kw
-) -> NeuronGraph:
+def random_low_rank_like(decoder: torch.Tensor, encoder: torch.Tensor, n_edges: int, seed: int, **kw) -> NeuronGraph:
     """The same construction on random factors: Gaussian D', E' with D's and E's shapes and stds."""
     g = torch.Generator().manual_seed(seed)
     D = torch.randn(decoder.shape, generator=g, dtype=torch.float64) * decoder.double().std()
@@ -335,8 +333,7 @@ def graph_report(
     und = G.to_networkx()
     q, ncom = modularity(und, seed=seeds[0])
     er = [modularity(erdos_renyi_like(G.n_nodes, und.number_of_edges(), s), seed=s)[0] for s in seeds]
-    lr_graphs = [random_low_rank_like(decoder, encoder, n_edges, seed=1000 + s, block_rows=block_rows)
-                 for s in seeds]
+    lr_graphs = [random_low_rank_like(decoder, encoder, n_edges, seed=1000 + s, block_rows=block_rows) for s in seeds]
     lr = [modularity(h.to_networkx(), seed=s)[0] for h, s in zip(lr_graphs, seeds)]
     out = {
         "n_nodes": G.n_nodes,
@@ -352,10 +349,13 @@ def graph_report(
         ("out", G.out_degree, lr_graphs[0].out_degree),
         ("in", G.in_degree, lr_graphs[0].in_degree),
     ):
-        entry = {"mean": float(deg.mean()), "max": int(deg.max()),
-                 "isolated_fraction": float((deg == 0).mean()),
-                 "max_over_mean": float(deg.max() / max(deg.mean(), 1e-12)),
-                 "random_low_rank_max_over_mean": float(base.max() / max(base.mean(), 1e-12))}
+        entry = {
+            "mean": float(deg.mean()),
+            "max": int(deg.max()),
+            "isolated_fraction": float((deg == 0).mean()),
+            "max_over_mean": float(deg.max() / max(deg.mean(), 1e-12)),
+            "random_low_rank_max_over_mean": float(base.max() / max(base.mean(), 1e-12)),
+        }
         try:
             entry["power_law"] = fit_power_law(deg).to_dict()
         except ValueError as e:

@@ -119,8 +119,9 @@ class GraphBDH:
         if self.rope_freqs is not None and (self.heads[0::2] != self.heads[1::2]).any():
             raise ValueError("a RoPE pair (2k, 2k+1) must lie in one head")
         if self.rope_freqs is not None and (self.Gs[:, 0::2] != self.Gs[:, 1::2]).any():
-            raise ValueError("with RoPE, the synapses (i, 2k) and (i, 2k+1) rotate together: Gs must "
-                             "have both or neither")
+            raise ValueError(
+                "with RoPE, the synapses (i, 2k) and (i, 2k+1) rotate together: Gs must have both or neither"
+            )
         self.n_heads = int(self.heads.max()) + 1
         # edge lists: the only way the rounds below touch the graphs
         self.ex_x, self.in_x = _edges(self.Gx_e, "Gx_e"), _edges(self.Gx_i, "Gx_i")
@@ -157,10 +158,10 @@ class GraphBDH:
         """sigma <- sigma U on every synapse: damping of the edge, rotation of the edge pairs."""
         gam = self.damping
         if self.rope_freqs is None:
-            for (i, j) in sig:
+            for i, j in sig:
                 sig[(i, j)] *= gam[j]
             return
-        for (i, j) in sig:
+        for i, j in sig:
             if j % 2:
                 continue
             a, b = sig[(i, j)], sig[(i, j + 1)]
@@ -191,7 +192,7 @@ class GraphBDH:
             for (i, j), val in sig.items():
                 A[i][self.heads[j]] += val * x[j]
             # round 4l+1: Hebbian write on the existing synapses
-            for (i, j) in sig:
+            for i, j in sig:
                 sig[(i, j)] += y_prev[i] * x[j]
             # round 4l+2: A -> Y through G_y^e, G_y^i, threshold, gate by X
             r = self._propagate(self.ex_y, self.in_y, A, channel=self.heads)
@@ -240,6 +241,14 @@ def graph_from_normfree(model) -> GraphBDH:
     if "alibi" in cfg.pos:
         damping = np.exp(model.alibi_log_decay.detach().double().cpu().numpy())[heads]
     freqs = model.rope_freqs.detach().double().cpu().numpy().reshape(n) if "rope" in cfg.pos else None
-    return GraphBDH(Gx_e=np.maximum(Gx, 0), Gx_i=np.maximum(-Gx, 0), Gy_e=np.maximum(Gy, 0),
-                    Gy_i=np.maximum(-Gy, 0), Gs=np.ones((n, n)), n_layer=cfg.n_layer, damping=damping,
-                    rope_freqs=freqs, heads=heads)
+    return GraphBDH(
+        Gx_e=np.maximum(Gx, 0),
+        Gx_i=np.maximum(-Gx, 0),
+        Gy_e=np.maximum(Gy, 0),
+        Gy_i=np.maximum(-Gy, 0),
+        Gs=np.ones((n, n)),
+        n_layer=cfg.n_layer,
+        damping=damping,
+        rope_freqs=freqs,
+        heads=heads,
+    )

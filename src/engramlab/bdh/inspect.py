@@ -132,9 +132,7 @@ class PositionOperator:
             if n % 2:
                 raise ValueError(f"RoPE pairs neurons: n={n} must be even")
         if self.log_decay is not None and self.log_decay.shape not in ((n,), (T, n)):
-            raise ValueError(
-                f"log_decay must have shape ({n},) or ({T}, {n}), got {tuple(self.log_decay.shape)}"
-            )
+            raise ValueError(f"log_decay must have shape ({n},) or ({T}, {n}), got {tuple(self.log_decay.shape)}")
 
     def decay_rows(self, T: int, n: int, dtype) -> torch.Tensor | None:
         if self.log_decay is None:
@@ -179,9 +177,7 @@ def synapse_matrix(y_prev: torch.Tensor, x: torch.Tensor, U: PositionOperator) -
     return y_prev.T @ rotated_keys(x, U)
 
 
-def synapse_trajectory(
-    y_prev: torch.Tensor, x: torch.Tensor, pairs: torch.Tensor, U: PositionOperator
-) -> torch.Tensor:
+def synapse_trajectory(y_prev: torch.Tensor, x: torch.Tensor, pairs: torch.Tensor, U: PositionOperator) -> torch.Tensor:
     """sigma_{t-1}(i, j) of Eq. 16 for chosen pairs, for every read t = 1..T.
 
     y_prev (T, n): gated y of layer l-1; x (T, n): x of layer l; pairs (P, 2) long (i, j).
@@ -195,9 +191,7 @@ def synapse_trajectory(
     if pairs.dim() != 2 or pairs.shape[1] != 2:
         raise ValueError(f"pairs must be (P, 2) neuron indices (i, j), got shape {tuple(pairs.shape)}")
     if len(pairs) and (pairs.min() < 0 or pairs.max() >= n):
-        raise ValueError(
-            f"pair indices must be in [0, {n}), got range [{int(pairs.min())}, {int(pairs.max())}]"
-        )
+        raise ValueError(f"pair indices must be in [0, {n}), got range [{int(pairs.min())}, {int(pairs.max())}]")
     i, j = pairs[:, 0], pairs[:, 1]
     yi = y_prev[:, i].to(torch.float64)  # (T, P)
     if U.freqs is not None:
@@ -316,9 +310,7 @@ def byte_repr(b: int) -> str:
     return f"\\x{b:02x}"
 
 
-def top_contexts(
-    tokens: np.ndarray, act: np.ndarray, k: int = 8, before: int = 40, after: int = 8
-) -> list[dict]:
+def top_contexts(tokens: np.ndarray, act: np.ndarray, k: int = 8, before: int = 40, after: int = 8) -> list[dict]:
     """The k positions where one neuron's activation ``act`` (T,) is largest, with byte windows.
 
     Each entry: {"pos", "value", "window": [[text, activation], ...], "center": index in window}.
@@ -334,12 +326,14 @@ def top_contexts(
         if act[p] <= 0:
             break
         lo, hi = max(0, p - before), min(len(tokens), p + after + 1)
-        out.append({
-            "pos": int(p),
-            "value": float(act[p]),
-            "center": int(p - lo),
-            "window": [[byte_repr(int(tokens[q])), float(act[q])] for q in range(lo, hi)],
-        })
+        out.append(
+            {
+                "pos": int(p),
+                "value": float(act[p]),
+                "center": int(p - lo),
+                "window": [[byte_repr(int(tokens[q])), float(act[q])] for q in range(lo, hi)],
+            }
+        )
     return out
 
 
@@ -368,12 +362,15 @@ def neuron_browser_html(neurons: list[dict], title: str = "BDH neurons", summary
         f"<h1>{html.escape(title)}</h1>",
     ]
     if summary:
-        rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
-                       for k, v in summary.items())
+        rows = "".join(
+            f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in summary.items()
+        )
         parts.append(f"<table>{rows}</table>")
-    parts.append("<p class='meta'>Each line is a byte window ending a few bytes after a position where the "
-                 "neuron fires strongly (outlined); shading = the neuron's activation on each byte "
-                 "relative to its largest value. \u21b5 = newline.</p>")
+    parts.append(
+        "<p class='meta'>Each line is a byte window ending a few bytes after a position where the "
+        "neuron fires strongly (outlined); shading = the neuron's activation on each byte "
+        "relative to its largest value. \u21b5 = newline.</p>"
+    )
     for nrn in neurons:
         ctxs = nrn.get("contexts", [])
         vmax = max([c["value"] for c in ctxs] + [1e-12])
@@ -381,7 +378,8 @@ def neuron_browser_html(neurons: list[dict], title: str = "BDH neurons", summary
             f"<h2 id='{html.escape(str(nrn['name']))}'>{html.escape(str(nrn['name']))}</h2>"
             f"<div class='meta'>layer {nrn['layer']}, head {nrn['head']}, neuron {nrn['index']}, "
             f"firing rate {100 * nrn['firing_rate']:.2f}%"
-            + (f", {html.escape(str(nrn['note']))}" if nrn.get("note") else "") + "</div>"
+            + (f", {html.escape(str(nrn['note']))}" if nrn.get("note") else "")
+            + "</div>"
         )
         if not ctxs:
             parts.append("<div class='meta'>never fires on this text</div>")
@@ -397,9 +395,7 @@ def neuron_browser_html(neurons: list[dict], title: str = "BDH neurons", summary
     return "".join(parts)
 
 
-def choose_neurons(
-    act: torch.Tensor, count: int, min_rate: float = 0.002, max_rate: float = 0.2
-) -> list[int]:
+def choose_neurons(act: torch.Tensor, count: int, min_rate: float = 0.002, max_rate: float = 0.2) -> list[int]:
     """Neurons worth reading: firing rate in [min_rate, max_rate], largest peak activation first.
 
     act (T, n) -> up to ``count`` global neuron indices.
@@ -424,8 +420,11 @@ def repetition_density(model, pattern: np.ndarray | bytes, repeats: int = 4) -> 
     loss shows how predictable). The paper (Fig. 14) reports lower density on repetition.
     Returns {"x": [L][R], "y": [L][R], "loss": [R], "x_per_position": [L][R*P]}.
     """
-    pat = np.frombuffer(bytes(pattern), dtype=np.uint8) if isinstance(pattern, (bytes, bytearray)) \
+    pat = (
+        np.frombuffer(bytes(pattern), dtype=np.uint8)
+        if isinstance(pattern, (bytes, bytearray))
         else np.asarray(pattern, dtype=np.uint8)
+    )
     P = len(pat)
     if P < 2 or repeats < 2:
         raise ValueError(f"need a pattern of at least 2 bytes and at least 2 repeats, got {P} and {repeats}")
@@ -491,8 +490,9 @@ def phase_density(model, batch, rel_threshold: float = REL_THRESHOLD) -> dict:
     model.eval()
     logits, trace = model.forward_trace(tokens.to(dev))
     out = phase_density_from_trace(trace, phase.to(dev), rel_threshold)
-    ce = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), tokens[:, 1:].flatten().to(dev),
-                                           reduction="none").view(tokens.shape[0], -1)
+    ce = torch.nn.functional.cross_entropy(
+        logits[:, :-1].flatten(0, 1).float(), tokens[:, 1:].flatten().to(dev), reduction="none"
+    ).view(tokens.shape[0], -1)
     hit = (logits[:, :-1].argmax(-1) == tokens[:, 1:].to(dev)).double()
     target_phase = phase[:, 1:].to(dev)
     for code, name in PHASE_NAMES.items():
@@ -517,10 +517,12 @@ def _plot_density(dens: dict, path) -> None:
     ax.bar(xs - 0.2, [100 * v for v in dens["x"]], 0.4, label="x (sparse positive)")
     ax.bar(xs + 0.2, [100 * v for v in dens["y"]], 0.4, label="y (gated)")
     for l in range(L):
-        ax.scatter([l - 0.2] * len(dens["x_per_head"][l]), [100 * v for v in dens["x_per_head"][l]],
-                   s=10, c="k", zorder=3)
-        ax.scatter([l + 0.2] * len(dens["y_per_head"][l]), [100 * v for v in dens["y_per_head"][l]],
-                   s=10, c="k", zorder=3)
+        ax.scatter(
+            [l - 0.2] * len(dens["x_per_head"][l]), [100 * v for v in dens["x_per_head"][l]], s=10, c="k", zorder=3
+        )
+        ax.scatter(
+            [l + 0.2] * len(dens["y_per_head"][l]), [100 * v for v in dens["y_per_head"][l]], s=10, c="k", zorder=3
+        )
     ax.axhline(5.0, ls="--", c="gray", lw=1, label="paper: ~5%")
     ax.set_xticks(xs, [f"layer {l}" for l in range(L)])
     ax.set_ylabel("non-zero entries (%)")
@@ -676,9 +678,7 @@ def inspect_model(
             raise ValueError(f"neuron (layer {lay}, head {h}, k {k}) is outside the model's {L} x {H} x {N}")
     for lay, i, j in synapses or []:
         if not (1 <= lay < L and 0 <= i < H * N and 0 <= j < H * N):
-            raise ValueError(
-                f"synapse (layer {lay}, {i}, {j}): need 1 <= layer < {L} and neurons in [0, {H * N})"
-            )
+            raise ValueError(f"synapse (layer {lay}, {i}, {j}): need 1 <= layer < {L} and neurons in [0, {H * N})")
     model.eval()
     steps = tqdm(total=5, desc="inspect", disable=not progress)
     tok = np.frombuffer(bytes(tokens), dtype=np.uint8)
@@ -690,14 +690,21 @@ def inspect_model(
     dens = trace_density(trace)
     rates = [firing_rates(layer["x"]) for layer in trace]
     result: dict = {
-        "model": {"n_layer": L, "n_head": H, "n_embd": cfg.n_embd, "n_neurons_per_head": N,
-                  "n_neurons": cfg.n_neurons, "pos": cfg.pos, "variant": cfg.variant},
+        "model": {
+            "n_layer": L,
+            "n_head": H,
+            "n_embd": cfg.n_embd,
+            "n_neurons_per_head": N,
+            "n_neurons": cfg.n_neurons,
+            "pos": cfg.pos,
+            "variant": cfg.variant,
+        },
         "text_bytes": int(len(tok)),
         "loss_on_text": loss,
         "density": dens,
         "firing_rate_quantiles_x": [
-            {q: float(torch.quantile(r.double(), float(q))) for q in ("0.1", "0.5", "0.9", "0.99")} | {
-                "never_fire": float((r == 0).double().mean())}
+            {q: float(torch.quantile(r.double(), float(q))) for q in ("0.1", "0.5", "0.9", "0.99")}
+            | {"never_fire": float((r == 0).double().mean())}
             for r in rates
         ],
     }
@@ -709,11 +716,16 @@ def inspect_model(
         picks = [h * N + k for lay, h, k in neurons or [] if lay == l]
         picks += [g for g in choose_neurons(act, neurons_per_layer) if g not in picks]
         for g in picks:
-            chosen.append({
-                "name": f"L{l}-h{g // N}-n{g % N}", "layer": l, "head": g // N, "index": g % N,
-                "firing_rate": float(rates[l][g]),
-                "contexts": top_contexts(tok, act[:, g].numpy(), k=contexts),
-            })
+            chosen.append(
+                {
+                    "name": f"L{l}-h{g // N}-n{g % N}",
+                    "layer": l,
+                    "head": g // N,
+                    "index": g % N,
+                    "firing_rate": float(rates[l][g]),
+                    "contexts": top_contexts(tok, act[:, g].numpy(), k=contexts),
+                }
+            )
     summary = {"text bytes": len(tok), "layers": L, "heads": H, "neurons per head": N}
     page = neuron_browser_html(chosen, title=f"{title}: neurons (x) that fire most", summary=summary)
     atomic_write_text(out / "neurons.html", page)
@@ -726,8 +738,15 @@ def inspect_model(
         x = flat_neurons(trace[l]["x"]).double().cpu()
         U = position_operator(model, trace[l]["v"][0].cpu() if cfg.variant == "prime" else None)
         top = top_synapses(y_prev, x, U, k=top_k, head_size=N)
-        syn.append({"layer": l, "pre_layer": l - 1, "pre": top.pre.tolist(), "post": top.post.tolist(),
-                    "value": top.value.tolist()})
+        syn.append(
+            {
+                "layer": l,
+                "pre_layer": l - 1,
+                "pre": top.pre.tolist(),
+                "post": top.post.tolist(),
+                "value": top.value.tolist(),
+            }
+        )
         pairs = [(int(top.pre[0]), int(top.post[0]))] if len(top.value) else []
         pairs += [(i, j) for lay, i, j in synapses or [] if lay == l]
         if pairs:
@@ -735,8 +754,9 @@ def inspect_model(
             for p, (i, j) in enumerate(pairs):
                 traj.append({"layer": l, "pre": i, "post": j, "sigma": sig[:, p].tolist()})
     result["top_synapses_within_head"] = syn
-    result["synapse_trajectories"] = [{k: v for k, v in t.items() if k != "sigma"} | {"final": t["sigma"][-1]}
-                                      for t in traj]
+    result["synapse_trajectories"] = [
+        {k: v for k, v in t.items() if k != "sigma"} | {"final": t["sigma"][-1]} for t in traj
+    ]
     if traj:
         _plot_synapses(traj, out / "synapses.png")
     steps.update()
@@ -755,8 +775,11 @@ def inspect_model(
                 D, E = head_factors(dec.detach().float().cpu(), model.encoder_E.detach().float().cpu(), h)
                 graphs[name].append(graph_report(D, E, n_edges=edges_per_neuron * N, seeds=graph_seeds))
     result["graphs"] = {k: _jsonable(v) for k, v in graphs.items()}
-    result["graph_settings"] = {"edges_per_neuron": edges_per_neuron, "seeds": list(graph_seeds),
-                                "scope": "per head: the N x N diagonal block D_h E_h"}
+    result["graph_settings"] = {
+        "edges_per_neuron": edges_per_neuron,
+        "seeds": list(graph_seeds),
+        "scope": "per head: the N x N diagonal block D_h E_h",
+    }
     _plot_ccdf(graphs, out / "degree_ccdf.png")
     _plot_modularity(graphs, out / "modularity.png")
     _plot_density(dens, out / "density.png")

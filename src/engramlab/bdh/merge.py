@@ -59,11 +59,11 @@ def check_mergeable(a: BDHConfig, b: BDHConfig) -> None:
     for cfg, name in ((a, "A"), (b, "B")):
         if not isinstance(cfg, BDHConfig):
             raise TypeError(f"model {name} is not a BDH model (config {type(cfg).__name__})")
-    bad = [f"{f}: A={getattr(a, f)!r}, B={getattr(b, f)!r}"
-           for f in MUST_MATCH if getattr(a, f) != getattr(b, f)]
+    bad = [f"{f}: A={getattr(a, f)!r}, B={getattr(b, f)!r}" for f in MUST_MATCH if getattr(a, f) != getattr(b, f)]
     if bad:
         raise ValueError(
-            "cannot merge BDH models that differ in " + "; ".join(bad)
+            "cannot merge BDH models that differ in "
+            + "; ".join(bad)
             + " (merging concatenates neurons, so d, heads, vocabulary, layers, pos and variant must agree)"
         )
 
@@ -94,9 +94,7 @@ def merge_state_dicts(
             out[key] = both.reshape(H * (Na + Nb), d)
         elif key in EQUAL:
             if ta.shape != tb.shape or not torch.equal(ta, tb):
-                raise ValueError(
-                    f"cannot merge: {key} differs between the parents (ALiBi half-lives must agree)"
-                )
+                raise ValueError(f"cannot merge: {key} differs between the parents (ALiBi half-lives must agree)")
             out[key] = ta.clone()
         elif key in AVERAGE:
             if ta.shape != tb.shape:
@@ -155,9 +153,7 @@ def merge_runs(run_a: str | Path, run_b: str | Path, out: str | Path, overwrite:
 
 
 @torch.no_grad()
-def eval_loss(
-    model: torch.nn.Module, data: np.ndarray, block_size: int = 256, max_bytes: int = 65536
-) -> float:
+def eval_loss(model: torch.nn.Module, data: np.ndarray, block_size: int = 256, max_bytes: int = 65536) -> float:
     """Mean next-byte cross-entropy (nats/byte) over consecutive windows of the first max_bytes.
 
     Deterministic (no sampling of windows): every byte in range is predicted once from at most
@@ -203,8 +199,7 @@ def finetune(
     if name != "bdh":
         raise ValueError(f"{base_run} holds a {name!r} model, not bdh")
     cfg = base_cfg or TrainConfig()
-    changes: dict[str, Any] = dict(data=str(data), steps=steps, warmup_steps=max(1, steps // 10),
-                                   eval_interval=steps)
+    changes: dict[str, Any] = dict(data=str(data), steps=steps, warmup_steps=max(1, steps // 10), eval_interval=steps)
     if lr is not None:
         changes.update(lr=lr, min_lr=lr / 10)
     changes.update(train_overrides)
@@ -258,9 +253,13 @@ def merge_demo(
     for m, c in tqdm(jobs, desc="evaluate", disable=not progress):
         losses.setdefault(m, {})[c] = eval_loss(models[m], corpora[c].val, block, eval_bytes)
     result = {
-        "base_run": str(base_run), "base_step": base_step, "steps": steps, "lr": lr,
-        "corpora": {k: {"source": v.source, "val_bytes_evaluated": min(len(v.val) - 1, eval_bytes)}
-                    for k, v in corpora.items()},
+        "base_run": str(base_run),
+        "base_step": base_step,
+        "steps": steps,
+        "lr": lr,
+        "corpora": {
+            k: {"source": v.source, "val_bytes_evaluated": min(len(v.val) - 1, eval_bytes)} for k, v in corpora.items()
+        },
         "n_neurons": {m: mod.config.n_neurons for m, mod in models.items()},
         "val_loss_nats_per_byte": losses,
         "block_size": block,
@@ -274,8 +273,7 @@ def merge_table_markdown(result: dict[str, Any]) -> str:
     """The loss table of ``merge_demo`` as Markdown (rows: models, columns: corpora)."""
     losses = result["val_loss_nats_per_byte"]
     cols = list(next(iter(losses.values())))
-    lines = ["| model | n | " + " | ".join(f"val loss on {c}" for c in cols) + " |",
-             "|---|---|" + "---|" * len(cols)]
+    lines = ["| model | n | " + " | ".join(f"val loss on {c}" for c in cols) + " |", "|---|---|" + "---|" * len(cols)]
     for m, row in losses.items():
         vals = " | ".join(f"{row[c]:.3f}" for c in cols)
         lines.append(f"| {m} | {result['n_neurons'][m]} | {vals} |")
@@ -307,6 +305,13 @@ def _plot_merge(losses: dict[str, dict[str, float]], path: Path) -> None:
 
 
 __all__ = [
-    "check_mergeable", "merged_config", "merge_state_dicts", "merge_models", "merge_runs",
-    "eval_loss", "finetune", "merge_demo", "merge_table_markdown",
+    "check_mergeable",
+    "merged_config",
+    "merge_state_dicts",
+    "merge_models",
+    "merge_runs",
+    "eval_loss",
+    "finetune",
+    "merge_demo",
+    "merge_table_markdown",
 ]

@@ -95,9 +95,7 @@ class BDHConfig:
         if self.variant not in VARIANTS:
             raise ValueError(f"BDHConfig.variant={self.variant!r}; expected one of {', '.join(VARIANTS)}")
         if self.attn_impl not in ATTN_IMPLS:
-            raise ValueError(
-                f"BDHConfig.attn_impl={self.attn_impl!r}; expected one of {', '.join(ATTN_IMPLS)}"
-            )
+            raise ValueError(f"BDHConfig.attn_impl={self.attn_impl!r}; expected one of {', '.join(ATTN_IMPLS)}")
         if self.residual not in RESIDUALS:
             raise ValueError(f"BDHConfig.residual={self.residual!r}; expected one of {', '.join(RESIDUALS)}")
         for name in ("layernorm", "detach_kv"):
@@ -111,9 +109,7 @@ class BDHConfig:
                 f"must be divisible by n_head={self.n_head}"
             )
         if "rope" in self.pos and self.n_neurons_per_head % 2:
-            raise ValueError(
-                f"RoPE rotates neuron pairs: N={self.n_neurons_per_head} neurons per head must be even"
-            )
+            raise ValueError(f"RoPE rotates neuron pairs: N={self.n_neurons_per_head} neurons per head must be even")
         if self.rope_theta <= 1:
             raise ValueError(f"BDHConfig.rope_theta must be > 1, got {self.rope_theta}")
         if not 0 < self.alibi_min_half_life <= self.alibi_max_half_life:
@@ -288,8 +284,12 @@ class BDH(LanguageModel):
                 raise ValueError("the quadratic form carries no state: use impl='chunked'")
             attend = _quadratic
         else:
-            attend = partial(attention_chunked, chunk_size=self.config.chunk_size, need_state=need_state,
-                             fused=kernels.fused_attention)
+            attend = partial(
+                attention_chunked,
+                chunk_size=self.config.chunk_size,
+                need_state=need_state,
+                fused=kernels.fused_attention,
+            )
         if self.config.detach_kv and torch.is_grad_enabled():  # §7.2: no gradient through time
             C = idx.shape[1] if impl == "quadratic" else self.config.chunk_size
             attend = partial(_detached, chunk_size=C, need_state=need_state)
@@ -440,17 +440,33 @@ def _presets() -> dict[str, dict[str, dict[str, Any]]]:
     return {
         # seconds on a CPU: a smoke test of the whole pipeline
         "tiny": {
-            "model": dict(n_layer=2, n_embd=32, n_head=2, mlp_internal_dim_multiplier=8, dropout=0.0,
-                          chunk_size=32),
-            "train": dict(steps=60, batch_size=8, block_size=64, lr=3e-3, min_lr=3e-4, warmup_steps=10,
-                          eval_interval=30, eval_batches=4, log_interval=10),
+            "model": dict(n_layer=2, n_embd=32, n_head=2, mlp_internal_dim_multiplier=8, dropout=0.0, chunk_size=32),
+            "train": dict(
+                steps=60,
+                batch_size=8,
+                block_size=64,
+                lr=3e-3,
+                min_lr=3e-4,
+                warmup_steps=10,
+                eval_interval=30,
+                eval_batches=4,
+                log_interval=10,
+            ),
         },
         # minutes on a CPU (the quality comparison against GPT of docs/bdh.md)
         "small": {
-            "model": dict(n_layer=4, n_embd=128, n_head=4, mlp_internal_dim_multiplier=8, dropout=0.0,
-                          chunk_size=64),
-            "train": dict(steps=600, batch_size=8, block_size=128, lr=2e-3, min_lr=2e-4, warmup_steps=40,
-                          eval_interval=50, eval_batches=10, log_interval=10),
+            "model": dict(n_layer=4, n_embd=128, n_head=4, mlp_internal_dim_multiplier=8, dropout=0.0, chunk_size=64),
+            "train": dict(
+                steps=600,
+                batch_size=8,
+                block_size=128,
+                lr=2e-3,
+                min_lr=2e-4,
+                warmup_steps=40,
+                eval_interval=50,
+                eval_batches=10,
+                log_interval=10,
+            ),
         },
         # the official code's 25.3M model and training recipe (GPU): AdamW at a constant lr 1e-3
         # (no warm-up, no decay), betas (0.9, 0.999) (torch's defaults, which train.py keeps),
@@ -458,11 +474,24 @@ def _presets() -> dict[str, dict[str, dict[str, Any]]]:
         # neurons per head the state form costs 2Nd per token against C(N + d) for the masked
         # product, so below C ~ 2Nd / (N + d) ~ 500 one chunk per 512-byte window is the cheaper form
         "paper": {
-            "model": dict(n_layer=6, n_embd=256, n_head=4, mlp_internal_dim_multiplier=128, dropout=0.1,
-                          chunk_size=512),
-            "train": dict(steps=3000, batch_size=32, block_size=512, lr=1e-3, schedule="constant", warmup_steps=0,
-                          beta1=0.9, beta2=0.999, weight_decay=0.1, grad_clip=0.0, eval_interval=250,
-                          eval_batches=20, log_interval=50),
+            "model": dict(
+                n_layer=6, n_embd=256, n_head=4, mlp_internal_dim_multiplier=128, dropout=0.1, chunk_size=512
+            ),
+            "train": dict(
+                steps=3000,
+                batch_size=32,
+                block_size=512,
+                lr=1e-3,
+                schedule="constant",
+                warmup_steps=0,
+                beta1=0.9,
+                beta2=0.999,
+                weight_decay=0.1,
+                grad_clip=0.0,
+                eval_interval=250,
+                eval_batches=20,
+                log_interval=50,
+            ),
         },
     }
 

@@ -226,7 +226,8 @@ class _Neurons(torch.autograd.Function):
         k = current_pool().empty_like(x)
         shp = (H, -1, table.shape[-2], N // 2)
         torch.mul(
-            torch.view_as_complex(x.view(H, BT, N // 2, 2)).view(shp), table,
+            torch.view_as_complex(x.view(H, BT, N // 2, 2)).view(shp),
+            table,
             out=torch.view_as_complex(k.view(H, BT, N // 2, 2)).view(shp),
         )
         ctx.save_for_backward(v, W, x, table)

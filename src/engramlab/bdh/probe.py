@@ -44,9 +44,7 @@ def read_sentences(path: str | Path, min_count: int = 4) -> list[bytes]:
     lines = [ln.strip() for ln in p.read_bytes().splitlines()]
     lines = [ln for ln in lines if ln]
     if len(lines) < min_count:
-        raise ValueError(
-            f"{p} holds {len(lines)} non-empty lines; the probe needs at least {min_count} sentences"
-        )
+        raise ValueError(f"{p} holds {len(lines)} non-empty lines; the probe needs at least {min_count} sentences")
     return lines
 
 
@@ -80,7 +78,11 @@ def sentence_synapse_factors(model, sentences: list[bytes], progress: bool = Tru
 
 
 def _top_difference(
-    Y: torch.Tensor, K: torch.Tensor, w: torch.Tensor, k: int, block_rows: int = 512,
+    Y: torch.Tensor,
+    K: torch.Tensor,
+    w: torch.Tensor,
+    k: int,
+    block_rows: int = 512,
     w_pos: torch.Tensor | None = None,
 ):
     """Top-k entries of Y^T diag(w) K by row blocks -> (values, flat indices i * n + j).
@@ -143,8 +145,7 @@ def probe(
     """
     if len(concept) < 4 or len(contrast) < 4:
         raise ValueError(
-            "need at least 4 concept and 4 contrast sentences (two per half), got "
-            f"{len(concept)} and {len(contrast)}"
+            f"need at least 4 concept and 4 contrast sentences (two per half), got {len(concept)} and {len(contrast)}"
         )
     sents = list(concept) + list(contrast)
     is_concept = torch.tensor([True] * len(concept) + [False] * len(contrast))
@@ -173,20 +174,27 @@ def probe(
         for p in range(len(pre)):
             v = vals[:, p]
             c, x = is_concept.numpy(), half.numpy()
-            rows.append({
-                "layer": f["layer"],
-                "pre": int(pre[p]), "pre_head": int(pre[p]) // N, "pre_layer": f["layer"] - 1,
-                "post": int(post[p]), "post_head": int(post[p]) // N,
-                "selection": mann_whitney(v[c & (x == 0)], v[~c & (x == 0)]),
-                "held_out": mann_whitney(v[c & (x == 1)], v[~c & (x == 1)]),
-                "all": mann_whitney(v[c], v[~c]),
-                "mean_concept": float(v[c].mean()), "mean_contrast": float(v[~c].mean()),
-            })
+            rows.append(
+                {
+                    "layer": f["layer"],
+                    "pre": int(pre[p]),
+                    "pre_head": int(pre[p]) // N,
+                    "pre_layer": f["layer"] - 1,
+                    "post": int(post[p]),
+                    "post_head": int(post[p]) // N,
+                    "selection": mann_whitney(v[c & (x == 0)], v[~c & (x == 0)]),
+                    "held_out": mann_whitney(v[c & (x == 1)], v[~c & (x == 1)]),
+                    "all": mann_whitney(v[c], v[~c]),
+                    "mean_concept": float(v[c].mean()),
+                    "mean_contrast": float(v[~c].mean()),
+                }
+            )
     rows.sort(key=lambda r: (-r["selection"]["U"], -(r["mean_concept"] - r["mean_contrast"])))
     best = rows[:report]
     n_tested = len(rows)
     return {
-        "n_concept": len(concept), "n_contrast": len(contrast),
+        "n_concept": len(concept),
+        "n_contrast": len(contrast),
         "mean_bytes_concept": float(np.mean([len(s) for s in concept])),
         "mean_bytes_contrast": float(np.mean([len(s) for s in contrast])),
         "per_byte": per_byte,
@@ -194,7 +202,7 @@ def probe(
         "candidates_per_layer": candidates,
         "synapses_tested": n_tested,
         "bonferroni_note": f"selection-half p-values are post hoc over {n_tested} tested synapses; "
-                           f"multiply by {n_tested} for a Bonferroni bound, or read the held-out half",
+        f"multiply by {n_tested} for a Bonferroni bound, or read the held-out half",
         "best": best,
         "best_held_out_rank_biserial": max((r["held_out"]["rank_biserial"] for r in best), default=math.nan),
     }

@@ -98,6 +98,7 @@ def spiking_eval_loss(model, data, seeds: Iterable[int] = (0, 1, 2)) -> dict:
     was_training = model.training
     model.eval()
     try:
+
         def loss() -> float:
             logits, _ = model(x)
             if logits.dtype in (torch.float16, torch.bfloat16):
@@ -113,6 +114,13 @@ def spiking_eval_loss(model, data, seeds: Iterable[int] = (0, 1, 2)) -> dict:
     finally:
         model.train(was_training)
     mean = sum(spk) / len(spk)
-    return {"dense_loss": dense, "spiking_loss": spk, "spiking_mean": mean, "gap": mean - dense,
-            "gap_per_seed": [v - dense for v in spk], "spike_rate": rates, "seeds": seeds,
-            "scale": "per layer and quantity (x, y): the largest activation on the batch"}
+    return {
+        "dense_loss": dense,
+        "spiking_loss": spk,
+        "spiking_mean": mean,
+        "gap": mean - dense,
+        "gap_per_seed": [v - dense for v in spk],
+        "spike_rate": rates,
+        "seeds": seeds,
+        "scale": "per layer and quantity (x, y): the largest activation on the batch",
+    }

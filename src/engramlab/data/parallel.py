@@ -30,8 +30,14 @@ from engramlab.data.registry import EUROPARL_PAIRS, EUROPARL_URL
 from engramlab.io import atomic_write, atomic_write_bytes, cache_dir, fetch
 
 __all__ = [
-    "EUROPARL_PAIRS", "EUROPARL_URL", "PAPER_PAIRS", "build_translation_corpus", "europarl_files",
-    "europarl_translation_corpus", "read_aligned", "translation_stream",
+    "EUROPARL_PAIRS",
+    "EUROPARL_URL",
+    "PAPER_PAIRS",
+    "build_translation_corpus",
+    "europarl_files",
+    "europarl_translation_corpus",
+    "read_aligned",
+    "translation_stream",
 ]
 
 PAPER_PAIRS = ("pl-en", "cs-en")  # the paper's En-Pl and En-Cs

@@ -45,8 +45,26 @@ class Source:
 
 
 EUROPARL_PAIRS = (
-    "bg-en", "cs-en", "da-en", "de-en", "el-en", "es-en", "et-en", "fi-en", "fr-en", "hu-en", "it-en",
-    "lt-en", "lv-en", "nl-en", "pl-en", "pt-en", "ro-en", "sk-en", "sl-en", "sv-en",
+    "bg-en",
+    "cs-en",
+    "da-en",
+    "de-en",
+    "el-en",
+    "es-en",
+    "et-en",
+    "fi-en",
+    "fr-en",
+    "hu-en",
+    "it-en",
+    "lt-en",
+    "lv-en",
+    "nl-en",
+    "pl-en",
+    "pt-en",
+    "ro-en",
+    "sk-en",
+    "sl-en",
+    "sv-en",
 )
 EUROPARL_URL = "https://www.statmt.org/europarl/v7/{pair}.tgz"
 
@@ -68,13 +86,13 @@ SOURCES: dict[str, Source] = {
             name="insula",
             title="the insula spike recording",
             url="https://raw.githubusercontent.com/AamnaLawrence/GLM-HMM-Neuronal-Encoding/"
-                "cb79443bc55d2b2523edd92e13494fd941f2768e/Data/Insula/insula.mat",
+            "cb79443bc55d2b2523edd92e13494fd941f2768e/Data/Insula/insula.mat",
             sha256="3aaff067de6a80224b4493611ad5f6838b6fe5f37701ff8016f196fb3faf3c9f",
             n_bytes=2_826_961,
             filename="insula.mat",
             origin="AamnaLawrence/GLM-HMM-Neuronal-Encoding Data/Insula/insula.mat, recorded in the Janak lab: "
-                   "MATLAB struct RAW with Nrast (96 cells, spike times in s), Ninfo, Erast "
-                   "(9 behavioural event channels), Einfo",
+            "MATLAB struct RAW with Nrast (96 cells, spike times in s), Ninfo, Erast "
+            "(9 behavioural event channels), Einfo",
             licence="MIT (licence of that repository)",
             kind="spikes",
         ),
@@ -88,7 +106,7 @@ SOURCES: dict[str, Source] = {
             n_bytes=None,
             filename=f"{pair}.tgz",
             origin=f"statmt.org Europarl v7 parallel corpus {pair} (Koehn 2005); no published checksum: "
-                   "recorded at the first download",
+            "recorded at the first download",
             licence="no known copyright restrictions (statmt.org)",
             kind="archive",
             subfolder="europarl",

@@ -52,8 +52,10 @@ class SpikeTimes:
 
 def validate_spike_times(st: SpikeTimes) -> None:
     if not isinstance(st.times, (list, tuple)) or len(st.times) == 0:
-        raise ValueError(f"{st.source or 'recording'}: expected a non-empty list of per-neuron spike-time "
-                         f"arrays, got {type(st.times).__name__}")
+        raise ValueError(
+            f"{st.source or 'recording'}: expected a non-empty list of per-neuron spike-time "
+            f"arrays, got {type(st.times).__name__}"
+        )
     clean = []
     for i, t in enumerate(st.times):
         a = np.asarray(t, dtype=np.float64).ravel()
@@ -73,6 +75,7 @@ def validate_spike_times(st: SpikeTimes) -> None:
 
 
 # ---- loaders ------------------------------------------------------------------------------------------
+
 
 def load_spikes(path) -> SpikeTimes:
     """Load by extension: .mat (MATLAB struct like insula.mat), .nwb (Units table), .npz.
@@ -95,8 +98,7 @@ def load_spikes(path) -> SpikeTimes:
     raise ValueError(f"unsupported spike file type {suffix!r} for {path}; expected .mat, .nwb or .npz")
 
 
-def load_mat(path, struct: str = "RAW", spikes_field: str = "Nrast",
-             events_field: str = "Erast") -> SpikeTimes:
+def load_mat(path, struct: str = "RAW", spikes_field: str = "Nrast", events_field: str = "Erast") -> SpikeTimes:
     """MATLAB v5 file with a struct ``RAW``: ``Nrast`` = cell array with one column of spike times (s) per
     neuron; ``Erast`` = cell array with one row/column of event times per event channel (named
     ``event0``, ``event1``, ... since the names are stored as MATLAB string objects scipy cannot read).
@@ -115,8 +117,7 @@ def load_mat(path, struct: str = "RAW", spikes_field: str = "Nrast",
         raise ValueError(f"{path}: no struct {struct!r}; found variables {found}")
     raw = m[struct]
     if raw.dtype.names is None or spikes_field not in raw.dtype.names:
-        raise ValueError(f"{path}: struct {struct!r} has no field {spikes_field!r} "
-                         f"(fields: {raw.dtype.names})")
+        raise ValueError(f"{path}: struct {struct!r} has no field {spikes_field!r} (fields: {raw.dtype.names})")
     cells = raw[spikes_field].flat[0]
     times = [np.asarray(c, dtype=np.float64).ravel() for c in cells.flat]
     events = {}
@@ -161,8 +162,10 @@ def load_npz(path) -> SpikeTimes:
     with np.load(path) as z:
         for k in ("spike_times", "spike_units"):
             if k not in z:
-                raise ValueError(f"{path}: missing array {k!r}; expected spike_times, spike_units "
-                                 f"(and optional n_neurons, t_start, t_stop, event_<name>)")
+                raise ValueError(
+                    f"{path}: missing array {k!r}; expected spike_times, spike_units "
+                    f"(and optional n_neurons, t_start, t_stop, event_<name>)"
+                )
         t, u = np.asarray(z["spike_times"], np.float64), np.asarray(z["spike_units"])
         if t.shape != u.shape:
             raise ValueError(f"{path}: spike_times {t.shape} and spike_units {u.shape} differ in shape")
@@ -170,7 +173,7 @@ def load_npz(path) -> SpikeTimes:
             raise ValueError(f"{path}: spike_units must be non-negative integers")
         n = int(z["n_neurons"]) if "n_neurons" in z else (int(u.max()) + 1 if u.size else 0)
         times = [t[u == i] for i in range(n)]
-        events = {k[len("event_"):]: z[k] for k in z.files if k.startswith("event_")}
+        events = {k[len("event_") :]: z[k] for k in z.files if k.startswith("event_")}
         t0 = float(z["t_start"]) if "t_start" in z else None
         t1 = float(z["t_stop"]) if "t_stop" in z else None
     return SpikeTimes(times, events, t0, t1, source=str(path))
@@ -195,8 +198,10 @@ def save_npz(st: SpikeTimes, path) -> Path:
 
 # ---- binning and trials ---------------------------------------------------------------------------------
 
-def bin_spikes(st: SpikeTimes, bin_width: float, t_start: float | None = None,
-               t_stop: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+
+def bin_spikes(
+    st: SpikeTimes, bin_width: float, t_start: float | None = None, t_stop: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Counts per bin: returns (counts (T, N) int64, edges (T + 1,) seconds); bins are [e_i, e_{i+1})."""
     if not (isinstance(bin_width, (int, float)) and np.isfinite(bin_width) and bin_width > 0):
         raise ValueError(f"bin_width must be a positive number of seconds, got {bin_width!r}")
@@ -216,8 +221,9 @@ def bin_spikes(st: SpikeTimes, bin_width: float, t_start: float | None = None,
     return counts, edges
 
 
-def cut_around_events(counts: np.ndarray, edges: np.ndarray, event_times, before: float,
-                      after: float) -> tuple[np.ndarray, np.ndarray]:
+def cut_around_events(
+    counts: np.ndarray, edges: np.ndarray, event_times, before: float, after: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Trials [event - before, event + after) as (n_trials, T_trial, N); events whose window leaves the
     recording are dropped. Returns (trials, kept_event_times)."""
     counts, edges = _check_counts(counts, edges)
@@ -231,8 +237,10 @@ def cut_around_events(counts: np.ndarray, edges: np.ndarray, event_times, before
     centre = np.floor((ev - edges[0]) / width).astype(np.int64)
     ok = (centre - nb >= 0) & (centre + na <= counts.shape[0])
     if not ok.any():
-        raise ValueError(f"none of the {ev.size} events has a full [-{before}, +{after}) s window inside the "
-                         f"recording [{edges[0]:.3f}, {edges[-1]:.3f}] s")
+        raise ValueError(
+            f"none of the {ev.size} events has a full [-{before}, +{after}) s window inside the "
+            f"recording [{edges[0]:.3f}, {edges[-1]:.3f}] s"
+        )
     trials = np.stack([counts[c - nb : c + na] for c in centre[ok]])
     return trials, ev[ok]
 

@@ -210,8 +210,7 @@ class MemoryTask:
             )
 
     def __repr__(self) -> str:
-        return (f"MemoryTask({self.name!r}, delay={self.delay}, n_items={self.n_items}, "
-                f"n_symbols={self.n_symbols})")
+        return f"MemoryTask({self.name!r}, delay={self.delay}, n_items={self.n_items}, n_symbols={self.n_symbols})"
 
     @property
     def vocab_size(self) -> int:
@@ -231,9 +230,7 @@ class MemoryTask:
         """Accuracy of guessing (uniform over symbols; 1/2 for dms)."""
         return 0.5 if self.name == "dms" else 1.0 / self.n_symbols
 
-    def batch(
-        self, batch_size: int, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, batch_size: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """One batch: x (B, T) int64 token ids, y (B, T) int64 targets (-1 = not scored)."""
         B = _check_int(batch_size, "batch_size", 1)
         K, D, S = self.n_items, self.delay, self.n_symbols

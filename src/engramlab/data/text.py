@@ -168,7 +168,7 @@ def load_corpus(
     elif spec == "europarl" or spec.startswith("europarl-"):
         from engramlab.data.parallel import PAPER_PAIRS, europarl_translation_corpus
 
-        src = europarl_translation_corpus(PAPER_PAIRS if spec == "europarl" else (spec[len("europarl-"):],))
+        src = europarl_translation_corpus(PAPER_PAIRS if spec == "europarl" else (spec[len("europarl-") :],))
     else:
         p = Path(spec).expanduser()
         if not p.exists() and os.sep not in spec and "." not in spec:
@@ -180,8 +180,12 @@ def load_corpus(
     data = _read_tokens(Path(src))
     n_val = max(1, int(round(len(data) * val_fraction)))
     n_train = len(data) - n_val
-    return Corpus(name=spec if spec in KNOWN_CORPORA else Path(src).name,
-                  train=data[:n_train], val=data[n_train:], source=str(src))
+    return Corpus(
+        name=spec if spec in KNOWN_CORPORA else Path(src).name,
+        train=data[:n_train],
+        val=data[n_train:],
+        source=str(src),
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -32,8 +32,9 @@ def exp_basis(window: int = 5, decay: float = 1.0, time_span: float | None = Non
     return phi / (dt * phi.sum())
 
 
-def raised_cosine_basis(n_basis: int = 4, window: int = 20, log_scale: float = 1.0,
-                        normalise: bool = True) -> torch.Tensor:
+def raised_cosine_basis(
+    n_basis: int = 4, window: int = 20, log_scale: float = 1.0, normalise: bool = True
+) -> torch.Tensor:
     """Log-stretched raised-cosine bumps (Pillow et al. 2008) over ``window`` bins.
 
     Returns a tensor of shape ``(n_basis, window)``. The models use a single basis function, so to

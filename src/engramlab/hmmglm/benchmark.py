@@ -31,14 +31,27 @@ def _fit_worker(kind: str, n_states: int, train: torch.Tensor, fit: dict, thread
     model = make_model(kind, S, train.shape[-1])
     wall, cpu = time.perf_counter(), time.process_time()
     model.fit(train, progress=False, config=FitConfig(**fit))
-    return {"kind": kind, "state": {k: v.clone() for k, v in model.state_dict().items()},
-            "fit_s": time.perf_counter() - wall, "fit_cpu_s": time.process_time() - cpu,
-            "history": model.history_}
+    return {
+        "kind": kind,
+        "state": {k: v.clone() for k, v in model.state_dict().items()},
+        "fit_s": time.perf_counter() - wall,
+        "fit_cpu_s": time.process_time() - cpu,
+        "history": model.history_,
+    }
 
 
-def run_benchmark(out: str | Path | None = None, seed: int = 0, workers: int = 2, threads: int = 1,
-                  fit: FitConfig | None = None, models: tuple[str, ...] = MODELS, n_trials: int = 50,
-                  n_train: int = 30, n_time_bins: int = 2000, figures: bool = True) -> dict:
+def run_benchmark(
+    out: str | Path | None = None,
+    seed: int = 0,
+    workers: int = 2,
+    threads: int = 1,
+    fit: FitConfig | None = None,
+    models: tuple[str, ...] = MODELS,
+    n_trials: int = 50,
+    n_train: int = 30,
+    n_time_bins: int = 2000,
+    figures: bool = True,
+) -> dict:
     """Simulate the demo data, fit ``models``, return (and write to ``out``) the metrics."""
     fit = fit or FitConfig()
     t0 = time.perf_counter()
@@ -67,8 +80,12 @@ def run_benchmark(out: str | Path | None = None, seed: int = 0, workers: int = 2
         kind = r["kind"]
         m = make_model(kind, 1 if kind == "glm" else S, N)
         m.load_state_dict(r["state"])
-        row = {"model": NAMES[kind], "fit_s": round(r["fit_s"], 2), "fit_cpu_s": round(r["fit_cpu_s"], 2),
-               "test_ll_per_bin_neuron": m.log_likelihood(test) / n_test}
+        row = {
+            "model": NAMES[kind],
+            "fit_s": round(r["fit_s"], 2),
+            "fit_cpu_s": round(r["fit_cpu_s"], 2),
+            "test_ll_per_bin_neuron": m.log_likelihood(test) / n_test,
+        }
         if kind != "glm":
             vit = m.most_likely_states(test)
             perm = metrics.match_states(data.states[data.n_train :], vit, S)
@@ -87,14 +104,24 @@ def run_benchmark(out: str | Path | None = None, seed: int = 0, workers: int = 2
         row["type_accuracy_thresholded_0.2"] = metrics.type_accuracy(true_types, thr)
         pt = m.prior_connection_types()
         row["prior_type_accuracy"] = None if pt is None else metrics.type_accuracy(data.prior_types, pt)
-        row["types_rule"] = ("hard argmax of the one-hot types" if kind == "onehot"
-                             else "sign(w) where |w| > 0.2 (model has no types)")
+        row["types_rule"] = (
+            "hard argmax of the one-hot types" if kind == "onehot" else "sign(w) where |w| > 0.2 (model has no types)"
+        )
         rows[kind] = row
         learned[kind] = (m, W)
     result = {
-        "protocol": {"n_states": S, "n_neurons": N, "n_time_bins": n_time_bins, "n_trials": n_trials,
-                     "n_train": n_train, "seed": seed, "simulate_s": round(sim_s, 2)},
-        "fit_config": asdict(fit), "workers": workers, "threads_per_worker": threads,
+        "protocol": {
+            "n_states": S,
+            "n_neurons": N,
+            "n_time_bins": n_time_bins,
+            "n_trials": n_trials,
+            "n_train": n_train,
+            "seed": seed,
+            "simulate_s": round(sim_s, 2),
+        },
+        "fit_config": asdict(fit),
+        "workers": workers,
+        "threads_per_worker": threads,
         "total_fit_wall_s": round(total_fit_wall, 2),
         "sum_fit_cpu_s": round(sum(r["fit_cpu_s"] for r in rows.values()), 2),
         "true_model_test_ll_per_bin_neuron": true_ll,
@@ -116,15 +143,25 @@ def _fmt(v) -> str:
 
 
 def _table(res: dict) -> str:
-    cols = ["test_ll_per_bin_neuron", "state_accuracy", "weight_mse", "type_accuracy",
-            "type_accuracy_thresholded_0.2", "prior_type_accuracy", "fit_s", "fit_cpu_s"]
+    cols = [
+        "test_ll_per_bin_neuron",
+        "state_accuracy",
+        "weight_mse",
+        "type_accuracy",
+        "type_accuracy_thresholded_0.2",
+        "prior_type_accuracy",
+        "fit_s",
+        "fit_cpu_s",
+    ]
     lines = ["| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     true_ll = res["true_model_test_ll_per_bin_neuron"]
     lines.append(f"| true generator | {true_ll:.4f} |" + " |" * (len(cols) - 1))
     for r in res["models"].values():
         lines.append(f"| {r['model']} | " + " | ".join(_fmt(r[c]) for c in cols) + " |")
-    lines.append(f"\nall four fits: {res['total_fit_wall_s']} s wall ({res['workers']} processes), "
-                 f"{res['sum_fit_cpu_s']} s CPU in total\n")
+    lines.append(
+        f"\nall four fits: {res['total_fit_wall_s']} s wall ({res['workers']} processes), "
+        f"{res['sum_fit_cpu_s']} s CPU in total\n"
+    )
     return "\n".join(lines)
 
 
@@ -166,4 +203,3 @@ def _figures(out: Path, data, learned: dict) -> None:
     axs[-1, 0].set_xlabel("time bin (test trial 0, Viterbi)")
     fig.tight_layout()
     save_figure(fig, out / "states.png")
-

@@ -49,8 +49,9 @@ def _log_rate(u: torch.Tensor, link: str) -> tuple[torch.Tensor, torch.Tensor]:
     return f, torch.log(f)
 
 
-def log_likelihood(x: torch.Tensor, u: torch.Tensor, link: str, observations: str,
-                   constant: bool = True) -> torch.Tensor:
+def log_likelihood(
+    x: torch.Tensor, u: torch.Tensor, link: str, observations: str, constant: bool = True
+) -> torch.Tensor:
     """Element-wise log p(x | u) for counts x broadcast against pre-activations u.
 
     Poisson: x log f - f - log x!;  Bernoulli: x log f + (1 - x) log(1 - f) (f clamped below 1).
@@ -70,8 +71,15 @@ def log_likelihood(x: torch.Tensor, u: torch.Tensor, link: str, observations: st
     raise ValueError(f"observations must be one of {OBSERVATIONS}, got {observations!r}")
 
 
-def state_log_likelihood(x: torch.Tensor, conv: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                         link: str, observations: str, constant: bool = True) -> torch.Tensor:
+def state_log_likelihood(
+    x: torch.Tensor,
+    conv: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    link: str,
+    observations: str,
+    constant: bool = True,
+) -> torch.Tensor:
     """log p(x_t | z_t = s, history) summed over neurons: (B, T, N) -> (B, T, S)."""
     u = drive(conv, weight, bias)  # (B, T, S, N)
     return log_likelihood(x.unsqueeze(-2), u, link, observations, constant).sum(-1)
@@ -142,8 +150,9 @@ class ExpectedLogLik(torch.autograd.Function):
         return grad_q * gW, grad_q * gb, None, None, None, None, None, None, None
 
 
-def expected_log_likelihood(weight, bias, x, conv, gamma, link: str, observations: str,
-                            chunk: int = 16384, value: bool = True) -> torch.Tensor:
+def expected_log_likelihood(
+    weight, bias, x, conv, gamma, link: str, observations: str, chunk: int = 16384, value: bool = True
+) -> torch.Tensor:
     """sum_{b,t,s} gamma_t(s) log p(x_t | z_t = s) (without -log x!), differentiable in weight and bias.
 
     ``value=False`` skips computing the value (returns 0.0) but keeps the exact gradients: the M-step

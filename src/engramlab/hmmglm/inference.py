@@ -60,8 +60,7 @@ class ViterbiResult:
 # ---- input checks -------------------------------------------------------------------------------------
 
 
-def _check(log_lik: torch.Tensor, log_pi0: torch.Tensor, log_A: torch.Tensor, mask=None,
-           lengths=None) -> torch.Tensor:
+def _check(log_lik: torch.Tensor, log_pi0: torch.Tensor, log_A: torch.Tensor, mask=None, lengths=None) -> torch.Tensor:
     """Validate shapes and values; return the trial lengths (B,) as a CPU int64 tensor."""
     if not isinstance(log_lik, torch.Tensor) or log_lik.dim() != 3:
         shape = tuple(log_lik.shape) if isinstance(log_lik, torch.Tensor) else type(log_lik).__name__
@@ -70,8 +69,9 @@ def _check(log_lik: torch.Tensor, log_pi0: torch.Tensor, log_A: torch.Tensor, ma
     if T < 1 or S < 1:
         raise ValueError(f"log_lik needs at least one bin and one state, got shape {tuple(log_lik.shape)}")
     if tuple(log_pi0.shape) != (S,) or tuple(log_A.shape) != (S, S):
-        raise ValueError(f"log_pi0 must be ({S},) and log_A ({S}, {S}); got {tuple(log_pi0.shape)}, "
-                         f"{tuple(log_A.shape)}")
+        raise ValueError(
+            f"log_pi0 must be ({S},) and log_A ({S}, {S}); got {tuple(log_pi0.shape)}, {tuple(log_A.shape)}"
+        )
     # one pass over each input: max() < inf fails exactly when some entry is NaN or +inf
     for name, v in (("log_pi0", log_pi0), ("log_A", log_A)):
         if not _np64(v).max() < np.inf:
@@ -87,8 +87,10 @@ def _check(log_lik: torch.Tensor, log_pi0: torch.Tensor, log_A: torch.Tensor, ma
         bad = (np.isnan(arr) | np.isposinf(arr)).any(-1) & (np.arange(T) < L[:, None].numpy())
         if bad.any():
             b, t = (int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(f"log_lik contains NaN or +inf at trial {b}, bin {t}; expected finite "
-                             f"log-likelihoods (or -inf for impossible states)")
+            raise ValueError(
+                f"log_lik contains NaN or +inf at trial {b}, bin {t}; expected finite "
+                f"log-likelihoods (or -inf for impossible states)"
+            )
     return L
 
 
@@ -112,8 +114,10 @@ def _lengths(B: int, T: int, mask, lengths) -> torch.Tensor:
     prefix = np.arange(T) < L[:, None]
     if not np.array_equal(m, prefix):
         b = int(np.argwhere((m != prefix).any(1))[0, 0])
-        raise ValueError(f"mask row {b} is not of the form [True, ..., True, False, ..., False]: padding "
-                         f"must come after the real bins")
+        raise ValueError(
+            f"mask row {b} is not of the form [True, ..., True, False, ..., False]: padding "
+            f"must come after the real bins"
+        )
     if (L < 1).any():
         raise ValueError(f"mask row {int(np.argwhere(L < 1)[0, 0])} has no real bin; every trial needs one")
     return torch.from_numpy(L.astype(np.int64))
@@ -139,8 +143,9 @@ def _kernels():
     try:
         from . import _inference_numba
     except ImportError as e:  # pragma: no cover - numba is a dependency
-        raise ImportError("method='numba' needs the numba package (pip install numba); use method="
-                          "'sequential' or 'scan' instead") from e
+        raise ImportError(
+            "method='numba' needs the numba package (pip install numba); use method='sequential' or 'scan' instead"
+        ) from e
     return _inference_numba
 
 
@@ -156,8 +161,9 @@ def _padded_to_zero(log_lik: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
 # ---- public API -----------------------------------------------------------------------------------------
 
 
-def hmm_filter(log_lik: torch.Tensor, log_pi0: torch.Tensor, log_A: torch.Tensor, method: str = "auto",
-               mask=None, lengths=None) -> tuple[torch.Tensor, torch.Tensor]:
+def hmm_filter(
+    log_lik: torch.Tensor, log_pi0: torch.Tensor, log_A: torch.Tensor, method: str = "auto", mask=None, lengths=None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward pass. Returns (log_alpha (B, T, S), log_normalizer (B,)).
 
     log_alpha_1 = log pi0 + log_lik_1;
@@ -176,14 +182,22 @@ def hmm_filter(log_lik: torch.Tensor, log_pi0: torch.Tensor, log_A: torch.Tensor
     return _out(la, log_lik), _out(logZ, log_lik)
 
 
-def hmm_log_likelihood(log_lik: torch.Tensor, log_pi0: torch.Tensor, log_A: torch.Tensor, method: str = "auto",
-                       mask=None, lengths=None) -> torch.Tensor:
+def hmm_log_likelihood(
+    log_lik: torch.Tensor, log_pi0: torch.Tensor, log_A: torch.Tensor, method: str = "auto", mask=None, lengths=None
+) -> torch.Tensor:
     """log p(x_{1:T_b}) of each trial (B,) by the forward algorithm alone."""
     return hmm_filter(log_lik, log_pi0, log_A, method, mask=mask, lengths=lengths)[1]
 
 
-def hmm_smoother(log_lik: torch.Tensor, log_pi0: torch.Tensor, log_A: torch.Tensor, method: str = "auto",
-                 trans_counts: bool = True, mask=None, lengths=None) -> PosteriorResult:
+def hmm_smoother(
+    log_lik: torch.Tensor,
+    log_pi0: torch.Tensor,
+    log_A: torch.Tensor,
+    method: str = "auto",
+    trans_counts: bool = True,
+    mask=None,
+    lengths=None,
+) -> PosteriorResult:
     """Forward-backward (E-step): posterior marginals gamma and expected transition counts sum_t xi_t.
 
     gamma_t(s) ∝ alpha_t(s) beta_t(s);  xi_t(i, j) ∝ alpha_t(i) A_ij p(x_{t+1}|j) beta_{t+1}(j).
@@ -202,8 +216,7 @@ def hmm_smoother(log_lik: torch.Tensor, log_pi0: torch.Tensor, log_A: torch.Tens
         k.backward_posteriors(ll, E, Ln, lA, p, lan, unsafe, logZ, p, counts)  # gamma overwrites p in place
         if not trans_counts:  # fused with gamma, so they cost nothing extra; zeros as documented
             counts[:] = 0.0
-        return PosteriorResult(_out(logZ, log_lik), _out(p, log_lik), _out(counts, log_lik),
-                               _out(log_alpha, log_lik))
+        return PosteriorResult(_out(logZ, log_lik), _out(p, log_lik), _out(counts, log_lik), _out(log_alpha, log_lik))
     if method == "sequential":
         ll = _np64(log_lik)
         la, logZ = _forward_np(ll, L.numpy(), _np64(log_pi0), _np64(log_A))
@@ -220,8 +233,9 @@ def hmm_smoother(log_lik: torch.Tensor, log_pi0: torch.Tensor, log_A: torch.Tens
     return PosteriorResult(_out(logZ, log_lik), _out(gamma, log_lik), _out(counts, log_lik), _out(la, log_lik))
 
 
-def hmm_posterior_mode(log_lik: torch.Tensor, log_pi0: torch.Tensor, log_A: torch.Tensor, method: str = "auto",
-                       mask=None, lengths=None) -> ViterbiResult:
+def hmm_posterior_mode(
+    log_lik: torch.Tensor, log_pi0: torch.Tensor, log_A: torch.Tensor, method: str = "auto", mask=None, lengths=None
+) -> ViterbiResult:
     """Viterbi: argmax_z log p(z_{1:T_b}, x_{1:T_b}) per trial by max-product with back-pointers.
 
     Ties go to the lowest state index (exactly so for "numba" and "sequential"; "scan" forms the
@@ -293,7 +307,7 @@ def _posteriors(ll, la, lb, lA, real, trans_counts: bool):
     if not trans_counts or T == 1:
         return gamma, ll.new_zeros(B, S, S)
     both = real[:, 1:]  # transition t -> t+1 between two real bins
-    log_xi = (la[:, :-1].unsqueeze(-1) + lA + (ll[:, 1:] + lb[:, 1:]).unsqueeze(-2))  # (B, T-1, S, S)
+    log_xi = la[:, :-1].unsqueeze(-1) + lA + (ll[:, 1:] + lb[:, 1:]).unsqueeze(-2)  # (B, T-1, S, S)
     log_xi = torch.where(both[..., None, None], log_xi, 0.0)
     xi = torch.softmax(log_xi.reshape(B, T - 1, S * S), dim=-1).reshape(B, T - 1, S, S)
     xi = torch.where(both[..., None, None], xi, 0.0)

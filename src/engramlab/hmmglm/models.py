@@ -111,12 +111,15 @@ class FitConfig:
 
 def _check_fit_config(cfg: FitConfig) -> None:
     """One clear error per bad schedule value, before any work."""
-    if cfg.n_epochs is not None and (isinstance(cfg.n_epochs, bool) or int(cfg.n_epochs) != cfg.n_epochs
-                                     or cfg.n_epochs < 1):
+    if cfg.n_epochs is not None and (
+        isinstance(cfg.n_epochs, bool) or int(cfg.n_epochs) != cfg.n_epochs or cfg.n_epochs < 1
+    ):
         raise ValueError(f"n_epochs must be an integer >= 1 or None (until convergence), got {cfg.n_epochs!r}")
     if cfg.max_epochs < 1 or cfg.m_steps < 0 or cfg.window < 1:
-        raise ValueError(f"need max_epochs >= 1, m_steps >= 0, window >= 1; got max_epochs={cfg.max_epochs}, "
-                         f"m_steps={cfg.m_steps}, window={cfg.window}")
+        raise ValueError(
+            f"need max_epochs >= 1, m_steps >= 0, window >= 1; got max_epochs={cfg.max_epochs}, "
+            f"m_steps={cfg.m_steps}, window={cfg.window}"
+        )
     if cfg.rtol is not None and cfg.rtol < 0:
         raise ValueError(f"rtol must be >= 0 or None, got {cfg.rtol}")
     if not 0 < cfg.lr_decay <= 1:
@@ -136,15 +139,23 @@ class _HMMGLMBase(Pretrained, nn.Module):
     kind = "base"
     config_class = HMMGLMConfig
 
-    def __init__(self, n_states: int, n_neurons: int, basis=None, link: str = "sigmoid",
-                 observations: str = "poisson", **kwargs) -> None:
+    def __init__(
+        self, n_states: int, n_neurons: int, basis=None, link: str = "sigmoid", observations: str = "poisson", **kwargs
+    ) -> None:
         super().__init__()
         n_states = validation.check_n_states(n_states)
         n_neurons = validation.check_n_neurons(n_neurons)
         validation.check_link_observations(link, observations)
         b = validation.check_basis(exp_basis(5) if basis is None else basis)
-        self.config = HMMGLMConfig(model=self.kind, n_states=n_states, n_neurons=n_neurons,
-                                   basis=b.tolist(), link=link, observations=observations, **kwargs)
+        self.config = HMMGLMConfig(
+            model=self.kind,
+            n_states=n_states,
+            n_neurons=n_neurons,
+            basis=b.tolist(),
+            link=link,
+            observations=observations,
+            **kwargs,
+        )
         S, N = n_states, n_neurons
         self.register_buffer("basis", b)  # float64: small, and exact for the float64 checks
         self.bias = nn.Parameter(torch.zeros(N))  # b_n, shared by the states (paper-era code)
@@ -206,12 +217,13 @@ class _HMMGLMBase(Pretrained, nn.Module):
 
     # ---- data handling ---------------------------------------------------------------------------
     def _prepare(self, spikes):
-        x, mask = validation.check_spikes(spikes, self.n_neurons, self.config.observations,
-                                          window=self.basis.numel(), dtype=self.bias.dtype)
+        x, mask = validation.check_spikes(
+            spikes, self.n_neurons, self.config.observations, window=self.basis.numel(), dtype=self.bias.dtype
+        )
         conv = convolve_history(x, self.basis.to(x.dtype))  # (B, T, N); padding only trails, so exact
         return x, conv, mask
 
-    def _emission_ll(self, x, conv, mode: str, constant: bool = True, max_elems: int = 2 ** 23):
+    def _emission_ll(self, x, conv, mode: str, constant: bool = True, max_elems: int = 2**23):
         """log p(x_t | z_t = s) (B, T, S) under no_grad, computed in time chunks of bounded memory."""
         B, T, N = x.shape
         S = self.n_states
@@ -221,14 +233,22 @@ class _HMMGLMBase(Pretrained, nn.Module):
             chunk = max(1, max_elems // max(1, B * S * N))
             out = []
             for t0 in range(0, T, chunk):
-                out.append(glm.state_log_likelihood(x[:, t0 : t0 + chunk], conv[:, t0 : t0 + chunk], W, bias,
-                                                    self.config.link, self.config.observations, constant))
+                out.append(
+                    glm.state_log_likelihood(
+                        x[:, t0 : t0 + chunk],
+                        conv[:, t0 : t0 + chunk],
+                        W,
+                        bias,
+                        self.config.link,
+                        self.config.observations,
+                        constant,
+                    )
+                )
             return torch.cat(out, dim=1)
 
     def _smoother(self, ll, mask, method: str = "auto") -> PosteriorResult:
         """Forward-backward over the real bins of each trial (float64; padded bins are never read)."""
-        return hmm_smoother(ll.double(), self.log_init.double(), self.log_transition.double(), method=method,
-                            mask=mask)
+        return hmm_smoother(ll.double(), self.log_init.double(), self.log_transition.double(), method=method, mask=mask)
 
     # ---- inference API -----------------------------------------------------------------------------
     def log_likelihood(self, spikes, per_trial: bool = False):
@@ -323,8 +343,17 @@ class _HMMGLMBase(Pretrained, nn.Module):
     def _init_state_params(self, g: torch.Generator) -> None:
         raise NotImplementedError
 
-    def fit(self, spikes, n_epochs: int | None = None, m_steps: int | None = None, lr: float | None = None,
-            progress: bool = True, config: FitConfig | None = None, init_bias: bool = True, **kwargs):
+    def fit(
+        self,
+        spikes,
+        n_epochs: int | None = None,
+        m_steps: int | None = None,
+        lr: float | None = None,
+        progress: bool = True,
+        config: FitConfig | None = None,
+        init_bias: bool = True,
+        **kwargs,
+    ):
         """Generalised EM (notes Sec. 2.1). Returns self; per-epoch train log-likelihood in ``history_``.
 
         Each epoch: E-step (forward-backward on the current parameters, log space, float64), closed-form
@@ -345,8 +374,9 @@ class _HMMGLMBase(Pretrained, nn.Module):
                 kwargs[k] = v
         unknown = set(kwargs) - set(FitConfig.__dataclass_fields__)
         if unknown:
-            raise TypeError(f"fit() got unknown options {sorted(unknown)}; valid: "
-                            f"{sorted(FitConfig.__dataclass_fields__)}")
+            raise TypeError(
+                f"fit() got unknown options {sorted(unknown)}; valid: {sorted(FitConfig.__dataclass_fields__)}"
+            )
         cfg = FitConfig(**{**asdict(cfg), **kwargs})
         _check_fit_config(cfg)
         x, conv, mask = self._prepare(spikes)  # all input checks happen here, before any work
@@ -363,8 +393,9 @@ class _HMMGLMBase(Pretrained, nn.Module):
             self._em(x, conv, mask, FitConfig(**{**asdict(cfg), "seed": seed}), progress, init_bias)
             with torch.no_grad():
                 ll = self._emission_ll(x, conv, "hard").double()
-                final = float(hmm_log_likelihood(ll, self.log_init.double(), self.log_transition.double(),
-                                                 mask=mask).sum()) / float(mask.sum())
+                final = float(
+                    hmm_log_likelihood(ll, self.log_init.double(), self.log_transition.double(), mask=mask).sum()
+                ) / float(mask.sum())
             runs.append({"seed": seed, "epochs": len(self.history_) - before, "train_ll_per_bin": final})
             if best is None or final > best[0]:
                 best = (final, copy.deepcopy(self.state_dict()), self.history_[before:], r)
@@ -409,8 +440,9 @@ class _HMMGLMBase(Pretrained, nn.Module):
             bar.set_postfix(ll_per_bin=f"{self.history_[-1]:.4f}")
             if epoch > 0 and not self._scheduled:
                 new, old = self.history_[-1], self.history_[-2]
-                if ((cfg.rtol is not None and abs(new - old) <= cfg.rtol * abs(new))
-                        or (cfg.tol is not None and new - old < cfg.tol * self.n_neurons)):
+                if (cfg.rtol is not None and abs(new - old) <= cfg.rtol * abs(new)) or (
+                    cfg.tol is not None and new - old < cfg.tol * self.n_neurons
+                ):
                     break  # converged: the E-step above already matches the current parameters
                 if new < old and cfg.lr_decay != 1.0:
                     for group in opt.param_groups:
@@ -418,7 +450,8 @@ class _HMMGLMBase(Pretrained, nn.Module):
             if S > 1:
                 counts = post.trans_counts.sum(0)
                 logA = torch.log(counts / counts.sum(1, keepdim=True).clamp(min=1e-300)).clamp(
-                    min=cfg.min_log_transition)
+                    min=cfg.min_log_transition
+                )
                 self.log_transition.copy_(torch.log_softmax(logA, dim=1).to(self.log_transition.dtype))
             gw = F.pad(post.smoothed_probs.to(x.dtype) * mask.unsqueeze(-1), (0, 0, 0, pad)).reshape(-1, W, S)
             gw = gw[keep]
@@ -428,8 +461,9 @@ class _HMMGLMBase(Pretrained, nn.Module):
                 idx = torch.randperm(n_windows)[:bw] if bw < n_windows else slice(None)
                 self._before_step()
                 Wt = self.weight_tensor("sample")
-                q = glm.expected_log_likelihood(Wt, self.bias, xw[idx], cw[idx], gw[idx], link, obs,
-                                                value=False)  # gradients only (value 0)
+                q = glm.expected_log_likelihood(
+                    Wt, self.bias, xw[idx], cw[idx], gw[idx], link, obs, value=False
+                )  # gradients only (value 0)
                 loss = -q / mw[idx].sum() - self.log_prior() / prior_bins
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -484,12 +518,14 @@ class HMMGLM(_HMMGLMBase):
     kind = "hmmglm"
     _state_params = ("weight",)
 
-    def __init__(self, n_states: int, n_neurons: int, basis=None, link: str = "sigmoid",
-                 observations: str = "poisson", **kwargs) -> None:
+    def __init__(
+        self, n_states: int, n_neurons: int, basis=None, link: str = "sigmoid", observations: str = "poisson", **kwargs
+    ) -> None:
         super().__init__(n_states, n_neurons, basis, link, observations, **kwargs)
         g = torch.Generator().manual_seed(0)
-        self.weight = nn.Parameter(self.config.init_std * torch.randn(self.n_states, self.n_neurons,
-                                                                      self.n_neurons, generator=g))
+        self.weight = nn.Parameter(
+            self.config.init_std * torch.randn(self.n_states, self.n_neurons, self.n_neurons, generator=g)
+        )
 
     def weight_tensor(self, mode: str = "hard") -> torch.Tensor:
         return self.weight
@@ -503,8 +539,15 @@ class GLM(HMMGLM):
 
     kind = "glm"
 
-    def __init__(self, n_neurons: int, basis=None, link: str = "sigmoid", observations: str = "poisson",
-                 n_states: int = 1, **kwargs) -> None:
+    def __init__(
+        self,
+        n_neurons: int,
+        basis=None,
+        link: str = "sigmoid",
+        observations: str = "poisson",
+        n_states: int = 1,
+        **kwargs,
+    ) -> None:
         if n_states != 1:
             raise ValueError(f"GLM has exactly one state, got n_states={n_states}")
         super().__init__(1, n_neurons, basis, link, observations, **kwargs)
@@ -529,8 +572,9 @@ class GaussianHMMGLM(HMMGLM):
 
     kind = "gaussian"
 
-    def __init__(self, n_states: int, n_neurons: int, basis=None, link: str = "sigmoid",
-                 observations: str = "poisson", **kwargs) -> None:
+    def __init__(
+        self, n_states: int, n_neurons: int, basis=None, link: str = "sigmoid", observations: str = "poisson", **kwargs
+    ) -> None:
         super().__init__(n_states, n_neurons, basis, link, observations, **kwargs)
         self.register_buffer("prior_mean", torch.zeros(self.n_neurons, self.n_neurons))
         self.register_buffer("prior_std", torch.tensor(float(self.config.prior_std)))
@@ -553,7 +597,7 @@ class GaussianHMMGLM(HMMGLM):
 
     def log_prior(self) -> torch.Tensor:
         """sum_{s,n,n'} log N(W^(s)_{n<-n'}; mu_{n<-n'}, sigma^2)."""
-        var = self.prior_std ** 2
+        var = self.prior_std**2
         d = self.weight - self.prior_mean
         return -0.5 * (d.pow(2) / var + torch.log(2 * math.pi * var)).sum()
 
@@ -569,9 +613,12 @@ def concrete_log_density(log_x: torch.Tensor, log_p: torch.Tensor, tau: float) -
     log Gamma(K) + (K-1) log tau - K logsumexp_i(log p_i - tau log x_i) + sum_i (log p_i - (tau+1) log x_i).
     """
     K = log_x.shape[-1]
-    return (math.lgamma(K) + (K - 1) * math.log(tau)
-            - K * torch.logsumexp(log_p - tau * log_x, dim=-1)
-            + (log_p - (tau + 1) * log_x).sum(-1))
+    return (
+        math.lgamma(K)
+        + (K - 1) * math.log(tau)
+        - K * torch.logsumexp(log_p - tau * log_x, dim=-1)
+        + (log_p - (tau + 1) * log_x).sum(-1)
+    )
 
 
 class OneHotHMMGLM(_HMMGLMBase):
@@ -589,8 +636,9 @@ class OneHotHMMGLM(_HMMGLMBase):
     _state_params = ("type_logits", "strength_raw")
     _scheduled = True  # the Gumbel-softmax temperature is annealed over all n_epochs
 
-    def __init__(self, n_states: int, n_neurons: int, basis=None, link: str = "sigmoid",
-                 observations: str = "poisson", **kwargs) -> None:
+    def __init__(
+        self, n_states: int, n_neurons: int, basis=None, link: str = "sigmoid", observations: str = "poisson", **kwargs
+    ) -> None:
         super().__init__(n_states, n_neurons, basis, link, observations, **kwargs)
         S, N = self.n_states, self.n_neurons
         g = torch.Generator().manual_seed(0)

@@ -24,8 +24,14 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-def select_n_states(counts: np.ndarray, candidates=(1, 2, 3, 4, 6), model: str = "onehot",
-                    n_blocks: int = 10, fit: FitConfig | None = None, progress: bool = True) -> dict:
+def select_n_states(
+    counts: np.ndarray,
+    candidates=(1, 2, 3, 4, 6),
+    model: str = "onehot",
+    n_blocks: int = 10,
+    fit: FitConfig | None = None,
+    progress: bool = True,
+) -> dict:
     """Held-out log-likelihood per bin per neuron for each state count.
 
     The recording is cut into ``n_blocks`` contiguous blocks; every 5th block (blocks 4 and 9 of 10) is
@@ -38,8 +44,14 @@ def select_n_states(counts: np.ndarray, candidates=(1, 2, 3, 4, 6), model: str =
     train = [blocks[i] for i in range(n_blocks) if i not in test_idx]
     test = [blocks[i] for i in test_idx]
     n_test = sum(b.shape[0] for b in test) * N
-    res = {"candidates": list(candidates), "test_ll": [], "train_ll": [], "fit_s": [],
-           "held_out_blocks": test_idx, "n_blocks": n_blocks}
+    res = {
+        "candidates": list(candidates),
+        "test_ll": [],
+        "train_ll": [],
+        "fit_s": [],
+        "held_out_blocks": test_idx,
+        "n_blocks": n_blocks,
+    }
     for S in candidates:
         kind = "glm" if S == 1 else model
         m = make_model(kind, S, N, link="sigmoid")
@@ -52,9 +64,17 @@ def select_n_states(counts: np.ndarray, candidates=(1, 2, 3, 4, 6), model: str =
     return res
 
 
-def fit_recording(path, out, model: str = "onehot", n_states: int | None = 4, bin_width: float = 0.05,
-                  candidates=(1, 2, 3, 4, 6), fit: FitConfig | None = None, progress: bool = True,
-                  figures: bool = True) -> dict:
+def fit_recording(
+    path,
+    out,
+    model: str = "onehot",
+    n_states: int | None = 4,
+    bin_width: float = 0.05,
+    candidates=(1, 2, 3, 4, 6),
+    fit: FitConfig | None = None,
+    progress: bool = True,
+    figures: bool = True,
+) -> dict:
     """Fit ``model`` to the recording at ``path`` (binned at ``bin_width`` s) and write results to ``out``.
 
     ``path`` is a spike file (.mat / .nwb / .npz) or the name of a registered recording
@@ -69,9 +89,17 @@ def fit_recording(path, out, model: str = "onehot", n_states: int | None = 4, bi
     counts, edges = bin_spikes(st, bin_width)
     T, N = counts.shape
     out.mkdir(parents=True, exist_ok=True)
-    summary = {"data": str(path), "n_neurons": N, "n_bins": T, "bin_width_s": bin_width,
-               "duration_s": float(edges[-1] - edges[0]), "n_spikes": st.n_spikes,
-               "mean_count_per_bin": float(counts.mean()), "max_count": int(counts.max()), "model": model}
+    summary = {
+        "data": str(path),
+        "n_neurons": N,
+        "n_bins": T,
+        "bin_width_s": bin_width,
+        "duration_s": float(edges[-1] - edges[0]),
+        "n_spikes": st.n_spikes,
+        "mean_count_per_bin": float(counts.mean()),
+        "max_count": int(counts.max()),
+        "model": model,
+    }
     sel = None
     if n_states is None:
         sel = select_n_states(counts, candidates, model, progress=progress)
@@ -82,22 +110,36 @@ def fit_recording(path, out, model: str = "onehot", n_states: int | None = 4, bi
     fit = fit or FitConfig()
     t0, c0 = time.perf_counter(), time.process_time()
     m.fit(counts[None], progress=progress, config=fit)
-    summary.update(n_states=n_states, fit_config=asdict(fit), fit_s=round(time.perf_counter() - t0, 1),
-                   fit_cpu_s=round(time.process_time() - c0, 1), train_ll_per_bin_neuron=m.history_[-1] / N,
-                   ll_history_per_bin=m.history_, peak_rss_mb=round(_peak_rss_mb(), 1))
+    summary.update(
+        n_states=n_states,
+        fit_config=asdict(fit),
+        fit_s=round(time.perf_counter() - t0, 1),
+        fit_cpu_s=round(time.process_time() - c0, 1),
+        train_ll_per_bin_neuron=m.history_[-1] / N,
+        ll_history_per_bin=m.history_,
+        peak_rss_mb=round(_peak_rss_mb(), 1),
+    )
     states = m.most_likely_states(counts[None])[0].numpy()
     occ = np.bincount(states, minlength=n_states) / T
     summary["state_occupancy"] = occ.tolist()
     summary["transition_matrix"] = m.transition_matrix.tolist()
     types = m.connection_types().numpy()
     summary["per_state_type_fractions"] = {
-        f"state{s}": {"inh": float((types[s] == -1).mean()), "none": float((types[s] == 0).mean()),
-                      "exc": float((types[s] == 1).mean())} for s in range(n_states)}
+        f"state{s}": {
+            "inh": float((types[s] == -1).mean()),
+            "none": float((types[s] == 0).mean()),
+            "exc": float((types[s] == 1).mean()),
+        }
+        for s in range(n_states)
+    }
     prior = m.prior_connection_types()
     if prior is not None:
         p = prior.numpy()
-        summary["prior_type_fractions"] = {"inh": float((p == -1).mean()), "none": float((p == 0).mean()),
-                                           "exc": float((p == 1).mean())}
+        summary["prior_type_fractions"] = {
+            "inh": float((p == -1).mean()),
+            "none": float((p == 0).mean()),
+            "exc": float((p == 1).mean()),
+        }
     m.save(out / "model")
     write_json(out / "summary.json", summary)
     if figures:
@@ -114,8 +156,15 @@ def _figures(out: Path, m, states: np.ndarray, edges: np.ndarray, events: dict, 
     S = m.n_states
     t = edges[:-1]
     fig, ax = plt.subplots(figsize=(14, 3.2))
-    ax.imshow(states[None, :], aspect="auto", cmap="tab10", vmin=0, vmax=9,
-              extent=(t[0], t[-1] + (edges[1] - edges[0]), -0.5, 0.5), interpolation="nearest")
+    ax.imshow(
+        states[None, :],
+        aspect="auto",
+        cmap="tab10",
+        vmin=0,
+        vmax=9,
+        extent=(t[0], t[-1] + (edges[1] - edges[0]), -0.5, 0.5),
+        interpolation="nearest",
+    )
     for i, (name, ev) in enumerate(sorted(events.items())):
         y = 0.6 + 0.12 * i
         ax.vlines(ev, y, y + 0.1, color="k", lw=0.6)
@@ -151,4 +200,3 @@ def _figures(out: Path, m, states: np.ndarray, edges: np.ndarray, events: dict, 
         ax.set_ylabel("held-out LL / (bin neuron)")
         fig.tight_layout()
         save_figure(fig, out / "n_states.png")
-

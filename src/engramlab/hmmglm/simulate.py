@@ -49,9 +49,19 @@ class SyntheticData:
         return self.prior_probs.argmax(-1) - 1
 
 
-def simulate_demo(n_states: int = 5, n_neurons: int = 20, n_time_bins: int = 2000, n_trials: int = 50,
-                  n_train: int = 30, seed: int = 0, sparsity: float = 0.2, p_exc: float = 0.5,
-                  tau: float = 0.2, sticky: float = 0.98, demo_quirk: bool = True) -> SyntheticData:
+def simulate_demo(
+    n_states: int = 5,
+    n_neurons: int = 20,
+    n_time_bins: int = 2000,
+    n_trials: int = 50,
+    n_train: int = 30,
+    seed: int = 0,
+    sparsity: float = 0.2,
+    p_exc: float = 0.5,
+    tau: float = 0.2,
+    sticky: float = 0.98,
+    demo_quirk: bool = True,
+) -> SyntheticData:
     """Generate the demo's data set (defaults = the paper's synthetic study)."""
     if not 0 < n_train <= n_trials:
         raise ValueError(f"need 0 < n_train <= n_trials, got n_train={n_train}, n_trials={n_trials}")

@@ -36,15 +36,18 @@ def check_link_observations(link: str, observations: str) -> None:
 def check_basis(basis) -> torch.Tensor:
     b = torch.as_tensor(np.asarray(basis, dtype=np.float64))
     if b.dim() != 1 or b.numel() < 1:
-        raise ValueError(f"basis must be a non-empty 1-D array (one weight per history bin), got shape "
-                         f"{tuple(b.shape)}; to use raised_cosine_basis pick or combine its rows")
+        raise ValueError(
+            f"basis must be a non-empty 1-D array (one weight per history bin), got shape "
+            f"{tuple(b.shape)}; to use raised_cosine_basis pick or combine its rows"
+        )
     if not torch.isfinite(b).all():
         raise ValueError("basis contains NaN or inf")
     return b
 
 
-def check_spikes(spikes, n_neurons: int, observations: str, window: int,
-                 dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+def check_spikes(
+    spikes, n_neurons: int, observations: str, window: int, dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate spike counts and pack them into a padded batch.
 
     spikes: array/tensor (trials, T, N) or (T, N) (one trial), or a list of (T_i, N) arrays.
@@ -71,19 +74,24 @@ def check_spikes(spikes, n_neurons: int, observations: str, window: int,
         if s.shape[1] != n_neurons:
             raise ValueError(f"{where} has {s.shape[1]} neurons but the model has n_neurons={n_neurons}")
         if s.shape[0] < window:
-            raise ValueError(f"{where} has {s.shape[0]} time bins, fewer than the basis window of {window} "
-                             f"bins; use longer trials or a shorter basis")
+            raise ValueError(
+                f"{where} has {s.shape[0]} time bins, fewer than the basis window of {window} "
+                f"bins; use longer trials or a shorter basis"
+            )
         if not np.isfinite(s).all():
             raise ValueError(f"{where} contains NaN or inf counts; remove or impute them before fitting")
         if (s < 0).any():
             raise ValueError(f"{where} contains negative counts (min {s.min()}); spike counts must be >= 0")
         if observations == "poisson" and not np.all(s == np.round(s)):
             bad = s[s != np.round(s)].flat[0]
-            raise ValueError(f"{where} contains non-integer counts (e.g. {bad}); Poisson observations need "
-                             f"integer spike counts")
+            raise ValueError(
+                f"{where} contains non-integer counts (e.g. {bad}); Poisson observations need integer spike counts"
+            )
         if observations == "bernoulli" and not np.isin(s, (0, 1)).all():
-            raise ValueError(f"{where} contains counts other than 0/1 (max {s.max()}); Bernoulli "
-                             f"observations need binary spikes: bin more finely or use np.minimum(x, 1)")
+            raise ValueError(
+                f"{where} contains counts other than 0/1 (max {s.max()}); Bernoulli "
+                f"observations need binary spikes: bin more finely or use np.minimum(x, 1)"
+            )
     T = max(s.shape[0] for s in trials)
     x = torch.zeros(len(trials), T, n_neurons, dtype=dtype)
     mask = torch.zeros(len(trials), T, dtype=torch.bool)

@@ -81,13 +81,9 @@ def alibi_log_decay(n_head: int, min_half_life: float, max_half_life: float) -> 
     if n_head <= 0:
         raise ValueError(f"n_head must be positive, got {n_head}")
     if not (0 < min_half_life <= max_half_life):
-        raise ValueError(
-            f"ALiBi half-lives must satisfy 0 < min <= max, got min={min_half_life}, max={max_half_life}"
-        )
+        raise ValueError(f"ALiBi half-lives must satisfy 0 < min <= max, got min={min_half_life}, max={max_half_life}")
     if n_head == 1:
         hl = torch.tensor([float(max_half_life)], dtype=torch.float64)
     else:
-        hl = torch.logspace(
-            math.log10(min_half_life), math.log10(max_half_life), n_head, dtype=torch.float64
-        )
+        hl = torch.logspace(math.log10(min_half_life), math.log10(max_half_life), n_head, dtype=torch.float64)
     return (-math.log(2.0) / hl).to(torch.float32)

@@ -75,8 +75,20 @@ CLAIM_SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "engramlab claim record",
     "type": "object",
-    "required": ["id", "system", "kind", "claim", "source", "paper", "measured", "rule", "verdict",
-                 "budget", "command", "figures"],
+    "required": [
+        "id",
+        "system",
+        "kind",
+        "claim",
+        "source",
+        "paper",
+        "measured",
+        "rule",
+        "verdict",
+        "budget",
+        "command",
+        "figures",
+    ],
     "additionalProperties": False,
     "properties": {
         "id": {"type": "string", "pattern": r"^[a-z0-9_]+\.[a-z0-9_]+$"},
@@ -97,8 +109,7 @@ CLAIM_SCHEMA: dict = {
             "properties": {
                 "values": {"type": "array", "items": _NUM_OR_NULL},
                 "mean": _NUM_OR_NULL,
-                "spread": {"oneOf": [{"type": "null"},
-                                     {"type": "array", "items": _NUM, "minItems": 2, "maxItems": 2}]},
+                "spread": {"oneOf": [{"type": "null"}, {"type": "array", "items": _NUM, "minItems": 2, "maxItems": 2}]},
                 "unit": {"type": "string"},
                 "n_seeds": {"type": "integer", "minimum": 0},
                 "note": {"type": "string"},
@@ -106,8 +117,11 @@ CLAIM_SCHEMA: dict = {
         },
         "rule": {"oneOf": [{"type": "null"}, RULE_SCHEMA]},
         "verdict": {"oneOf": [{"type": "null"}, {"enum": list(VERDICTS)}]},
-        "budget": {"type": "object", "required": ["device", "seconds"],
-                   "properties": {"device": {"type": "string"}, "seconds": _NUM_OR_NULL}},
+        "budget": {
+            "type": "object",
+            "required": ["device", "seconds"],
+            "properties": {"device": {"type": "string"}, "seconds": _NUM_OR_NULL},
+        },
         "command": {"type": "string", "minLength": 1},
         "figures": {"type": "array", "items": {"type": "string"}},
     },
@@ -117,8 +131,7 @@ FIGURE_SCHEMA: dict = {
     "type": "object",
     "required": ["file", "caption"],
     "additionalProperties": False,
-    "properties": {"file": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]+\.png$"},
-                   "caption": {"type": "string"}},
+    "properties": {"file": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]+\.png$"}, "caption": {"type": "string"}},
 }
 
 TABLE_SCHEMA: dict = {
@@ -137,9 +150,24 @@ SYSTEM_SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "engramlab claims.json (one system)",
     "type": "object",
-    "required": ["schema_version", "system", "title", "paper", "summary", "mode", "budget_text",
-                 "full_budget_text", "command", "claims", "figures", "tables", "notes", "wall_s", "device",
-                 "config"],
+    "required": [
+        "schema_version",
+        "system",
+        "title",
+        "paper",
+        "summary",
+        "mode",
+        "budget_text",
+        "full_budget_text",
+        "command",
+        "claims",
+        "figures",
+        "tables",
+        "notes",
+        "wall_s",
+        "device",
+        "config",
+    ],
     "additionalProperties": False,
     "properties": {
         "schema_version": {"const": SCHEMA_VERSION},
@@ -167,8 +195,7 @@ RESULTS_SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "engramlab results.json (the whole report)",
     "type": "object",
-    "required": ["schema_version", "mode", "command", "settings", "versions", "device", "wall_s",
-                 "systems", "claims"],
+    "required": ["schema_version", "mode", "command", "settings", "versions", "device", "wall_s", "systems", "claims"],
     "additionalProperties": False,
     "properties": {
         "schema_version": {"const": SCHEMA_VERSION},
@@ -347,8 +374,13 @@ class Claim:
         return cls(**d)
 
 
-def build_records(specs: Iterable[ClaimSpec], outputs: Outputs, budgets: dict[str, dict], command: str,
-                  measure_errors: dict[str, str] | None = None) -> list[Claim]:
+def build_records(
+    specs: Iterable[ClaimSpec],
+    outputs: Outputs,
+    budgets: dict[str, dict],
+    command: str,
+    measure_errors: dict[str, str] | None = None,
+) -> list[Claim]:
     """Measure every spec on ``outputs`` and judge it; baselines first so ``other`` rules resolve.
 
     budgets: experiment name -> budget dict. A measurement that raises is recorded as nothing
@@ -372,15 +404,26 @@ def build_records(specs: Iterable[ClaimSpec], outputs: Outputs, budgets: dict[st
     records = []
     for s in specs:
         if s.rule is not None and "other" in s.rule and s.rule["other"] not in measured:
-            raise ClaimsError(f"rule of {s.id} names other={s.rule['other']!r}, which is not a claim of "
-                              f"this table ({', '.join(ids)})")
+            raise ClaimsError(
+                f"rule of {s.id} names other={s.rule['other']!r}, which is not a claim of this table ({', '.join(ids)})"
+            )
         verdict = judge(measured[s.id], s.rule, measured)
-        records.append(Claim(
-            id=s.id, system=s.system, kind=s.kind, claim=s.claim, source=s.source,
-            paper={"value": s.paper_value, "text": s.paper_text}, measured=measured[s.id], rule=s.rule,
-            verdict=verdict, budget=budgets.get(s.experiment, {"device": "cpu", "seconds": None}),
-            command=command, figures=list(s.figures),
-        ))
+        records.append(
+            Claim(
+                id=s.id,
+                system=s.system,
+                kind=s.kind,
+                claim=s.claim,
+                source=s.source,
+                paper={"value": s.paper_value, "text": s.paper_text},
+                measured=measured[s.id],
+                rule=s.rule,
+                verdict=verdict,
+                budget=budgets.get(s.experiment, {"device": "cpu", "seconds": None}),
+                command=command,
+                figures=list(s.figures),
+            )
+        )
     return records
 
 
@@ -396,13 +439,16 @@ def check_records(records: Iterable[dict], where: str = "claims") -> None:
     by_id = {r["id"]: r["measured"] for r in records}
     for r in records:
         if (r["rule"] is None) != (r["kind"] == "baseline"):
-            raise ClaimsError(f"{where}: {r['id']} is a {r['kind']} with rule {r['rule']!r}; "
-                              "a claim needs a rule and a baseline has none")
+            raise ClaimsError(
+                f"{where}: {r['id']} is a {r['kind']} with rule {r['rule']!r}; "
+                "a claim needs a rule and a baseline has none"
+            )
         if r["rule"] is not None:
             check_rule(r["rule"], r["id"])
             if "other" in r["rule"] and r["rule"]["other"] not in by_id:
-                raise ClaimsError(f"{where}: rule of {r['id']} names other={r['rule']['other']!r}, "
-                                  "which is not in the file")
+                raise ClaimsError(
+                    f"{where}: rule of {r['id']} names other={r['rule']['other']!r}, which is not in the file"
+                )
         expected = judge(r["measured"], r["rule"], by_id)
         if r["verdict"] != expected:
             raise ClaimsError(

@@ -72,8 +72,14 @@ def _recompute_times(model, prompt: torch.Tensor, n: int) -> list[float]:
 
 
 @torch.no_grad()
-def generation_speed(models: dict[str, tuple[torch.nn.Module, str]], contexts: list[int], tokens: int = 16,
-                     repeats: int = 3, seed: int = 0, device: str | torch.device = "cpu") -> dict:
+def generation_speed(
+    models: dict[str, tuple[torch.nn.Module, str]],
+    contexts: list[int],
+    tokens: int = 16,
+    repeats: int = 3,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> dict:
     """Per-token generation time and state size against the context length.
 
     models: name -> (model, way) with way in {"recurrent", "kv_cache", "recompute"}.

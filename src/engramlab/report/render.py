@@ -14,10 +14,18 @@ from pathlib import Path
 
 from engramlab import io
 
-VERDICT_COLOURS = {"agrees": "#1a7f37", "partly": "#9a6700", "not reproduced": "#cf222e",
-                   "not attempted": "#6e7781", None: "#6e7781"}
-MODE_WORDS = {"tiny": "tiny (a seconds-long check of the pipeline; no verdict here means anything)",
-              "quick": "quick", "full": "full"}
+VERDICT_COLOURS = {
+    "agrees": "#1a7f37",
+    "partly": "#9a6700",
+    "not reproduced": "#cf222e",
+    "not attempted": "#6e7781",
+    None: "#6e7781",
+}
+MODE_WORDS = {
+    "tiny": "tiny (a seconds-long check of the pipeline; no verdict here means anything)",
+    "quick": "quick",
+    "full": "full",
+}
 
 
 def fmt_num(v, digits: int = 4) -> str:
@@ -103,8 +111,10 @@ def fmt_paper(p: dict) -> str:
 def _times(results: dict) -> str:
     text = ""
     if results.get("experiments_s"):
-        text = (f"The experiments took {results['experiments_s']:,.0f} s (wall time summed over experiments, which "
-                "may have run in parallel or in earlier invocations). ")
+        text = (
+            f"The experiments took {results['experiments_s']:,.0f} s (wall time summed over experiments, which "
+            "may have run in parallel or in earlier invocations). "
+        )
     return text + f"This invocation: {results.get('wall_s') or 0:,.0f} s."
 
 
@@ -133,13 +143,17 @@ def _counts(systems: list[dict]) -> dict[str, int]:
 def _caveat(results: dict, systems: list[dict]) -> str:
     modes = sorted({d["mode"] for d in systems})
     if modes == ["full"]:
-        return ("Every section below was run at the full budget the project's documentation reports; the budget of "
-                "each claim is in its row.")
+        return (
+            "Every section below was run at the full budget the project's documentation reports; the budget of "
+            "each claim is in its row."
+        )
     small = ", ".join(d["system"] for d in systems if d["mode"] != "full")
-    return (f"The verdicts of {small} are at a small budget ({', '.join(m for m in modes if m != 'full')} mode), "
-            "far below what the papers trained: they say what this run measured, and may point the other way at "
-            "the full budget. Each section states its budget and the full one; `engramlab reproduce --full` runs "
-            "the full budgets (hours on a CPU).")
+    return (
+        f"The verdicts of {small} are at a small budget ({', '.join(m for m in modes if m != 'full')} mode), "
+        "far below what the papers trained: they say what this run measured, and may point the other way at "
+        "the full budget. Each section states its budget and the full one; `engramlab reproduce --full` runs "
+        "the full budgets (hours on a CPU)."
+    )
 
 
 # --------------------------------------------------------------------------------------- markdown
@@ -157,28 +171,54 @@ def to_markdown(results: dict, systems: list[dict]) -> str:
     lines = ["# engramlab: the papers' claims, re-run", ""]
     lines += [f"> **{_caveat(results, systems)}**", ""]
     dev = results.get("device", {})
-    lines += [f"Mode: {', '.join(sorted({MODE_WORDS[d['mode']] for d in systems}))}. "
-              f"Device: {dev.get('summary', '?')}. "
-              f"{_times(results)} Command: `{results['command']}`.", ""]
+    lines += [
+        f"Mode: {', '.join(sorted({MODE_WORDS[d['mode']] for d in systems}))}. "
+        f"Device: {dev.get('summary', '?')}. "
+        f"{_times(results)} Command: `{results['command']}`.",
+        "",
+    ]
     lines += ["Verdicts: " + ", ".join(f"{v} {n}" for v, n in counts.items()) + ".", ""]
     lines += ["## Summary", ""]
     rows = []
     for d in systems:
         for c in _claims_only(d):
-            rows.append([f"`{c['id']}`", c["claim"], fmt_paper(c["paper"]), _summary_measured(c, d),
-                         f"**{c['verdict']}**"])
+            rows.append(
+                [f"`{c['id']}`", c["claim"], fmt_paper(c["paper"]), _summary_measured(c, d), f"**{c['verdict']}**"]
+            )
     lines += _md_table(["id", "claim", "paper reports", "measured here", "verdict"], rows)
     for d in systems:
         means = {c["id"]: c["measured"]["mean"] for c in d["claims"]}
         lines += ["", f"## {d['title']}", "", f"*{d['paper']}*", "", f"**The claim:** {d['summary']}", ""]
-        lines += [f"Budget of this run ({d['mode']}): {d['budget_text']}.", "",
-                  f"Full budget: {d['full_budget_text']}.", ""]
-        rows = [[f"`{c['id']}`" + (" (baseline)" if c["kind"] == "baseline" else ""), c["claim"],
-                 fmt_paper(c["paper"]), fmt_measured(c["measured"], unit=True),
-                 fmt_rule(c["rule"], means), "—" if c["verdict"] is None else f"**{c['verdict']}**",
-                 fmt_budget(c["budget"])] for c in d["claims"]]
-        lines += _md_table(["id", "claim", "paper reports", "measured here (mean ± half-range [min, max])", "rule",
-                            "verdict", "budget"], rows)
+        lines += [
+            f"Budget of this run ({d['mode']}): {d['budget_text']}.",
+            "",
+            f"Full budget: {d['full_budget_text']}.",
+            "",
+        ]
+        rows = [
+            [
+                f"`{c['id']}`" + (" (baseline)" if c["kind"] == "baseline" else ""),
+                c["claim"],
+                fmt_paper(c["paper"]),
+                fmt_measured(c["measured"], unit=True),
+                fmt_rule(c["rule"], means),
+                "—" if c["verdict"] is None else f"**{c['verdict']}**",
+                fmt_budget(c["budget"]),
+            ]
+            for c in d["claims"]
+        ]
+        lines += _md_table(
+            [
+                "id",
+                "claim",
+                "paper reports",
+                "measured here (mean ± half-range [min, max])",
+                "rule",
+                "verdict",
+                "budget",
+            ],
+            rows,
+        )
         for t in d["tables"]:
             lines += ["", f"**{t['title']}**", ""] + _md_table(t["columns"], t["rows"])
             if t.get("note"):
@@ -186,8 +226,12 @@ def to_markdown(results: dict, systems: list[dict]) -> str:
         for f in d["figures"]:
             lines += ["", f"![{f['caption']}]({d['system']}/{f['file']})", "", f"*{f['caption']}*"]
         if d.get("failed_units"):
-            lines += ["", "Experiments that failed (their claims are not attempted): "
-                      + ", ".join(f"`{u}`" for u in d["failed_units"]) + "."]
+            lines += [
+                "",
+                "Experiments that failed (their claims are not attempted): "
+                + ", ".join(f"`{u}`" for u in d["failed_units"])
+                + ".",
+            ]
         for n in d["notes"]:
             lines += ["", f"- {n}"]
         lines += ["", "Re-run this section:", "", "```bash", d["command"], "```"]
@@ -237,58 +281,104 @@ def _verdict_html(v: str | None) -> str:
 def to_html(results: dict, systems: list[dict], figure_dirs: dict[str, Path]) -> str:
     counts = _counts(systems)
     dev = results.get("device", {})
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-             "<title>engramlab: the papers' claims, re-run</title>", f"<style>{_CSS}</style></head><body>",
-             "<h1>engramlab: the papers' claims, re-run</h1>",
-             f'<p class="caveat"><strong>{_code_spans(_caveat(results, systems))}</strong></p>',
-             f'<p class="meta">Mode: {_e(", ".join(sorted({MODE_WORDS[d["mode"]] for d in systems})))}. '
-             f"Device: {_e(dev.get('summary', '?'))}. {_e(_times(results))} "
-             f"Command: <code>{_e(results['command'])}</code>.</p>",
-             "<p>Verdicts: " + ", ".join(f"{_verdict_html(v)} {n}" for v, n in counts.items()) + ".</p>",
-             "<h2>Summary</h2>"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        "<title>engramlab: the papers' claims, re-run</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>engramlab: the papers' claims, re-run</h1>",
+        f'<p class="caveat"><strong>{_code_spans(_caveat(results, systems))}</strong></p>',
+        f'<p class="meta">Mode: {_e(", ".join(sorted({MODE_WORDS[d["mode"]] for d in systems})))}. '
+        f"Device: {_e(dev.get('summary', '?'))}. {_e(_times(results))} "
+        f"Command: <code>{_e(results['command'])}</code>.</p>",
+        "<p>Verdicts: " + ", ".join(f"{_verdict_html(v)} {n}" for v, n in counts.items()) + ".</p>",
+        "<h2>Summary</h2>",
+    ]
     rows = []
     for d in systems:
         for c in _claims_only(d):
-            rows.append([f"<code>{_e(c['id'])}</code>", _e(c["claim"]), _e(fmt_paper(c["paper"])),
-                         _e(_summary_measured(c, d)), _verdict_html(c["verdict"])])
-    parts.append(_h_table(["id", "claim", "paper reports", "measured here", "verdict"], rows,
-                          raw=True))
+            rows.append(
+                [
+                    f"<code>{_e(c['id'])}</code>",
+                    _e(c["claim"]),
+                    _e(fmt_paper(c["paper"])),
+                    _e(_summary_measured(c, d)),
+                    _verdict_html(c["verdict"]),
+                ]
+            )
+    parts.append(_h_table(["id", "claim", "paper reports", "measured here", "verdict"], rows, raw=True))
     for d in systems:
         means = {c["id"]: c["measured"]["mean"] for c in d["claims"]}
-        parts += [f'<h2 id="{_e(d["system"])}">{_e(d["title"])}</h2>', f"<p><em>{_e(d['paper'])}</em></p>",
-                  f"<p><strong>The claim:</strong> {_e(d['summary'])}</p>",
-                  f"<p>Budget of this run ({_e(d['mode'])}): {_e(d['budget_text'])}.<br>"
-                  f"Full budget: {_e(d['full_budget_text'])}.</p>"]
-        rows = [[f"<code>{_e(c['id'])}</code>" + (' <span class="baseline">(baseline)</span>'
-                                                   if c["kind"] == "baseline" else ""),
-                 _e(c["claim"]), _e(fmt_paper(c["paper"])),
-                 _e(fmt_measured(c["measured"], unit=True)),
-                 _e(fmt_rule(c["rule"], means)) + (f'<br><span class="meta">{_e(c["rule"]["basis"])}</span>'
-                                                   if c["rule"] and c["rule"].get("basis") else ""),
-                 _verdict_html(c["verdict"]), _e(fmt_budget(c["budget"]))] for c in d["claims"]]
-        parts.append(_h_table(["id", "claim", "paper reports", "measured here (mean ± half-range [min, max])",
-                               "rule", "verdict", "budget"], rows, raw=True))
+        parts += [
+            f'<h2 id="{_e(d["system"])}">{_e(d["title"])}</h2>',
+            f"<p><em>{_e(d['paper'])}</em></p>",
+            f"<p><strong>The claim:</strong> {_e(d['summary'])}</p>",
+            f"<p>Budget of this run ({_e(d['mode'])}): {_e(d['budget_text'])}.<br>"
+            f"Full budget: {_e(d['full_budget_text'])}.</p>",
+        ]
+        rows = [
+            [
+                f"<code>{_e(c['id'])}</code>"
+                + (' <span class="baseline">(baseline)</span>' if c["kind"] == "baseline" else ""),
+                _e(c["claim"]),
+                _e(fmt_paper(c["paper"])),
+                _e(fmt_measured(c["measured"], unit=True)),
+                _e(fmt_rule(c["rule"], means))
+                + (
+                    f'<br><span class="meta">{_e(c["rule"]["basis"])}</span>'
+                    if c["rule"] and c["rule"].get("basis")
+                    else ""
+                ),
+                _verdict_html(c["verdict"]),
+                _e(fmt_budget(c["budget"])),
+            ]
+            for c in d["claims"]
+        ]
+        parts.append(
+            _h_table(
+                [
+                    "id",
+                    "claim",
+                    "paper reports",
+                    "measured here (mean ± half-range [min, max])",
+                    "rule",
+                    "verdict",
+                    "budget",
+                ],
+                rows,
+                raw=True,
+            )
+        )
         for t in d["tables"]:
             parts.append(f"<p><strong>{_e(t['title'])}</strong></p>")
-            parts.append(_h_table(t["columns"], [[fmt_num(v) if not isinstance(v, str) else v for v in r]
-                                                 for r in t["rows"]]))
+            parts.append(
+                _h_table(t["columns"], [[fmt_num(v) if not isinstance(v, str) else v for v in r] for r in t["rows"]])
+            )
             if t.get("note"):
                 parts.append(f'<p class="meta">{_e(t["note"])}</p>')
         for f in d["figures"]:
             data = (Path(figure_dirs[d["system"]]) / f["file"]).read_bytes()
             b64 = base64.b64encode(data).decode("ascii")
-            parts.append(f'<figure><img alt="{_e(f["caption"])}" src="data:image/png;base64,{b64}">'
-                         f"<figcaption>{_e(f['caption'])}</figcaption></figure>")
+            parts.append(
+                f'<figure><img alt="{_e(f["caption"])}" src="data:image/png;base64,{b64}">'
+                f"<figcaption>{_e(f['caption'])}</figcaption></figure>"
+            )
         if d.get("failed_units"):
-            parts.append("<p>Experiments that failed (their claims are not attempted): "
-                         + ", ".join(f"<code>{_e(u)}</code>" for u in d["failed_units"]) + ".</p>")
+            parts.append(
+                "<p>Experiments that failed (their claims are not attempted): "
+                + ", ".join(f"<code>{_e(u)}</code>" for u in d["failed_units"])
+                + ".</p>"
+            )
         if d["notes"]:
             parts.append("<ul>" + "".join(f"<li>{_e(n)}</li>" for n in d["notes"]) + "</ul>")
         parts.append(f"<p>Re-run this section:</p><pre><code>{_e(d['command'])}</code></pre>")
     v = results.get("versions", {})
-    parts += ["<h2>Environment</h2>", f'<p class="meta">{_e(", ".join(f"{k} {val}" for k, val in v.items()))}.</p>',
-              "</body></html>"]
+    parts += [
+        "<h2>Environment</h2>",
+        f'<p class="meta">{_e(", ".join(f"{k} {val}" for k, val in v.items()))}.</p>',
+        "</body></html>",
+    ]
     return "\n".join(parts) + "\n"
 
 

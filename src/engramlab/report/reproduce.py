@@ -60,14 +60,20 @@ def versions() -> dict[str, str | None]:
 def device_info(device: str) -> dict:
     import torch
 
-    info = {"requested": device, "resolved": device, "cpu_count": os.cpu_count(), "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine()}
+    info = {
+        "requested": device,
+        "resolved": device,
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+    }
     if device.startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     info["load_avg_at_start"] = list(load) if load else None
     info["summary"] = (f"{info['gpu']} (CUDA)" if "gpu" in info else f"CPU, {info['cpu_count']} cores") + (
-        f", load average {load[0]:.1f} at the start" if load else "")
+        f", load average {load[0]:.1f} at the start" if load else ""
+    )
     return info
 
 
@@ -89,13 +95,17 @@ def _check_out(out: Path, settings: dict, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not marker.is_file() and not overwrite:
-        raise ValueError(f"--out {out} is a non-empty folder that no reproduce run wrote; choose another folder "
-                         "(or --overwrite to write into it)")
+        raise ValueError(
+            f"--out {out} is a non-empty folder that no reproduce run wrote; choose another folder "
+            "(or --overwrite to write into it)"
+        )
     if marker.is_file() and not overwrite:
         old = io.read_json(marker)
         if old.get("mode") != settings["mode"]:
-            raise ValueError(f"--out {out} holds a {old.get('mode')} run; this is a {settings['mode']} run. "
-                             "Use another --out folder, or --overwrite")
+            raise ValueError(
+                f"--out {out} holds a {old.get('mode')} run; this is a {settings['mode']} run. "
+                "Use another --out folder, or --overwrite"
+            )
 
 
 def reproduce(
@@ -150,8 +160,16 @@ def reproduce(
     seed_list = list(range(seeds))
     out = Path(out)
     cmd = command_line(mode, systems, seeds, device, str(out), workers)
-    settings = {"mode": mode, "systems": systems, "seeds": seed_list, "device": dev, "workers": workers,
-                "launcher": launcher, "partition": partition, "threads": threads}
+    settings = {
+        "mode": mode,
+        "systems": systems,
+        "seeds": seed_list,
+        "device": dev,
+        "workers": workers,
+        "launcher": launcher,
+        "partition": partition,
+        "threads": threads,
+    }
     _check_out(out, settings, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     dinfo = device_info(dev)
@@ -172,25 +190,38 @@ def reproduce(
     todo = [u for u in units if not is_done(out, u)]
     est = sum(u.estimate_s for u in todo)
     par = workers if launcher == "local" else max(1, len(todo))
-    log(f"reproduce ({mode}): {len(units)} experiments for {', '.join(systems)} on {dev}; {len(units) - len(todo)} "
+    log(
+        f"reproduce ({mode}): {len(units)} experiments for {', '.join(systems)} on {dev}; {len(units) - len(todo)} "
         f"already done. Expected about {_duration(est / max(1, min(par, len(todo) or 1)))} "
         f"({_duration(est)} of experiments at one thread each, estimated from timings on a 2-core CPU"
-        f"{'; the language models train faster on a GPU' if dev.startswith('cuda') else ''}).")
+        f"{'; the language models train faster on a GPU' if dev.startswith('cuda') else ''})."
+    )
 
-    ctx = RunContext(device=dev, threads=threads, progress=progress and workers == 1 and launcher == "local",
-                     extra=extra)
+    ctx = RunContext(
+        device=dev, threads=threads, progress=progress and workers == 1 and launcher == "local", extra=extra
+    )
     if launcher == "slurm" and executor is None:
         gpus = 1 if dev.startswith("cuda") else 0
         longest = max([u.estimate_s for u in todo] or [60.0])
-        executor = slurm_executor(out / "slurm", partition or "", timeout_min=max(10, int(3 * longest / 60)),
-                                  cpus=threads, gpus=gpus)
+        executor = slurm_executor(
+            out / "slurm", partition or "", timeout_min=max(10, int(3 * longest / 60)), cpus=threads, gpus=gpus
+        )
     how = "submitit" if executor is not None else ("pool" if workers > 1 else "sequential")
     run = run_units(units, out, ctx, launcher=how, workers=workers, executor=executor, progress=progress)
 
     docs = {}
     for s in systems:
-        docs[s] = build_system_doc(s, mode, out, plans[s], seed_list, dev, extra, cmd_for(s, mode, seeds, device, out),
-                                   failed=[k for k in list(run.failed) + run.blocked if k.startswith(f"{s}/")])
+        docs[s] = build_system_doc(
+            s,
+            mode,
+            out,
+            plans[s],
+            seed_list,
+            dev,
+            extra,
+            cmd_for(s, mode, seeds, device, out),
+            failed=[k for k in list(run.failed) + run.blocked if k.startswith(f"{s}/")],
+        )
     loads = []
     for u in units:
         marker = out / "units" / u.system / u.name / "DONE.json"
@@ -200,8 +231,10 @@ def reproduce(
                 loads.append(la[0])
     if loads:
         dinfo["load_avg_during"] = [min(loads), max(loads)]
-        dinfo["summary"] = (dinfo["summary"].split(", load average")[0]
-                            + f", 1-min load average {min(loads):.1f}-{max(loads):.1f} at the ends of the experiments")
+        dinfo["summary"] = (
+            dinfo["summary"].split(", load average")[0]
+            + f", 1-min load average {min(loads):.1f}-{max(loads):.1f} at the ends of the experiments"
+        )
     # systems an earlier run of this folder measured (e.g. `--only bdh` after a full run) stay in the report
     for s in papers.SYSTEMS:
         if s not in docs and (out / s / "claims.json").is_file():
@@ -211,12 +244,23 @@ def reproduce(
     shown = [s for s in papers.SYSTEMS if s in docs]
     wall = time.perf_counter() - t_start
     results = {
-        "schema_version": cl.SCHEMA_VERSION, "mode": mode, "command": cmd, "settings": settings,
-        "versions": versions(), "device": dinfo, "wall_s": wall,
+        "schema_version": cl.SCHEMA_VERSION,
+        "mode": mode,
+        "command": cmd,
+        "settings": settings,
+        "versions": versions(),
+        "device": dinfo,
+        "wall_s": wall,
         "experiments_s": sum(docs[s]["wall_s"] or 0.0 for s in shown),
-        "units": {"ran": run.ran, "skipped": run.skipped, "failed": run.failed, "blocked": run.blocked,
-                  "wall_s": run.wall_s},
-        "systems": {s: docs[s] for s in shown}, "claims": [c for s in shown for c in docs[s]["claims"]],
+        "units": {
+            "ran": run.ran,
+            "skipped": run.skipped,
+            "failed": run.failed,
+            "blocked": run.blocked,
+            "wall_s": run.wall_s,
+        },
+        "systems": {s: docs[s] for s in shown},
+        "claims": [c for s in shown for c in docs[s]["claims"]],
     }
     cl.write_results(out / "results.json", results)
     write_report(out, results, [docs[s] for s in shown], {s: out / s for s in shown})
@@ -247,8 +291,17 @@ def cmd_for(system: str, mode: str, seeds: int, device: str, out: Path) -> str:
     return command_line(mode, [system], seeds, device, str(out))
 
 
-def build_system_doc(system: str, mode: str, out: Path, units, seeds: list[int], device: str, extra: dict,
-                     command: str, failed: list[str] | None = None) -> dict:
+def build_system_doc(
+    system: str,
+    mode: str,
+    out: Path,
+    units,
+    seeds: list[int],
+    device: str,
+    extra: dict,
+    command: str,
+    failed: list[str] | None = None,
+) -> dict:
     """Measure, judge and draw one system from its finished units; write ``out/<system>/claims.json``."""
     mod = papers.get(system)
     budget = mod.BUDGETS[mode]
@@ -263,15 +316,30 @@ def build_system_doc(system: str, mode: str, out: Path, units, seeds: list[int],
         r.figures = [f for f in r.figures if f in names]
     notes = list(mod.notes(o, extra))
     if mode != "full":
-        notes.insert(0, f"{mode.capitalize()} mode: verdicts at a small budget; the full budget is "
-                        f"{mod.budget_text(mod.BUDGETS['full'])}.")
+        notes.insert(
+            0,
+            f"{mode.capitalize()} mode: verdicts at a small budget; the full budget is "
+            f"{mod.budget_text(mod.BUDGETS['full'])}.",
+        )
     doc = {
-        "schema_version": cl.SCHEMA_VERSION, "system": system, "title": mod.TITLE, "paper": mod.PAPER,
-        "summary": mod.SUMMARY, "mode": mode, "budget_text": mod.budget_text(budget),
-        "full_budget_text": mod.budget_text(mod.BUDGETS["full"]), "command": command,
-        "claims": [r.to_dict() for r in records], "figures": figs, "tables": mod.tables(o), "notes": notes,
-        "wall_s": o.wall_s([u.name for u in units]), "device": device, "config": io.to_jsonable(budget),
-        "failed_units": failed or [], "versions": versions(),
+        "schema_version": cl.SCHEMA_VERSION,
+        "system": system,
+        "title": mod.TITLE,
+        "paper": mod.PAPER,
+        "summary": mod.SUMMARY,
+        "mode": mode,
+        "budget_text": mod.budget_text(budget),
+        "full_budget_text": mod.budget_text(mod.BUDGETS["full"]),
+        "command": command,
+        "claims": [r.to_dict() for r in records],
+        "figures": figs,
+        "tables": mod.tables(o),
+        "notes": notes,
+        "wall_s": o.wall_s([u.name for u in units]),
+        "device": device,
+        "config": io.to_jsonable(budget),
+        "failed_units": failed or [],
+        "versions": versions(),
     }
     cl.write_system(folder / "claims.json", doc)
     return doc
@@ -285,27 +353,33 @@ def render_existing(src: str | Path, out: str | Path, overwrite: bool = False, l
         raise FileNotFoundError(f"results folder not found: {src}")
     found = [s for s in papers.SYSTEMS if (src / s / "claims.json").is_file()]
     if not found:
-        raise FileNotFoundError(f"no <system>/claims.json in {src} (expected e.g. {src / 'bdh' / 'claims.json'}); "
-                                "make them with `engramlab reproduce --full --out DIR`")
+        raise FileNotFoundError(
+            f"no <system>/claims.json in {src} (expected e.g. {src / 'bdh' / 'claims.json'}); "
+            "make them with `engramlab reproduce --full --out DIR`"
+        )
     if (out / "report.html").exists() and not overwrite and out.resolve() != src.resolve():
         raise ValueError(f"{out / 'report.html'} exists; use --overwrite to replace it")
     docs = [cl.read_system(src / s / "claims.json") for s in found]
     for d in docs:
         for f in d["figures"]:
             if not (src / d["system"] / f["file"]).is_file():
-                raise FileNotFoundError(f"{src / d['system'] / 'claims.json'} names figure {f['file']}, "
-                                        f"which is not in {src / d['system']}")
+                raise FileNotFoundError(
+                    f"{src / d['system'] / 'claims.json'} names figure {f['file']}, which is not in {src / d['system']}"
+                )
     out.mkdir(parents=True, exist_ok=True)
     for d in docs:
         if (src / d["system"]).resolve() != (out / d["system"]).resolve():
             cl.write_system(out / d["system"] / "claims.json", d)
     cmd = f"engramlab report {src} --out {out}"
     results = {
-        "schema_version": cl.SCHEMA_VERSION, "mode": "rendered", "command": cmd,
+        "schema_version": cl.SCHEMA_VERSION,
+        "mode": "rendered",
+        "command": cmd,
         "settings": {"source": str(src), "systems": found},
         "versions": docs[0].get("versions") or versions(),
         "device": {"summary": ", ".join(sorted({d["device"] for d in docs})) + " (as recorded)"},
-        "wall_s": time.perf_counter() - t0, "experiments_s": sum(d["wall_s"] or 0.0 for d in docs),
+        "wall_s": time.perf_counter() - t0,
+        "experiments_s": sum(d["wall_s"] or 0.0 for d in docs),
         "systems": {d["system"]: d for d in docs},
         "claims": [c for d in docs for c in d["claims"]],
     }

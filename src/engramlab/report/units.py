@@ -199,8 +199,14 @@ def run_units(
         else:
             todo.append(u)
     done = set(rep.skipped)
-    bar = tqdm(total=len(units), initial=len(rep.skipped), desc="reproduce", unit="exp", disable=not progress,
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=len(units),
+        initial=len(rep.skipped),
+        desc="reproduce",
+        unit="exp",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
 
     def finish(u: Unit, res: dict) -> None:
         if res["ok"]:
@@ -305,10 +311,16 @@ def slurm_executor(folder: str | Path, partition: str, timeout_min: int, cpus: i
     try:
         ex = submitit.AutoExecutor(folder=str(folder), cluster="slurm")
     except RuntimeError as e:  # no srun/sbatch on this machine
-        raise ValueError(f"--launcher slurm: SLURM is not available here ({e}); run on a SLURM login node, or use "
-                         "--launcher local") from None
-    params = {"slurm_partition": partition, "timeout_min": int(timeout_min), "cpus_per_task": int(cpus),
-              "nodes": 1, "tasks_per_node": 1}
+        raise ValueError(
+            f"--launcher slurm: SLURM is not available here ({e}); run on a SLURM login node, or use --launcher local"
+        ) from None
+    params = {
+        "slurm_partition": partition,
+        "timeout_min": int(timeout_min),
+        "cpus_per_task": int(cpus),
+        "nodes": 1,
+        "tasks_per_node": 1,
+    }
     if gpus:
         params["gpus_per_node"] = int(gpus)
     ex.update_parameters(**params)

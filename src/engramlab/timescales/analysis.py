@@ -253,9 +253,7 @@ def ablation_by_tau(
     base = streaming_accuracy(model, task, n, head, trials, seed=seed)
     res = {"baseline": base}
     for name, idx in (("short", order[:k]), ("long", order[-k:])):
-        accs = [
-            streaming_accuracy(ablate(model, int(i), head), task, n, head, trials, seed=seed) for i in idx
-        ]
+        accs = [streaming_accuracy(ablate(model, int(i), head), task, n, head, trials, seed=seed) for i in idx]
         res[name] = {
             "tau": taus[idx].tolist(),
             "accuracy": accs,
@@ -375,9 +373,7 @@ def _head_for(meta: dict, n: int) -> int:
 
 def _run_label(meta: dict) -> str:
     tc = meta["train_config"]
-    return f"{tc['task']}/{tc['curriculum']}" + (
-        "" if tc.get("model", "leaky") == "leaky" else f"/{tc['model']}"
-    )
+    return f"{tc['task']}/{tc['curriculum']}" + ("" if tc.get("model", "leaky") == "leaky" else f"/{tc['model']}")
 
 
 def analyze_run(
@@ -445,9 +441,7 @@ def analyze_run(
     for n in ablation_ns:
         if n in models and isinstance(models[n][0], LeakyRNN) and models[n][0].taus.numel() > 1:
             m, meta = models[n]
-            res["ablation"][str(n)] = ablation_by_tau(
-                m, task, n, _head_for(meta, n), trials=cfg.trials, seed=cfg.seed
-            )
+            res["ablation"][str(n)] = ablation_by_tau(m, task, n, _head_for(meta, n), trials=cfg.trials, seed=cfg.seed)
     if perturb_n is not None and perturb_n in models and isinstance(models[perturb_n][0], LeakyRNN):
         m, meta = models[perturb_n]
         res["perturbation"][str(perturb_n)] = perturbation_curves(
@@ -457,9 +451,7 @@ def analyze_run(
     # forgetting / generalisation with the final network
     n_last = ckpts[-1][1]
     model, meta = models[n_last]
-    n_eval = sorted(
-        set(range(2, n_last + 1, max(1, (n_last - 2) // 5))) | {n_last} | {n_last + 1, n_last + 3}
-    )
+    n_eval = sorted(set(range(2, n_last + 1, max(1, (n_last - 2) // 5))) | {n_last} | {n_last + 1, n_last + 3})
     g = torch.Generator().manual_seed(cfg.seed)
     head_acc = {}
     for n in n_eval:
@@ -622,9 +614,7 @@ def analyze_runs(
     summary = {
         r["label"]: {
             "n_reached": r["n_reached"],
-            "tau_mean_first_last": [r["per_n"][0]["tau_mean"], r["per_n"][-1]["tau_mean"]]
-            if r["per_n"]
-            else None,
+            "tau_mean_first_last": [r["per_n"][0]["tau_mean"], r["per_n"][-1]["tau_mean"]] if r["per_n"] else None,
             "tau_net_mean_first_last": [
                 next((x["tau_net_mean"] for x in r["per_n"] if "tau_net_mean" in x), None),
                 r["per_n"][-1].get("tau_net_mean"),

@@ -49,8 +49,9 @@ def _train(args) -> None:
     from .curriculum import TrainConfig, train_curriculum
 
     fixed = args.fixed_tau
-    cfg = dataclass_from_args(TrainConfig, args, train_tau=fixed is None, tau=1.0 if fixed is None else fixed,
-                              seed=args.seed)
+    cfg = dataclass_from_args(
+        TrainConfig, args, train_tau=fixed is None, tau=1.0 if fixed is None else fixed, seed=args.seed
+    )
     with output_folder(args.out, args.overwrite):
         summary = train_curriculum(cfg, args.out, progress=not args.no_progress)
     print(json.dumps(summary, indent=2))
@@ -73,26 +74,44 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
     from .curriculum import CURRICULA, MODELS, TrainConfig
     from .model import VARIANTS
 
-    p = subparsers.add_parser("timescales",
-                              help="leaky RNNs with trainable tau on N-parity / N-DMS (ICLR 2024)")
+    p = subparsers.add_parser("timescales", help="leaky RNNs with trainable tau on N-parity / N-DMS (ICLR 2024)")
     sub = p.add_subparsers(dest="timescales_cmd", metavar="ACTION", required=True)
 
     t = sub.add_parser("train", help="train with a single / multi / sliding curriculum")
     add_dataclass_arguments(
-        t, TrainConfig, exclude=("train_tau", "tau", "seed"), help=_TRAIN_HELP,
+        t,
+        TrainConfig,
+        exclude=("train_tau", "tau", "seed"),
+        help=_TRAIN_HELP,
         aliases={"n_neurons": "--neurons", "n_heads": "--heads"},
-        choices={"task": TIMESCALE_TASKS, "curriculum": CURRICULA, "model": MODELS, "variant": VARIANTS,
-                 "optimizer": ("auto", "sgd", "adam")},
+        choices={
+            "task": TIMESCALE_TASKS,
+            "curriculum": CURRICULA,
+            "model": MODELS,
+            "variant": VARIANTS,
+            "optimizer": ("auto", "sgd", "adam"),
+        },
     )
     t.add_argument("--fixed-tau", type=float, default=None, help="fix every tau to this value (not trained)")
-    add_common_arguments(t, out="run folder (checkpoints N{min}_N{max}/, metrics.jsonl, summary.json)",
-                         seed=TrainConfig.seed, threads=True, progress=True)
+    add_common_arguments(
+        t,
+        out="run folder (checkpoints N{min}_N{max}/, metrics.jsonl, summary.json)",
+        seed=TrainConfig.seed,
+        threads=True,
+        progress=True,
+    )
     t.set_defaults(func=_train)
 
     a = sub.add_parser("analyze", help="tau / tau_net / PCA / ablation / perturbation / forgetting of runs")
     a.add_argument("dirs", nargs="+", help="one or more run directories written by `train`")
     add_dataclass_arguments(a, AnalysisConfig, exclude=("seed",), help=_ANALYZE_HELP)
-    add_common_arguments(a, out="where figures + analysis.json go (default: first DIR/analysis)", out_default=None,
-                         seed=AnalysisConfig.seed, threads=True, progress=True)
+    add_common_arguments(
+        a,
+        out="where figures + analysis.json go (default: first DIR/analysis)",
+        out_default=None,
+        seed=AnalysisConfig.seed,
+        threads=True,
+        progress=True,
+    )
     a.set_defaults(func=_analyze)
     return p

@@ -76,8 +76,18 @@ class TrainConfig:
             raise ValueError(f"unknown curriculum {self.curriculum!r}; expected one of {CURRICULA}")
         if self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; expected one of {MODELS}")
-        for name in ("max_n", "n_min", "n_neurons", "n_heads", "batch_size", "steps_per_epoch",
-                     "test_batches", "max_epochs", "sliding_heads", "sliding_shift"):
+        for name in (
+            "max_n",
+            "n_min",
+            "n_neurons",
+            "n_heads",
+            "batch_size",
+            "steps_per_epoch",
+            "test_batches",
+            "max_epochs",
+            "sliding_heads",
+            "sliding_shift",
+        ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
@@ -93,11 +103,9 @@ class TrainConfig:
             )
         if self.curriculum == "sliding":
             if self.sliding_shift > self.sliding_heads:
-                raise ValueError(
-                    f"sliding_shift={self.sliding_shift} must be <= sliding_heads={self.sliding_heads}")
+                raise ValueError(f"sliding_shift={self.sliding_shift} must be <= sliding_heads={self.sliding_heads}")
             if self.sliding_heads > self.n_heads:
-                raise ValueError(
-                    f"sliding_heads={self.sliding_heads} is beyond the heads (n_heads={self.n_heads})")
+                raise ValueError(f"sliding_heads={self.sliding_heads} is beyond the heads (n_heads={self.n_heads})")
         if self.optimizer not in ("auto", "sgd", "adam"):
             raise ValueError(f"optimizer must be 'auto', 'sgd' or 'adam', got {self.optimizer!r}")
         if not 0 < self.threshold <= 100:
@@ -147,8 +155,11 @@ class TrainConfig:
 def build_model(cfg: TrainConfig) -> nn.Module:
     n_heads = 1 if cfg.curriculum == "single" else cfg.n_heads
     if cfg.model == "leaky":
-        return LeakyRNN(LeakyRNNConfig(n_neurons=cfg.n_neurons, n_heads=n_heads, train_tau=cfg.train_tau,
-                                       tau=cfg.tau, variant=cfg.variant))
+        return LeakyRNN(
+            LeakyRNNConfig(
+                n_neurons=cfg.n_neurons, n_heads=n_heads, train_tau=cfg.train_tau, tau=cfg.tau, variant=cfg.variant
+            )
+        )
     return GatedRNN(GatedRNNConfig(cell=cfg.model, n_neurons=cfg.n_neurons, n_heads=n_heads))
 
 
@@ -162,8 +173,9 @@ def save_checkpoint(model: nn.Module, path: str | Path, meta: dict, trainer_stat
     """
     meta = dict(meta)
     step, train_config = meta.pop("step", None), meta.pop("train_config", None)
-    return save_model(model, path, overwrite=True, step=step, train_config=train_config,
-                      trainer_state=trainer_state, extra=meta)
+    return save_model(
+        model, path, overwrite=True, step=step, train_config=train_config, trainer_state=trainer_state, extra=meta
+    )
 
 
 def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
@@ -171,8 +183,7 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
     returns (model in eval mode, config.json dict)."""
     path = Path(path)
     if not (path / CONFIG_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():
-        raise FileNotFoundError(
-            f"{path} is not a timescales checkpoint (expected {CONFIG_FILE} + {WEIGHTS_FILE})")
+        raise FileNotFoundError(f"{path} is not a timescales checkpoint (expected {CONFIG_FILE} + {WEIGHTS_FILE})")
     return load_model(path, expected=(LeakyRNN, GatedRNN))
 
 
@@ -191,8 +202,16 @@ def list_checkpoints(run_dir: str | Path) -> list[tuple[int, int, Path]]:
 
 # ----------------------------------------------------------------------------- evaluation
 @torch.no_grad()
-def evaluate(model: nn.Module, task: str, ns: list[int], heads: list[int], n_batches: int, batch_size: int,
-             generator: torch.Generator | None = None, length_n: int | None = None) -> list[float]:
+def evaluate(
+    model: nn.Module,
+    task: str,
+    ns: list[int],
+    heads: list[int],
+    n_batches: int,
+    batch_size: int,
+    generator: torch.Generator | None = None,
+    length_n: int | None = None,
+) -> list[float]:
     """Accuracy (%) of head ``heads[i]`` on N = ``ns[i]``, on ``n_batches`` fresh batches.
 
     Sequence lengths follow the rule for max(ns), or for max(length_n, max(ns)) when ``length_n`` is given.
@@ -211,15 +230,18 @@ def _tau_stats(model: nn.Module) -> dict:
     if not isinstance(model, LeakyRNN):
         return {}
     t = model.taus.detach()
-    return {"tau_mean": float(t.mean()), "tau_std": float(t.std()) if t.numel() > 1 else 0.0,
-            "tau_max": float(t.max())}
+    return {"tau_mean": float(t.mean()), "tau_std": float(t.std()) if t.numel() > 1 else 0.0, "tau_max": float(t.max())}
 
 
 # ----------------------------------------------------------------------------- training
 def _trainer_state(opt: torch.optim.Optimizer, gen: torch.Generator, epoch: int) -> dict:
     """trainer.pt of a checkpoint: optimizer state, the data generator's and torch's RNG, the epoch."""
-    return {"optimizer": opt.state_dict(), "data_rng": gen.get_state(), "torch_rng": torch.get_rng_state(),
-            "epoch": epoch}
+    return {
+        "optimizer": opt.state_dict(),
+        "data_rng": gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "epoch": epoch,
+    }
 
 
 def train_curriculum(cfg: TrainConfig, out_dir: str | Path, progress: bool = True) -> dict:
@@ -248,8 +270,14 @@ def train_curriculum(cfg: TrainConfig, out_dir: str | Path, progress: bool = Tru
     start = time.time()
     step = 0
     stop_reason = "max_epochs"
-    bar = tqdm(total=None, desc=f"{cfg.curriculum}/{cfg.task}", disable=not progress, mininterval=2.0,
-               unit="step", dynamic_ncols=True)
+    bar = tqdm(
+        total=None,
+        desc=f"{cfg.curriculum}/{cfg.task}",
+        disable=not progress,
+        mininterval=2.0,
+        unit="step",
+        dynamic_ncols=True,
+    )
     last_acc = float("nan")
     for epoch in range(1, cfg.max_epochs + 1):
         heads = torch.tensor(cfg.heads_for(ns))
@@ -269,8 +297,12 @@ def train_curriculum(cfg: TrainConfig, out_dir: str | Path, progress: bool = Tru
             step += 1
             losses.append(loss.item())
             bar.update(1)
-            bar.set_postfix(N=f"{ns[0]}-{ns[-1]}" if len(ns) > 1 else ns[0], acc=f"{last_acc:.1f}",
-                            loss=f"{losses[-1]:.3f}", refresh=False)
+            bar.set_postfix(
+                N=f"{ns[0]}-{ns[-1]}" if len(ns) > 1 else ns[0],
+                acc=f"{last_acc:.1f}",
+                loss=f"{losses[-1]:.3f}",
+                refresh=False,
+            )
         if not losses:
             stop_reason = "budget"
             break
@@ -279,20 +311,34 @@ def train_curriculum(cfg: TrainConfig, out_dir: str | Path, progress: bool = Tru
         mean_acc = sum(acc) / len(acc)
         last_acc = mean_acc
         solved = mean_acc > cfg.threshold and acc[-1] > cfg.threshold
-        rec = {"epoch": epoch, "step": step, "elapsed_s": time.time() - start, "ns": ns,
-               "loss": sum(losses) / len(losses),
-               "accuracy": acc, "mean_accuracy": mean_acc, "solved": solved, **_tau_stats(model)}
+        rec = {
+            "epoch": epoch,
+            "step": step,
+            "elapsed_s": time.time() - start,
+            "ns": ns,
+            "loss": sum(losses) / len(losses),
+            "accuracy": acc,
+            "mean_accuracy": mean_acc,
+            "solved": solved,
+            **_tau_stats(model),
+        }
         with open(metrics_path, "a") as f:
             f.write(dumps_json(rec, indent=None) + "\n")
         bar.set_postfix(N=f"{ns[0]}-{ns[-1]}" if len(ns) > 1 else ns[0], acc=f"{mean_acc:.1f}")
         if solved:
             reached = ns[-1]
-            meta = {"train_config": asdict(cfg), "ns": ns, "heads": cfg.heads_for(ns), "epoch": epoch,
-                    "step": step, "elapsed_s": rec["elapsed_s"], "accuracy": acc}
+            meta = {
+                "train_config": asdict(cfg),
+                "ns": ns,
+                "heads": cfg.heads_for(ns),
+                "epoch": epoch,
+                "step": step,
+                "elapsed_s": rec["elapsed_s"],
+                "accuracy": acc,
+            }
             save_checkpoint(model, out_dir / f"N{ns[0]:03d}_N{ns[-1]:03d}", meta, _trainer_state(opt, gen, epoch))
             solved_log.append({"n_max": ns[-1], "epoch": epoch, "step": step, "elapsed_s": rec["elapsed_s"]})
-            bar.write(f"solved N={ns[0]}..{ns[-1]} at epoch {epoch} "
-                      f"(step {step}, {rec['elapsed_s'] / 60:.1f} min)")
+            bar.write(f"solved N={ns[0]}..{ns[-1]} at epoch {epoch} (step {step}, {rec['elapsed_s'] / 60:.1f} min)")
             if ns[-1] >= cfg.max_n:
                 stop_reason = "max_n"
                 break
@@ -301,12 +347,28 @@ def train_curriculum(cfg: TrainConfig, out_dir: str | Path, progress: bool = Tru
             stop_reason = "budget"
             break
     bar.close()
-    summary = {"task": cfg.task, "curriculum": cfg.curriculum, "model": cfg.model, "n_reached": reached,
-               "stop_reason": stop_reason, "epochs": epoch, "steps": step, "elapsed_s": time.time() - start,
-               "solved": solved_log, "last_ns": ns, "torch_threads": torch.get_num_threads(),
-               "load_avg": list(os.getloadavg())}
-    last_meta = {"train_config": asdict(cfg), "ns": ns, "heads": cfg.heads_for(ns), "epoch": epoch,
-                 "step": step, "solved": False}
+    summary = {
+        "task": cfg.task,
+        "curriculum": cfg.curriculum,
+        "model": cfg.model,
+        "n_reached": reached,
+        "stop_reason": stop_reason,
+        "epochs": epoch,
+        "steps": step,
+        "elapsed_s": time.time() - start,
+        "solved": solved_log,
+        "last_ns": ns,
+        "torch_threads": torch.get_num_threads(),
+        "load_avg": list(os.getloadavg()),
+    }
+    last_meta = {
+        "train_config": asdict(cfg),
+        "ns": ns,
+        "heads": cfg.heads_for(ns),
+        "epoch": epoch,
+        "step": step,
+        "solved": False,
+    }
     save_checkpoint(model, out_dir / "last", last_meta, _trainer_state(opt, gen, epoch))
     write_json(out_dir / "summary.json", summary)
     return summary

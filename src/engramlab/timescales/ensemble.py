@@ -58,15 +58,27 @@ def _check_n_active(n_active, T: int, K: int) -> list[int]:
     if n_active is None:
         return [K] * T
     n_active = [int(n) for n in n_active]
-    if len(n_active) != T or any(b < a for a, b in zip(n_active, n_active[1:])) or (
-            n_active and (n_active[0] < 0 or n_active[-1] != K)):
-        raise ValueError(
-            f"n_active must be a non-decreasing list of {T} member counts ending at K={K}, got {n_active}")
+    if (
+        len(n_active) != T
+        or any(b < a for a, b in zip(n_active, n_active[1:]))
+        or (n_active and (n_active[0] < 0 or n_active[-1] != K))
+    ):
+        raise ValueError(f"n_active must be a non-decreasing list of {T} member counts ending at K={K}, got {n_active}")
     return n_active
 
 
-def ensemble_recurrence_reference(x, w_in, b, h0, w, s, n_active=None, variant: str = "default",
-                                  activation: str = "leakyrelu", return_all: bool = True):
+def ensemble_recurrence_reference(
+    x,
+    w_in,
+    b,
+    h0,
+    w,
+    s,
+    n_active=None,
+    variant: str = "default",
+    activation: str = "leakyrelu",
+    return_all: bool = True,
+):
     """Step-by-step loop, one member at a time, differentiated by autograd (the reference of the tests).
 
     x (K, T, B) inputs, w_in (K, H) = W^I, b (K, H) = b^I + b^R, h0 (K, B, H), w (K, H, H) = W^R,
@@ -169,13 +181,24 @@ class _EnsembleRecurrence(torch.autograd.Function):
         return None, d_win, d_b, g, dw, d_s, None, None, None, None
 
 
-def ensemble_recurrence(x, w_in, b, h0, w, s, n_active=None, variant: str = "default", activation: str = "leakyrelu",
-                        return_all: bool = True):
+def ensemble_recurrence(
+    x,
+    w_in,
+    b,
+    h0,
+    w,
+    s,
+    n_active=None,
+    variant: str = "default",
+    activation: str = "leakyrelu",
+    return_all: bool = True,
+):
     """Fused batched recurrence (arguments as :func:`ensemble_recurrence_reference`): x (K, T, B) ->
     r(1..T) (K, T, B, H), or r(T) (K, B, H) when ``return_all`` is False."""
     K, T = x.shape[:2]
-    return _EnsembleRecurrence.apply(x.contiguous(), w_in, b, h0, w, s, _check_n_active(n_active, T, K), variant,
-                                     activation, return_all)
+    return _EnsembleRecurrence.apply(
+        x.contiguous(), w_in, b, h0, w, s, _check_n_active(n_active, T, K), variant, activation, return_all
+    )
 
 
 # ----------------------------------------------------------------------------- model
@@ -197,7 +220,8 @@ def _check_members_stack(configs: Sequence[LeakyRNNConfig]) -> list[LeakyRNNConf
                 f"ensemble members cannot be stacked: {name} differs (member 0: {vals[0]!r}, member {bad}: "
                 f"{vals[bad]!r}); expected every member to have {name}={vals[0]!r} like member 0 (one ensemble "
                 f"stacks members with equal {', '.join(_STACK_MODEL_FIELDS)}; train the others in a separate "
-                "ensemble)")
+                "ensemble)"
+            )
     return configs
 
 
@@ -312,8 +336,9 @@ class LeakyRNNEnsemble(nn.Module):
         taus = torch.where(self.tau_trainable[:, None], self.taus, self.taus.detach())
         return torch.clamp(taus, min=1.0)
 
-    def init_state(self, batch: int, generators: Sequence[torch.Generator | None] | None = None,
-                   members=None) -> torch.Tensor:
+    def init_state(
+        self, batch: int, generators: Sequence[torch.Generator | None] | None = None, members=None
+    ) -> torch.Tensor:
         """r(0) ~ 0.1 U(0, 1) per member, (K', B, H); member k's draw uses ``generators[k]`` (CPU)."""
         members, _ = self._member_index(members)
         generators = [None] * len(members) if generators is None else list(generators)
@@ -321,7 +346,8 @@ class LeakyRNNEnsemble(nn.Module):
             raise ValueError(f"got {len(generators)} generators for {len(members)} members")
         w = self.rec_weight
         return torch.stack([0.1 * torch.rand(batch, self.n_neurons, generator=g) for g in generators]).to(
-            w.device, w.dtype)
+            w.device, w.dtype
+        )
 
     # -- forward
     def _sort_and_pad(self, xs: Sequence[torch.Tensor]):
@@ -333,18 +359,23 @@ class LeakyRNNEnsemble(nn.Module):
             if x.shape[0] != xs[0].shape[0]:
                 raise ValueError(
                     f"every member's batch must have the same size B to be stacked: xs[0] has B={xs[0].shape[0]}, "
-                    f"xs[{i}] has B={x.shape[0]}")
+                    f"xs[{i}] has B={x.shape[0]}"
+                )
             lengths.append(x.shape[1])
         order = sorted(range(len(xs)), key=lambda i: -lengths[i])  # longest first: active members = prefix
         T = lengths[order[0]]
         w = self.rec_weight
-        x_pad = torch.stack([F.pad(xs[i].to(w.device, w.dtype)[..., 0], (T - lengths[i], 0))
-                             for i in order]).transpose(1, 2).contiguous()  # (K', T, B), right-aligned
+        x_pad = (
+            torch.stack([F.pad(xs[i].to(w.device, w.dtype)[..., 0], (T - lengths[i], 0)) for i in order])
+            .transpose(1, 2)
+            .contiguous()
+        )  # (K', T, B), right-aligned
         n_active = [sum(lengths[i] >= T - t for i in order) for t in range(T)]
         return order, x_pad, n_active
 
-    def hidden_last(self, xs: Sequence[torch.Tensor], h0: torch.Tensor | None = None, members=None,
-                    impl: str = "fused") -> torch.Tensor:
+    def hidden_last(
+        self, xs: Sequence[torch.Tensor], h0: torch.Tensor | None = None, members=None, impl: str = "fused"
+    ) -> torch.Tensor:
         """r at each member's last step: xs[k] (B, M_k, 1) -> (K', B, H) for the members ``members``
         (default all, in order). ``impl="reference"`` uses the autograd loop."""
         members, idx = self._member_index(members)
@@ -398,8 +429,9 @@ class LeakyRNNEnsemble(nn.Module):
         mask = torch.tensor([[True] * len(r) + [False] * (J - len(r)) for r in rows], device=dev)
         return idx, mask
 
-    def forward(self, xs: Sequence[torch.Tensor], heads=None, h0: torch.Tensor | None = None, members=None,
-                impl: str = "fused") -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, xs: Sequence[torch.Tensor], heads=None, h0: torch.Tensor | None = None, members=None, impl: str = "fused"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """xs[k] (B, M_k, 1) -> (logits (K', J, B, C), mask (K', J)).
 
         ``heads[k]`` lists member k's heads to read (default all of its heads); J is the longest list and
@@ -464,8 +496,14 @@ class MemberOptimizer:
 
     @classmethod
     def from_train_config(cls, cfg: TrainConfig, lr_schedule: Callable[[int], float] | None = None):
-        return cls(kind=cfg.resolved_optimizer, lr=cfg.resolved_lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                   clip=cfg.clip, lr_schedule=lr_schedule)
+        return cls(
+            kind=cfg.resolved_optimizer,
+            lr=cfg.resolved_lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov,
+            clip=cfg.clip,
+            lr_schedule=lr_schedule,
+        )
 
 
 class EnsembleOptimizer:
@@ -514,12 +552,12 @@ class EnsembleOptimizer:
             raise RuntimeError("no gradients to clip: call backward() first")
         K = self.ensemble.n_members
         norms = torch.linalg.vector_norm(
-            torch.stack([torch.linalg.vector_norm(g.reshape(K, -1), 2, dim=1) for g in grads], dim=1), 2, dim=1)
+            torch.stack([torch.linalg.vector_norm(g.reshape(K, -1), 2, dim=1) for g in grads], dim=1), 2, dim=1
+        )
         clips = [m.clip for m in self.members]
         if all(c is None for c in clips):
             return norms
-        max_norm = torch.tensor([math.inf if c is None else c for c in clips], dtype=norms.dtype,
-                                device=norms.device)
+        max_norm = torch.tensor([math.inf if c is None else c for c in clips], dtype=norms.dtype, device=norms.device)
         coef = torch.clamp(max_norm / (norms + 1e-6), max=1.0)  # as torch.nn.utils.clip_grad_norm_
         for g in grads:
             g.mul_(coef.reshape(K, *([1] * (g.dim() - 1))))
@@ -581,8 +619,8 @@ class EnsembleOptimizer:
             v.mul_(col(b2)).addcmul_(g * col([1 - b for b in b2]), g)
             put(st["exp_avg"], m)
             put(st["exp_avg_sq"], v)
-            bc1 = col([1 - b ** s for b, s in zip(b1, t)])
-            bc2_sqrt = col([(1 - b ** s) ** 0.5 for b, s in zip(b2, t)])
+            bc1 = col([1 - b**s for b, s in zip(b1, t)])
+            bc2_sqrt = col([(1 - b**s) ** 0.5 for b, s in zip(b2, t)])
             w.sub_((m / (v.sqrt() / bc2_sqrt + eps)) * (lr / bc1))  # p -= lr / bc1 * m / (sqrt(v / bc2) + eps)
         put(p.data, w)
 
@@ -599,26 +637,33 @@ class EnsembleOptimizer:
             opt = torch.optim.Adam(params, lr=self.current_lr(k), betas=m.betas, eps=m.eps)
         if self.steps[k] > 0:
             nh = self.ensemble.member_n_heads[k]
-            views = {"input.weight": ("input_weight", lambda t: t[k][:, None]),
-                     "input.bias": ("input_bias", lambda t: t[k]),
-                     "recurrent.weight": ("rec_weight", lambda t: t[k]),
-                     "recurrent.bias": ("rec_bias", lambda t: t[k]), "taus": ("taus", lambda t: t[k]),
-                     "heads.weight": ("head_weight", lambda t: t[k, :nh]),
-                     "heads.bias": ("head_bias", lambda t: t[k, :nh])}
+            views = {
+                "input.weight": ("input_weight", lambda t: t[k][:, None]),
+                "input.bias": ("input_bias", lambda t: t[k]),
+                "recurrent.weight": ("rec_weight", lambda t: t[k]),
+                "recurrent.bias": ("rec_bias", lambda t: t[k]),
+                "taus": ("taus", lambda t: t[k]),
+                "heads.weight": ("head_weight", lambda t: t[k, :nh]),
+                "heads.bias": ("head_bias", lambda t: t[k, :nh]),
+            }
             for name, p in model.named_parameters():
                 src, view = views[name]
                 st = self.state[src]
                 if m.kind == "sgd":
                     opt.state[p] = {"momentum_buffer": view(st["momentum_buffer"]).clone() if m.momentum else None}
                 else:
-                    opt.state[p] = {"step": torch.tensor(float(self.steps[k])),
-                                    "exp_avg": view(st["exp_avg"]).clone(),
-                                    "exp_avg_sq": view(st["exp_avg_sq"]).clone()}
+                    opt.state[p] = {
+                        "step": torch.tensor(float(self.steps[k])),
+                        "exp_avg": view(st["exp_avg"]).clone(),
+                        "exp_avg_sq": view(st["exp_avg_sq"]).clone(),
+                    }
         return opt.state_dict()
 
     def state_dict(self) -> dict:
-        return {"steps": list(self.steps), "state": {n: {k: v.clone() for k, v in st.items()}
-                                                     for n, st in self.state.items()}}
+        return {
+            "steps": list(self.steps),
+            "state": {n: {k: v.clone() for k, v in st.items()} for n, st in self.state.items()},
+        }
 
     def load_state_dict(self, sd: dict) -> None:
         if len(sd["steps"]) != len(self.steps) or set(sd["state"]) != set(self.state):
@@ -633,8 +678,15 @@ class EnsembleOptimizer:
 # TrainConfig fields every member of one ensemble must share (everything else may differ per member:
 # task, curriculum, max_n, n_min, n_heads, train_tau, tau, max_epochs, threshold, optimizer, lr, momentum,
 # nesterov, clip, sliding_heads, sliding_shift, seed)
-STACK_TRAIN_FIELDS = ("model", "n_neurons", "batch_size", "variant", "steps_per_epoch", "test_batches",
-                      "budget_minutes")
+STACK_TRAIN_FIELDS = (
+    "model",
+    "n_neurons",
+    "batch_size",
+    "variant",
+    "steps_per_epoch",
+    "test_batches",
+    "budget_minutes",
+)
 
 
 def check_stackable(configs: Sequence[TrainConfig]) -> list[TrainConfig]:
@@ -655,12 +707,14 @@ def check_stackable(configs: Sequence[TrainConfig]) -> list[TrainConfig]:
                 f"ensemble members cannot be stacked: {name} differs (member 0: {vals[0]!r}, member {bad}: "
                 f"{vals[bad]!r}); expected every member to have {name}={vals[0]!r} like member 0 (one ensemble "
                 f"stacks members with equal {', '.join(STACK_TRAIN_FIELDS)}; train the others in a separate "
-                "ensemble)")
+                "ensemble)"
+            )
     return configs
 
 
-def expand_members(configs: TrainConfig | Sequence[TrainConfig], seeds: Sequence[int] | None = None
-                   ) -> list[TrainConfig]:
+def expand_members(
+    configs: TrainConfig | Sequence[TrainConfig], seeds: Sequence[int] | None = None
+) -> list[TrainConfig]:
     """The member configs: every config (condition) once per seed (conditions x seeds, condition-major),
     or the configs as given when ``seeds`` is None."""
     configs = [configs] if isinstance(configs, TrainConfig) else list(configs)
@@ -691,9 +745,13 @@ class EnsembleTrainer:
     max_epochs); stopped members are dropped from the batched computation.
     """
 
-    def __init__(self, configs: Sequence[TrainConfig], device: str | torch.device | None = None,
-                 dtype: torch.dtype = torch.float32,
-                 lr_schedules: Sequence[Callable[[int], float] | None] | None = None):
+    def __init__(
+        self,
+        configs: Sequence[TrainConfig],
+        device: str | torch.device | None = None,
+        dtype: torch.dtype = torch.float32,
+        lr_schedules: Sequence[Callable[[int], float] | None] | None = None,
+    ):
         self.configs = check_stackable(configs)
         K = len(self.configs)
         if lr_schedules is None:
@@ -712,7 +770,8 @@ class EnsembleTrainer:
                 self.data_gens.append(torch.Generator().manual_seed(cfg.seed))
         self.ensemble = LeakyRNNEnsemble.from_models(models).to(device=device, dtype=dtype)
         self.optimizer = EnsembleOptimizer(
-            self.ensemble, [MemberOptimizer.from_train_config(c, s) for c, s in zip(self.configs, lr_schedules)])
+            self.ensemble, [MemberOptimizer.from_train_config(c, s) for c, s in zip(self.configs, lr_schedules)]
+        )
         self.batch_size = self.configs[0].batch_size
         self.ns = [c.initial_ns() for c in self.configs]
         self.epoch = [0] * K  # epochs completed (evaluated)
@@ -781,8 +840,11 @@ class EnsembleTrainer:
         if not cfg.train_tau:
             return {"tau_mean": float(cfg.tau), "tau_std": 0.0, "tau_max": float(cfg.tau)}
         t = self.ensemble.taus[k].detach()
-        return {"tau_mean": float(t.mean()), "tau_std": float(t.std()) if t.numel() > 1 else 0.0,
-                "tau_max": float(t.max())}
+        return {
+            "tau_mean": float(t.mean()),
+            "tau_std": float(t.std()) if t.numel() > 1 else 0.0,
+            "tau_max": float(t.max()),
+        }
 
     def end_epoch(self, elapsed_s: float = 0.0) -> list[dict]:
         """Evaluate the active members and advance each one's curriculum on its own criterion.
@@ -802,15 +864,24 @@ class EnsembleTrainer:
             mean_acc = sum(acc) / len(acc)
             solved = mean_acc > cfg.threshold and acc[-1] > cfg.threshold
             losses = self.epoch_losses[k]
-            rec = {"epoch": self.epoch[k], "step": self.step[k], "elapsed_s": elapsed_s, "ns": self.ns[k],
-                   "loss": sum(losses) / len(losses) if losses else float("nan"), "accuracy": acc,
-                   "mean_accuracy": mean_acc, "solved": solved, **self.tau_stats(k)}
+            rec = {
+                "epoch": self.epoch[k],
+                "step": self.step[k],
+                "elapsed_s": elapsed_s,
+                "ns": self.ns[k],
+                "loss": sum(losses) / len(losses) if losses else float("nan"),
+                "accuracy": acc,
+                "mean_accuracy": mean_acc,
+                "solved": solved,
+                **self.tau_stats(k),
+            }
             self.epoch_losses[k] = []
             extra = {"member": k, "heads": self.heads(k), "stopped": None}
             if solved:
                 self.reached[k] = self.ns[k][-1]
-                self.solved[k].append({"n_max": self.ns[k][-1], "epoch": self.epoch[k], "step": self.step[k],
-                                       "elapsed_s": elapsed_s})
+                self.solved[k].append(
+                    {"n_max": self.ns[k][-1], "epoch": self.epoch[k], "step": self.step[k], "elapsed_s": elapsed_s}
+                )
                 if self.ns[k][-1] >= cfg.max_n:
                     self.stop(k, "max_n")
                 else:
@@ -825,9 +896,12 @@ class EnsembleTrainer:
         """trainer.pt of member k's checkpoint, as a single run writes it: the optimizer state of ``model``
         (``ensemble.member(k)``), the data generator's state, the r(0) stream's state (the global RNG of a
         single run) and the epoch."""
-        return {"optimizer": self.optimizer.member_torch_state_dict(k, model),
-                "data_rng": self.data_gens[k].get_state(), "torch_rng": self.state_gens[k].get_state(),
-                "epoch": self.epoch[k]}
+        return {
+            "optimizer": self.optimizer.member_torch_state_dict(k, model),
+            "data_rng": self.data_gens[k].get_state(),
+            "torch_rng": self.state_gens[k].get_state(),
+            "epoch": self.epoch[k],
+        }
 
     def stop(self, k: int, reason: str, epoch: int | None = None) -> None:
         self.done[k] = True
@@ -839,11 +913,17 @@ def _meta_line(rec: dict) -> dict:
     return {key: v for key, v in rec.items() if key not in ("member", "heads", "stopped")}
 
 
-def train_ensemble(configs: TrainConfig | Sequence[TrainConfig], out_dir: str | Path,
-                   seeds: Sequence[int] | None = None, *, device: str | torch.device | None = None,
-                   dtype: torch.dtype = torch.float32,
-                   lr_schedules: Sequence[Callable[[int], float] | None] | None = None,
-                   progress: bool = True, overwrite: bool = False) -> list[dict]:
+def train_ensemble(
+    configs: TrainConfig | Sequence[TrainConfig],
+    out_dir: str | Path,
+    seeds: Sequence[int] | None = None,
+    *,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+    lr_schedules: Sequence[Callable[[int], float] | None] | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> list[dict]:
     """Train every member's curriculum in one batched ensemble; one run folder per member.
 
     ``configs`` are the conditions (e.g. single- / multi- / sliding-head, trained or fixed tau, the mod
@@ -878,8 +958,9 @@ def train_ensemble(configs: TrainConfig | Sequence[TrainConfig], out_dir: str | 
     budget_s = math.inf if c0.budget_minutes is None else 60.0 * c0.budget_minutes
     start = time.time()
     finish_s = [0.0] * K
-    bar = tqdm(total=None, desc=f"ensemble of {K}", disable=not progress, mininterval=2.0, unit="step",
-               dynamic_ncols=True)
+    bar = tqdm(
+        total=None, desc=f"ensemble of {K}", disable=not progress, mininterval=2.0, unit="step", dynamic_ncols=True
+    )
     while trainer.active:
         n_steps = 0
         for _ in range(c0.steps_per_epoch):
@@ -901,8 +982,15 @@ def train_ensemble(configs: TrainConfig | Sequence[TrainConfig], out_dir: str | 
             atomic_write_text(dirs[k] / "metrics.jsonl", "\n".join(metrics[k]) + "\n")
             if rec["solved"]:
                 ns = rec["ns"]
-                meta = {"train_config": asdict(members[k]), "ns": ns, "heads": rec["heads"], "epoch": rec["epoch"],
-                        "step": rec["step"], "elapsed_s": elapsed, "accuracy": rec["accuracy"]}
+                meta = {
+                    "train_config": asdict(members[k]),
+                    "ns": ns,
+                    "heads": rec["heads"],
+                    "epoch": rec["epoch"],
+                    "step": rec["step"],
+                    "elapsed_s": elapsed,
+                    "accuracy": rec["accuracy"],
+                }
                 model = trainer.ensemble.member(k)
                 save_checkpoint(model, dirs[k] / f"N{ns[0]:03d}_N{ns[-1]:03d}", meta, trainer.trainer_state(k, model))
                 bar.write(f"member {k} ({names[k]}): solved N={ns[0]}..{ns[-1]} at epoch {rec['epoch']}")
@@ -915,21 +1003,44 @@ def train_ensemble(configs: TrainConfig | Sequence[TrainConfig], out_dir: str | 
     bar.close()
     summaries = []
     for k, cfg in enumerate(members):
-        summary = {"task": cfg.task, "curriculum": cfg.curriculum, "model": cfg.model,
-                   "n_reached": trainer.reached[k], "stop_reason": trainer.stop_reason[k],
-                   "epochs": trainer.stop_epoch[k], "steps": trainer.step[k], "elapsed_s": finish_s[k],
-                   "solved": trainer.solved[k], "last_ns": trainer.ns[k], "torch_threads": torch.get_num_threads(),
-                   "load_avg": list(os.getloadavg()),
-                   "run_dir": str(dirs[k]), "ensemble": {"members": K, "index": k, "name": names[k]}}
-        last_meta = {"train_config": asdict(cfg), "ns": trainer.ns[k], "heads": trainer.heads(k),
-                     "epoch": trainer.stop_epoch[k], "step": trainer.step[k], "solved": False}
+        summary = {
+            "task": cfg.task,
+            "curriculum": cfg.curriculum,
+            "model": cfg.model,
+            "n_reached": trainer.reached[k],
+            "stop_reason": trainer.stop_reason[k],
+            "epochs": trainer.stop_epoch[k],
+            "steps": trainer.step[k],
+            "elapsed_s": finish_s[k],
+            "solved": trainer.solved[k],
+            "last_ns": trainer.ns[k],
+            "torch_threads": torch.get_num_threads(),
+            "load_avg": list(os.getloadavg()),
+            "run_dir": str(dirs[k]),
+            "ensemble": {"members": K, "index": k, "name": names[k]},
+        }
+        last_meta = {
+            "train_config": asdict(cfg),
+            "ns": trainer.ns[k],
+            "heads": trainer.heads(k),
+            "epoch": trainer.stop_epoch[k],
+            "step": trainer.step[k],
+            "solved": False,
+        }
         model = trainer.ensemble.member(k)
         save_checkpoint(model, dirs[k] / "last", last_meta, trainer.trainer_state(k, model))
         write_json(dirs[k] / "summary.json", summary)
         summaries.append(summary)
-    write_json(out_dir / "ensemble.json", {
-        "members": [{"name": n, "train_config": asdict(c), "n_reached": s["n_reached"],
-                     "stop_reason": s["stop_reason"]} for n, c, s in zip(names, members, summaries)],
-        "device": str(trainer.ensemble.rec_weight.device), "dtype": str(dtype).replace("torch.", ""),
-        "elapsed_s": time.time() - start})
+    write_json(
+        out_dir / "ensemble.json",
+        {
+            "members": [
+                {"name": n, "train_config": asdict(c), "n_reached": s["n_reached"], "stop_reason": s["stop_reason"]}
+                for n, c, s in zip(names, members, summaries)
+            ],
+            "device": str(trainer.ensemble.rec_weight.device),
+            "dtype": str(dtype).replace("torch.", ""),
+            "elapsed_s": time.time() - start,
+        },
+    )
     return summaries

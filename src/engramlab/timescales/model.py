@@ -307,8 +307,9 @@ class LeakyRNN(Pretrained, nn.Module):
             return _recurrence_script_default(u_in, h0, w, s)
         return recurrence_reference(u_in, h0, w, s, c.variant, c.activation)
 
-    def forward(self, x: torch.Tensor, heads=None, h0: torch.Tensor | None = None,
-                in_time: bool = False) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, heads=None, h0: torch.Tensor | None = None, in_time: bool = False
+    ) -> torch.Tensor:
         """x (B, T, 1) -> logits (K, B, n_classes) at the last step, or (K, B, T, n_classes) if in_time."""
         idx = check_heads(heads, self.config.n_heads)
         hs = self.run(x, h0)  # (T, B, H)

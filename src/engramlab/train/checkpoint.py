@@ -30,8 +30,18 @@ from engramlab.pretrained import (
 from engramlab.train.config import TrainConfig, config_from_dict
 from engramlab.train.registry import ENGINE_MODELS
 
-__all__ = ["CONFIG", "METRICS", "TRAINER", "WEIGHTS", "CheckpointError", "load_checkpoint", "load_trainer_state",
-           "read_config", "save_model_folder", "state_dict_for_saving"]
+__all__ = [
+    "CONFIG",
+    "METRICS",
+    "TRAINER",
+    "WEIGHTS",
+    "CheckpointError",
+    "load_checkpoint",
+    "load_trainer_state",
+    "read_config",
+    "save_model_folder",
+    "state_dict_for_saving",
+]
 
 CONFIG = CONFIG_FILE
 WEIGHTS = WEIGHTS_FILE
@@ -55,8 +65,14 @@ def save_model_folder(
     a plain model folder: config.json records no step.
     """
     trained = train_cfg is not None or trainer_state is not None
-    write_model_files(out_dir, model, model_name, step=int(step) if trained else None, train_config=train_cfg,
-                      trainer_state=trainer_state)
+    write_model_files(
+        out_dir,
+        model,
+        model_name,
+        step=int(step) if trained else None,
+        train_config=train_cfg,
+        trainer_state=trainer_state,
+    )
 
 
 def read_config(run_dir: str | Path) -> dict[str, Any]:

@@ -28,14 +28,15 @@ def check_keys(cls: type, keys, where: str) -> None:
     valid = field_names(cls)
     unknown = [k for k in keys if k not in valid]
     if unknown:
-        raise ValueError(
-            f"unknown {where} key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(valid)}"
-        )
+        raise ValueError(f"unknown {where} key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(valid)}")
 
 
 def _required_fields(cls: type) -> list[str]:
-    return [f.name for f in dataclasses.fields(cls) if f.init and f.default is dataclasses.MISSING
-            and f.default_factory is dataclasses.MISSING]
+    return [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
 
 
 def config_from_dict(cls: type[T], d: dict[str, Any], where: str | None = None) -> T:

@@ -373,8 +373,14 @@ class Trainer:
     def _loop(self) -> dict[str, Any]:
         cfg = self.cfg
         tokens_per_step = cfg.batch_size * cfg.block_size * cfg.grad_accum * self.world
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not (self.progress and self.master),
-                   desc=f"train {self.model_name}", unit="step", dynamic_ncols=True)
+        bar = tqdm(
+            total=cfg.steps,
+            initial=self.step,
+            disable=not (self.progress and self.master),
+            desc=f"train {self.model_name}",
+            unit="step",
+            dynamic_ncols=True,
+        )
         last: dict[str, Any] = {}
         rng = self._rng_snapshot()
         t0 = time.perf_counter()
@@ -427,8 +433,11 @@ class Trainer:
                     dist.all_reduce(t)
                     total = float(t) / self.world
                 if not math.isfinite(total):
-                    kept = (f"The last good checkpoint in {self.out} is kept" if self._partial is None else
-                            f"No checkpoint had been written yet, so nothing was saved in {self.out}")
+                    kept = (
+                        f"The last good checkpoint in {self.out} is kept"
+                        if self._partial is None
+                        else f"No checkpoint had been written yet, so nothing was saved in {self.out}"
+                    )
                     raise TrainingDiverged(
                         f"training loss became {total} at step {self.step + 1}; stopped. {kept} "
                         f"(lower lr or raise grad clipping)"
@@ -445,16 +454,23 @@ class Trainer:
                 t0 = time.perf_counter()
                 record = None
                 if self.step % cfg.log_interval == 0 or self.step == cfg.steps:
-                    record = {"step": self.step, "train_loss": total, "lr": lr,
-                              "tokens_per_s": tokens_per_step / max(dt, 1e-9)}
+                    record = {
+                        "step": self.step,
+                        "train_loss": total,
+                        "lr": lr,
+                        "tokens_per_s": tokens_per_step / max(dt, 1e-9),
+                    }
                 if self.step % cfg.eval_interval == 0 or self.step == cfg.steps:
                     record = record or {"step": self.step, "train_loss": total, "lr": lr}
                     record.update(self.evaluate())
                 if record is not None:
                     self._log(record)
                     last = record
-                    bar.set_postfix(loss=f"{total:.3f}", tok_s=f"{tokens_per_step / max(dt, 1e-9):.0f}",
-                                    **({"val_bpb": f"{record['val_bpb']:.3f}"} if "val_bpb" in record else {}))
+                    bar.set_postfix(
+                        loss=f"{total:.3f}",
+                        tok_s=f"{tokens_per_step / max(dt, 1e-9):.0f}",
+                        **({"val_bpb": f"{record['val_bpb']:.3f}"} if "val_bpb" in record else {}),
+                    )
                 if self.step % cfg.eval_interval == 0 or self.step == cfg.steps:
                     self.save()
                 critical["on"] = False
@@ -470,8 +486,9 @@ class Trainer:
             else:
                 self.save(rng)
                 if self.master:
-                    tqdm.write(f"interrupted: checkpoint saved at step {self.step} in {self.out}; "
-                               f"continue with --resume")
+                    tqdm.write(
+                        f"interrupted: checkpoint saved at step {self.step} in {self.out}; continue with --resume"
+                    )
         finally:
             bar.close()
             for sig, handler in old_handlers.items():

@@ -51,8 +51,11 @@ def split_overrides(sets: dict[str, str], model_cls: type, name: str) -> tuple[d
 
 
 def build_configs(
-    model_name: str, preset: str = "tiny", sets: dict[str, str] | None = None,
-    data: str | None = None, steps: int | None = None,
+    model_name: str,
+    preset: str = "tiny",
+    sets: dict[str, str] | None = None,
+    data: str | None = None,
+    steps: int | None = None,
 ) -> tuple[Any, TrainConfig]:
     spec = get_model_spec(model_name)
     if preset not in spec.presets:
@@ -71,9 +74,17 @@ def build_configs(
 
 
 def train(
-    model_name: str, preset: str = "tiny", data: str | None = None, out: str | None = None,
-    steps: int | None = None, sets: dict[str, str] | None = None, resume: bool = False,
-    device: str = "auto", progress: bool = True, overwrite: bool = False, seed: int | None = None,
+    model_name: str,
+    preset: str = "tiny",
+    data: str | None = None,
+    out: str | None = None,
+    steps: int | None = None,
+    sets: dict[str, str] | None = None,
+    resume: bool = False,
+    device: str = "auto",
+    progress: bool = True,
+    overwrite: bool = False,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     """Train ``model_name`` into the run folder ``out`` (default ``runs/MODEL-PRESET``).
 
@@ -109,8 +120,10 @@ def train(
     model = spec.model_cls(model_cfg)
     trainer = Trainer(model, train_cfg, out_dir, model_name, device=device, progress=progress)
     if trainer.master and not resume:
-        print(f"{model_name}: {model.num_params():,} parameters, {train_cfg.steps} steps of "
-              f"{train_cfg.batch_size}x{train_cfg.block_size} bytes on {train_cfg.data}, out: {out_dir}")
+        print(
+            f"{model_name}: {model.num_params():,} parameters, {train_cfg.steps} steps of "
+            f"{train_cfg.batch_size}x{train_cfg.block_size} bytes on {train_cfg.data}, out: {out_dir}"
+        )
     result = trainer.fit(resume=resume, overwrite=overwrite)
     if trainer.ddp:
         torch.distributed.destroy_process_group()
@@ -118,8 +131,14 @@ def train(
 
 
 def generate(
-    run_dir: str, prompt: str, tokens: int = 200, temperature: float = 1.0, top_k: int | None = None,
-    top_p: float | None = None, seed: int | None = None, device: str = "auto",
+    run_dir: str,
+    prompt: str,
+    tokens: int = 200,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    device: str = "auto",
 ) -> str:
     if not prompt:
         raise ValueError("the prompt is empty: give at least one character with --prompt")

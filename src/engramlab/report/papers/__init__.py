@@ -17,8 +17,21 @@ from types import ModuleType
 
 SYSTEMS = ("bdh", "astro", "hmmglm", "timescales")
 MODES = ("tiny", "quick", "full")
-_REQUIRED = ("SYSTEM", "TITLE", "PAPER", "SUMMARY", "BUDGETS", "budget_text", "plan", "run_unit", "CLAIMS",
-             "budgets", "figures", "tables", "notes")
+_REQUIRED = (
+    "SYSTEM",
+    "TITLE",
+    "PAPER",
+    "SUMMARY",
+    "BUDGETS",
+    "budget_text",
+    "plan",
+    "run_unit",
+    "CLAIMS",
+    "budgets",
+    "figures",
+    "tables",
+    "notes",
+)
 
 
 def get(system: str) -> ModuleType:

@@ -11,8 +11,9 @@ from pathlib import Path
 from engramlab import io
 
 
-def train_lm(model_name: str, preset: str, sets: dict, steps: int, seed: int, folder: Path, ctx,
-             data: str = "shakespeare") -> dict:
+def train_lm(
+    model_name: str, preset: str, sets: dict, steps: int, seed: int, folder: Path, ctx, data: str = "shakespeare"
+) -> dict:
     """Train a registered sequence model (the engine) into ``folder/run``; write ``folder/result.json``.
 
     result.json: {"model", "params", "steps", "tokens", "val_loss", "val_bpb", "curve": [[step, val_loss]]}.
@@ -23,8 +24,17 @@ def train_lm(model_name: str, preset: str, sets: dict, steps: int, seed: int, fo
     sets = {k: str(v) for k, v in {**sets, "seed": seed}.items()}
     model_cfg, train_cfg = build_configs(model_name, preset, sets, data, steps)
     params = get_model_spec(model_name).model_cls(model_cfg).num_params()
-    res = train(model_name, preset, data=data, out=str(folder / "run"), steps=steps, sets=sets, resume=False,
-                device=ctx.device, progress=ctx.progress)
+    res = train(
+        model_name,
+        preset,
+        data=data,
+        out=str(folder / "run"),
+        steps=steps,
+        sets=sets,
+        resume=False,
+        device=ctx.device,
+        progress=ctx.progress,
+    )
     curve = []
     metrics = folder / "run" / "metrics.jsonl"
     for line in metrics.read_text().splitlines():
