@@ -12,27 +12,26 @@ def run(capsys, *argv):
     return code, out.out, out.err
 
 
+TINY = [
+    "--no-progress",
+    "--set",
+    "n_embd=16",
+    "--set",
+    "n_layer=1",
+    "--set",
+    "block_size=16",
+    "--set",
+    "eval_interval=2",
+    "--set",
+    "eval_batches=1",
+    "--set",
+    "log_interval=1",
+]
+
+
 def test_train_generate_eval_resume(tmp_path, capsys, shakespeare_path):
     out = tmp_path / "run"
-    common = [
-        "--data",
-        str(shakespeare_path),
-        "--out",
-        str(out),
-        "--no-progress",
-        "--set",
-        "n_embd=16",
-        "--set",
-        "n_layer=1",
-        "--set",
-        "block_size=16",
-        "--set",
-        "eval_interval=2",
-        "--set",
-        "eval_batches=1",
-        "--set",
-        "log_interval=1",
-    ]
+    common = ["--data", str(shakespeare_path), "--out", str(out), *TINY]
     code, stdout, err = run(capsys, "train", "gpt", "--preset", "tiny", "--steps", "2", *common)
     assert code == 0, err
     assert json.loads(stdout[stdout.index("{") :])["step"] == 2
@@ -108,23 +107,6 @@ def snapshot(folder):
         str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None, p.stat().st_mtime_ns)
         for p in sorted(folder.rglob("*"))
     }
-
-
-TINY = [
-    "--no-progress",
-    "--set",
-    "n_embd=16",
-    "--set",
-    "n_layer=1",
-    "--set",
-    "block_size=16",
-    "--set",
-    "eval_interval=2",
-    "--set",
-    "eval_batches=1",
-    "--set",
-    "log_interval=1",
-]
 
 
 def test_train_refuses_a_folder_that_holds_a_run_and_touches_nothing(tmp_path, capsys, shakespeare_path):
