@@ -29,6 +29,17 @@ are one linear recurrence: the normaliser z rides along as an extra column of on
 values, so both come out of one call of ``engramlab.nn.linear_attention`` (chunked parallel form
 for training, ``recurrent_step`` for generation). ``astrocyte=False`` sets o_t = 0: a plain
 LIF spiking layer, the ablation.
+
+Switches of the ablation ladder (each a constructor argument, the same model otherwise):
+
+- ``normalise=False``: o_t = H_t q_t (Fig. 1's read-out as printed; no z, no division).
+- ``key_shift=False``: k_t = phi(W_k x_t).
+- ``spiking=False``: the LIF is replaced by its rate, s_t = psi(u_t + o_t - theta) (neurons.LIF).
+- ``coupling="membrane"`` (A4, the default): o_t enters before the threshold.
+  ``coupling="after_spike"``: the neurons fire on their own, s_t = Theta(u_t - theta), and the layer
+  outputs s_t + o_t (the astrocyte added after the spike, no membrane coupling).
+  ``coupling="none"``: no neurons at all; the layer outputs o_t. This is a plain (decayed,
+  normalised, multi-head) linear-attention layer with exactly the astrocytes' state [H | z].
 """
 
 from __future__ import annotations
@@ -50,7 +61,7 @@ def feature_map(x: torch.Tensor) -> torch.Tensor:
 
 
 class AstroState(NamedTuple):
-    """Astrocyte state: S = [H | z] (B, A, Dk, N/A + 1) and the last input x_{t-1} (B, d) (key shift)."""
+    """Astrocyte state: S = [H | z] (B, A, Dk, N/A + 1; N/A without the normaliser) and x_{t-1} (B, d)."""
 
     S: torch.Tensor
     x_prev: torch.Tensor
@@ -74,6 +85,7 @@ class Astrocytes(nn.Module):
         eps: float = 1e-6,
         chunk_size: int = 64,
         key_shift: bool = True,
+        normalise: bool = True,
     ):
         super().__init__()
         if n_astrocytes < 1 or n_neurons % n_astrocytes:
@@ -91,6 +103,7 @@ class Astrocytes(nn.Module):
         self.log_tau = nn.Parameter(torch.log(taus))  # lambda_a = exp(-1 / tau_a)
         self.d_in = d_in
         self.mu = nn.Parameter(torch.full((d_in,), 0.5)) if key_shift else None  # Eq. A2'
+        self.normalise = bool(normalise)
 
     @property
     def log_decay(self) -> torch.Tensor:
@@ -102,7 +115,7 @@ class Astrocytes(nn.Module):
         return torch.exp(self.log_tau)
 
     def state_shape(self, batch_size: int) -> tuple[int, ...]:
-        return (batch_size, self.A, self.Dk, self.Dv + 1)
+        return (batch_size, self.A, self.Dk, self.Dv + int(self.normalise))
 
     def init_state(self, batch_size: int, device=None, dtype=None) -> AstroState:
         S = torch.zeros(self.state_shape(batch_size), device=device, dtype=dtype)
@@ -126,11 +139,14 @@ class Astrocytes(nn.Module):
         q = feature_map(self.W_q(x)).unflatten(-1, (self.A, self.Dk))
         k = feature_map(self.W_k(xs)).unflatten(-1, (self.A, self.Dk))
         v = self.W_v(x).unflatten(-1, (self.A, self.Dv))
-        v = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
+        if self.normalise:
+            v = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)
         return q, k, v
 
     def _read(self, out: torch.Tensor) -> torch.Tensor:
-        # out (..., A, Dv + 1) = [H q, q . z] -> o (..., A * Dv)
+        # out (..., A, Dv + 1) = [H q, q . z] -> o (..., A * Dv); without the normaliser out = H q
+        if not self.normalise:
+            return out.flatten(-2)
         return (out[..., :-1] / (out[..., -1:] + self.eps)).flatten(-2)
 
     def forward(self, x: torch.Tensor, state: AstroState | None = None):
@@ -157,16 +173,20 @@ class Astrocytes(nn.Module):
         return self._read(out), AstroState(S, x_t)  # (B, N)
 
 
+COUPLINGS = ("membrane", "after_spike", "none")
+
+
 class AMSUState(NamedTuple):
-    lif: LIFState
+    lif: LIFState | None  # None with coupling="none" (no neurons)
     astro: AstroState | None  # None without astrocytes
 
 
 class AMSU(nn.Module):
-    """The AM-SU layer: x (B, T, d) -> spikes (B, T, N) (Eqs. A1-A4).
+    """The AM-SU layer: x (B, T, d) batch-major -> spikes (B, T, N) (Eqs. A1-A4).
 
     Internally time-major for the LIF scan, as snnTorch; the astrocyte runs in the chunked
-    linear-attention layout (B, A, T, *).
+    linear-attention layout (B, A, T, *). ``coupling``, ``spiking``, ``normalise``, ``key_shift``:
+    the ablation switches (module docstring).
     """
 
     def __init__(
@@ -180,11 +200,18 @@ class AMSU(nn.Module):
         tau_max: float = 2048.0,
         chunk_size: int = 64,
         key_shift: bool = True,
+        normalise: bool = True,
+        coupling: str = "membrane",
         **lif_kwargs,
     ):
         super().__init__()
+        if coupling not in COUPLINGS:
+            raise ValueError(f"unknown coupling {coupling!r}; expected one of {COUPLINGS}")
+        if coupling != "membrane" and not astrocyte:
+            raise ValueError(f"coupling={coupling!r} needs astrocytes (astrocyte=True); without them use 'membrane'")
         self.n_neurons = n_neurons
-        self.W_I = nn.Linear(d_in, n_neurons, bias=False)
+        self.coupling = coupling
+        self.W_I = nn.Linear(d_in, n_neurons, bias=False) if coupling != "none" else None
         self.astro = (
             Astrocytes(
                 d_in,
@@ -195,21 +222,34 @@ class AMSU(nn.Module):
                 tau_max,
                 chunk_size=chunk_size,
                 key_shift=key_shift,
+                normalise=normalise,
             )
             if astrocyte
             else None
         )
-        self.lif = LIF(n_neurons, **lif_kwargs)
+        self.lif = LIF(n_neurons, **lif_kwargs) if coupling != "none" else None
 
     def init_state(self, batch_size: int, device=None, dtype=None) -> AMSUState:
-        lif = self.lif.init_state(batch_size, device, dtype)
-        astro = None if self.astro is None else self.astro.init_state(batch_size, lif.u.device, lif.u.dtype)
+        p = next(self.parameters())
+        device, dtype = device or p.device, dtype or p.dtype
+        lif = None if self.lif is None else self.lif.init_state(batch_size, device, dtype)
+        astro = None if self.astro is None else self.astro.init_state(batch_size, device, dtype)
         return AMSUState(lif, astro)
+
+    def reset(self, batch_size: int, device=None, dtype=None) -> AMSUState:
+        """The zero state (snnTorch / SpikingJelly ``reset``); pass it as ``state``."""
+        return self.init_state(batch_size, device, dtype)
 
     def check_state(self, state, batch_size: int) -> AMSUState:
         if not isinstance(state, AMSUState):
             raise TypeError(f"AM-SU state must be an AMSUState, got {type(state).__name__}")
-        self.lif._check_state(state.lif, (batch_size,))
+        if self.lif is None:
+            if state.lif is not None:
+                raise ValueError("state holds a LIF state but this AM-SU has coupling='none' (no neurons)")
+        elif state.lif is None:
+            raise ValueError("state has no LIF state but this AM-SU has neurons")
+        else:
+            self.lif._check_state(state.lif, (batch_size,))
         if self.astro is None:
             if state.astro is not None:
                 raise ValueError("state holds an astrocyte state but this AM-SU has astrocyte=False")
@@ -222,22 +262,35 @@ class AMSU(nn.Module):
     def forward(self, x: torch.Tensor, state: AMSUState | None = None, check: bool = True):
         """x (B, T, d) -> (spikes (B, T, N), membrane (B, T, N), new state).
 
+        With coupling="after_spike" the first output is s_t + o_t; with coupling="none" it is o_t
+        and the membrane is None.
+
         ``check=False`` skips the finiteness check of x (a full pass and a host sync per call):
         AstroSNN's layers pass it, their input comes from checked token ids."""
         if check:
             check_finite(x, "AM-SU input")
         B = x.shape[0]
         state = self.init_state(B, x.device, x.dtype) if state is None else self.check_state(state, B)
-        current = self.W_I(x)  # (B, T, N)
         o, astro = (None, None) if self.astro is None else self.astro(x, state.astro)
+        if self.lif is None:  # coupling="none": the astrocyte memory alone (linear attention)
+            return o, None, AMSUState(None, astro)
+        current = self.W_I(x)  # (B, T, N)
+        into = o if self.coupling == "membrane" else None
         spk, mem, lif = self.lif(
-            current.transpose(0, 1), None if o is None else o.transpose(0, 1), state.lif, check=False
+            current.transpose(0, 1), None if into is None else into.transpose(0, 1), state.lif, check=False
         )  # (T, B, N)
-        return spk.transpose(0, 1), mem.transpose(0, 1), AMSUState(lif, astro)
+        spk = spk.transpose(0, 1)
+        if self.coupling == "after_spike":
+            spk = spk + o
+        return spk, mem.transpose(0, 1), AMSUState(lif, astro)
 
     def step(self, x_t: torch.Tensor, state: AMSUState):
         """x_t (B, d) -> (s_t (B, N), u_t (B, N), new state)."""
         state = self.check_state(state, x_t.shape[0])
         o, astro = (None, None) if self.astro is None else self.astro.step(x_t, state.astro)
-        s, u, lif = self.lif.step(self.W_I(x_t), o, state.lif)
+        if self.lif is None:
+            return o, None, AMSUState(None, astro)
+        s, u, lif = self.lif.step(self.W_I(x_t), o if self.coupling == "membrane" else None, state.lif)
+        if self.coupling == "after_spike":
+            s = s + o
         return s, u, AMSUState(lif, astro)

@@ -11,6 +11,12 @@ The token position is the SNN time axis (as in SpikeGPT), so generation is recur
 constant-size state per layer: two LIF populations (u, s) and the astrocytes' H, z.
 ``forward`` runs the parallel form (fused LIF scan + chunked astrocyte recurrence); ``step``
 the one-token form; both give the same numbers (tests/astro/test_astro_model.py).
+
+The ablation ladder (docs/astro.md, "Ablation ladder") is a set of config switches of this one
+model: ``astrocyte=False`` (LIF ablation), ``spiking=False`` (every LIF replaced by its rate),
+``coupling="after_spike"`` (astrocyte read-out added after the spike), ``key_shift=False``,
+``normalise=False`` and ``coupling="none"`` (a plain linear-attention layer with the astrocytes'
+state in place of AM-SU). ``VARIANTS`` names them.
 """
 
 from __future__ import annotations
@@ -22,9 +28,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from engramlab.astro.amsu import AMSU, AMSUState, AstroState
+from engramlab.astro.amsu import AMSU, COUPLINGS, AMSUState, AstroState
 from engramlab.astro.neurons import LIF, RESETS, LIFState
-from engramlab.astro.surrogate import SURROGATES
+from engramlab.astro.surrogate import RATE_SURROGATES, SURROGATES
 from engramlab.nn.lm import LanguageModel
 
 
@@ -48,6 +54,9 @@ class AstroConfig:
     slope: float = 2.0  # surrogate sharpness
     chunk_size: int = 64  # chunk of the astrocyte's parallel recurrence
     key_shift: bool = True  # astrocyte keys see mu x_t + (1 - mu) x_{t-1} (Eq. A2')
+    normalise: bool = True  # o_t = H_t q_t / (q_t . z_t + eps); False: o_t = H_t q_t
+    spiking: bool = True  # False: every LIF replaced by its rate psi(u + o - theta) (no surrogate)
+    coupling: str = "membrane"  # membrane (A4) | after_spike (s_t + o_t) | none (linear attention, no neurons)
 
     def validate(self) -> None:
         for name in (
@@ -77,6 +86,33 @@ class AstroConfig:
             raise ValueError(f"threshold and slope must be > 0, got {self.threshold}, {self.slope}")
         if not 1 <= self.tau_min <= self.tau_max:
             raise ValueError(f"need 1 <= tau_min <= tau_max, got {self.tau_min}, {self.tau_max}")
+        for name in ("astrocyte", "key_shift", "normalise", "spiking"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"AstroConfig.{name} must be true or false, got {getattr(self, name)!r}")
+        if self.coupling not in COUPLINGS:
+            raise ValueError(f"AstroConfig.coupling={self.coupling!r}; expected one of {COUPLINGS}")
+        if self.coupling != "membrane" and not self.astrocyte:
+            raise ValueError(
+                f"AstroConfig.coupling={self.coupling!r} needs astrocyte=true (it says where the astrocyte's "
+                "read-out goes); the LIF ablation uses coupling='membrane'"
+            )
+        if not self.spiking and self.surrogate not in RATE_SURROGATES:
+            raise ValueError(
+                f"AstroConfig.spiking=false needs a surrogate with a rate form {RATE_SURROGATES}, "
+                f"got surrogate={self.surrogate!r}"
+            )
+
+
+# The ablation ladder: name -> the AstroConfig switches it sets (docs/astro.md, "Ablation ladder")
+VARIANTS = {
+    "astrosnn": {},
+    "lif": {"astrocyte": False},
+    "rate": {"spiking": False},
+    "after_spike": {"coupling": "after_spike"},
+    "no_shift": {"key_shift": False},
+    "no_norm": {"normalise": False},
+    "linear_attn": {"coupling": "none"},
+}
 
 
 class BlockState(NamedTuple):
@@ -93,6 +129,7 @@ class Block(nn.Module):
             reset=cfg.reset,
             surrogate=cfg.surrogate,
             slope=cfg.slope,
+            spiking=cfg.spiking,
         )
         d, F_ = cfg.d_model, cfg.ffn_mult * cfg.d_model
         self.ln1 = nn.LayerNorm(d)
@@ -106,6 +143,8 @@ class Block(nn.Module):
             cfg.tau_max,
             cfg.chunk_size,
             cfg.key_shift,
+            cfg.normalise,
+            cfg.coupling,
             **lif,
         )
         self.W_out = nn.Linear(cfg.n_neurons, d, bias=False)
@@ -114,6 +153,10 @@ class Block(nn.Module):
         self.ffn_lif = LIF(F_, **lif)
         self.W_2 = nn.Linear(F_, d, bias=False)
         self.rates = (0.0, 0.0)  # last mean firing rates of (AM-SU, feed-forward), detached
+
+    def _rate(self, s1: torch.Tensor):
+        # the mixer's output is a spike train only with coupling="membrane" (after_spike adds o_t, none is o_t)
+        return s1.detach().mean() if self.amsu.coupling == "membrane" else float("nan")
 
     def init_state(self, B: int, device, dtype) -> BlockState:
         return BlockState(self.amsu.init_state(B, device, dtype), self.ffn_lif.init_state(B, device, dtype))
@@ -124,7 +167,7 @@ class Block(nn.Module):
         h = self.W_1(self.ln2(x)).transpose(0, 1)  # (T, B, F)
         s2, _, ffn = self.ffn_lif(h, None, state.ffn, check=False)
         x = x + self.W_2(s2.transpose(0, 1))
-        self.rates = (s1.detach().mean(), s2.detach().mean())
+        self.rates = (self._rate(s1), s2.detach().mean())
         return x, BlockState(amsu, ffn)
 
     def step(self, x: torch.Tensor, state: BlockState):  # x (B, d)
@@ -132,7 +175,7 @@ class Block(nn.Module):
         x = x + self.W_out(s1)
         s2, _, ffn = self.ffn_lif.step(self.W_1(self.ln2(x)), None, state.ffn)
         x = x + self.W_2(s2)
-        self.rates = (s1.detach().mean(), s2.detach().mean())
+        self.rates = (self._rate(s1), s2.detach().mean())
         return x, BlockState(amsu, ffn)
 
 
@@ -157,7 +200,9 @@ class AstroSNN(LanguageModel):
     # (the engine's detach / device moves) can walk it; blocks use the named tuples inside.
     @staticmethod
     def _pack(st: BlockState) -> dict[str, torch.Tensor]:
-        d = {"amsu_u": st.amsu.lif.u, "amsu_s": st.amsu.lif.s, "ffn_u": st.ffn.u, "ffn_s": st.ffn.s}
+        d = {"ffn_u": st.ffn.u, "ffn_s": st.ffn.s}
+        if st.amsu.lif is not None:
+            d["amsu_u"], d["amsu_s"] = st.amsu.lif.u, st.amsu.lif.s
         if st.amsu.astro is not None:
             d["astro_S"], d["astro_x"] = st.amsu.astro.S, st.amsu.astro.x_prev
         return d
@@ -165,12 +210,17 @@ class AstroSNN(LanguageModel):
     @staticmethod
     def _unpack(d: dict[str, torch.Tensor]) -> BlockState:
         astro = AstroState(d["astro_S"], d["astro_x"]) if "astro_S" in d else None
-        return BlockState(AMSUState(LIFState(d["amsu_u"], d["amsu_s"]), astro), LIFState(d["ffn_u"], d["ffn_s"]))
+        lif = LIFState(d["amsu_u"], d["amsu_s"]) if "amsu_u" in d else None
+        return BlockState(AMSUState(lif, astro), LIFState(d["ffn_u"], d["ffn_s"]))
 
     def init_state(self, batch_size: int) -> list[dict[str, torch.Tensor]]:
         """Zero state for batch_size sequences: per layer {amsu_u, amsu_s, astro_S, astro_x, ffn_u, ffn_s}."""
         p = self.lm_head.weight
         return [self._pack(blk.init_state(int(batch_size), p.device, p.dtype)) for blk in self.blocks]
+
+    def reset(self, batch_size: int) -> list[dict[str, torch.Tensor]]:
+        """The zero state (snnTorch / SpikingJelly ``reset``); the same as ``init_state``."""
+        return self.init_state(batch_size)
 
     def check_state(self, state, batch_size: int) -> list[BlockState]:
         """Clear errors for a state of another batch size or configuration; returns the blocks' states."""
@@ -199,7 +249,10 @@ class AstroSNN(LanguageModel):
 
     def config_summary(self) -> str:
         c = self.config
-        return f"n_layer={c.n_layer}, d_model={c.d_model}, n_neurons={c.n_neurons}, astrocyte={c.astrocyte}"
+        return (
+            f"n_layer={c.n_layer}, d_model={c.d_model}, n_neurons={c.n_neurons}, astrocyte={c.astrocyte}, "
+            f"coupling={c.coupling}, normalise={c.normalise}, spiking={c.spiking}"
+        )
 
     @staticmethod
     def detach_state(state):

@@ -1,5 +1,23 @@
 """Leaky integrate-and-fire (LIF) neurons, snnTorch-style: time-major ``[T, B, ..., N]``, explicit state.
 
+Conventions (as snnTorch / SpikingJelly / Norse users expect):
+
+- ``LIF.forward`` takes time-major input ``(T, B, ..., N)`` (SpikingJelly's multi-step ``[T, N, *]``,
+  Norse's ``LIF``); ``LIF.step`` takes one batch-major step ``(B, ..., N)`` (snnTorch's ``Leaky``,
+  Norse's ``LIFCell``). AM-SU and AstroSNN take batch-major ``(B, T, d)`` and transpose inside.
+- The state is explicit (``LIFState(u, s)``, passed in and returned, as Norse); nothing is held
+  in the module. ``reset(batch_shape)`` returns the zero state (snnTorch's ``init_leaky`` /
+  ``reset_mem``, SpikingJelly's ``reset``); ``state=None`` starts from it.
+- The surrogate is selectable (``surrogate="atan" | "fast_sigmoid" | "sigmoid"``, ATan with
+  alpha = 2 by default, as snnTorch's ``Leaky`` and SpikeGPT); the reset is by subtraction
+  (snnTorch ``reset_mechanism="subtract"``, SpikingJelly ``v_reset=None``) or to zero
+  (``"zero"``, SpikingJelly ``v_reset=0``). snnTorch's ``Leaky`` is
+  ``mem = beta * mem + input - reset * threshold`` with ``reset = Theta(mem_prev - threshold)``:
+  the same recurrence as A1a with o = 0 (tests/astro/test_astro_neurons.py checks it).
+- ``spiking=False`` is the rate neuron of the ablation ladder: s_t = psi(u_t + o_t - theta)
+  with psi the surrogate's smooth stand-in (``surrogate.rate_function``, a rate in (0, 1)),
+  the same reset term theta * s_{t-1} (or the factor 1 - s_{t-1}), and exact gradients.
+
 Equations (this project's reading; docs/astro.md Eqs. A1, A4, A5). Per neuron i and step t,
 
     u_t = beta * u_{t-1} + I_t - theta * s_{t-1}          (reset by subtraction, A1a)
@@ -24,7 +42,7 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
-from engramlab.astro.surrogate import check_surrogate, derivative, spike_function
+from engramlab.astro.surrogate import check_surrogate, derivative, rate_function, spike_function
 
 RESETS = ("subtract", "zero")
 
@@ -50,11 +68,13 @@ def _lif_forward_loop(
     u0: torch.Tensor,
     s0: torch.Tensor,
     subtract: bool,
+    rate=None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Membranes u_t and spikes s_t (each (T, B, ..., N)) of Eqs. A1 and A4, written in place step by step.
 
     Same numbers as the textbook form u = beta u + I - theta s (or beta u (1 - s) + I): s is 0 or 1,
-    so theta s and the reset to zero are exact.
+    so theta s and the reset to zero are exact. ``rate`` (a function psi, for ``spiking=False``):
+    s_t = psi(m_t) in (0, 1) instead of Theta(m_t), and the reset to zero multiplies by 1 - s_{t-1}.
     """
     has_mod = mod.numel() > 0
     us = torch.empty_like(current)
@@ -73,7 +93,7 @@ def _lif_forward_loop(
             else:
                 u_t.addcmul_(theta, s, value=-1.0)  # theta s is exact (s is 0 or 1): one rounding, as u - theta s
         else:
-            if t == 0:
+            if t == 0 or rate is not None:
                 u_t.mul_(1.0 - s)
             else:
                 u_t.masked_fill_(fired, 0.0)
@@ -81,8 +101,11 @@ def _lif_forward_loop(
         torch.sub(u_t, theta, out=m)
         if has_mod:
             m.add_(o_t)
-        torch.gt(m, 0, out=fired)
-        s_t.copy_(fired)
+        if rate is None:
+            torch.gt(m, 0, out=fired)
+            s_t.copy_(fired)
+        else:
+            s_t.copy_(rate(m))
         u, s = u_t, s_t
     return us, ss
 
@@ -110,12 +133,14 @@ class LIFScan(torch.autograd.Function):
     a_{t+1} = du_{t+1}/du_t = beta (subtract) or beta (1 - s_t) (zero). Then dI_t = G_t,
     do_t = gs_t d_t, dbeta = sum_t G_t u_{t-1} (1 - s_{t-1} for zero reset),
     dtheta = -sum_t gs_t d_t - sum_t G_t s_{t-1} (the second term for subtraction only),
-    du_0 = a_1 G_1.
+    du_0 = a_1 G_1. With ``spiking=False`` the same backward is exact: s_t = psi(m_t) and
+    psi' is the surrogate derivative d_t (surrogate.rate_function).
     """
 
     @staticmethod
-    def forward(ctx, current, mod, beta, theta, u0, s0, subtract: bool, surrogate: str, slope: float):
-        us, ss = _lif_forward_loop(current, mod, beta, theta, u0, s0, subtract)
+    def forward(ctx, current, mod, beta, theta, u0, s0, subtract: bool, surrogate: str, slope: float, spiking=True):
+        rate = None if spiking else rate_function(surrogate, slope)
+        us, ss = _lif_forward_loop(current, mod, beta, theta, u0, s0, subtract, rate)
         ctx.save_for_backward(current, mod, beta, theta, u0, s0, us, ss)
         ctx.subtract = subtract
         ctx.surrogate = (surrogate, slope)
@@ -151,12 +176,14 @@ class LIFScan(torch.autograd.Function):
             g_theta = _sum_to(gt, theta)
         if ctx.needs_input_grad[4]:
             g_u0 = _sum_to(a[0] * G[0], u0)
-        return g_cur, g_mod, g_beta, g_theta, g_u0, None, None, None, None
+        return g_cur, g_mod, g_beta, g_theta, g_u0, None, None, None, None, None
 
 
-def lif_reference(current, mod, beta, theta, u0, s0, subtract: bool, surrogate: str = "atan", slope=None):
+def lif_reference(
+    current, mod, beta, theta, u0, s0, subtract: bool, surrogate: str = "atan", slope=None, spiking: bool = True
+):
     """The same LIF as a plain autograd loop (test oracle; slow: T steps of graph)."""
-    spike = spike_function(surrogate, slope)
+    spike = spike_function(surrogate, slope) if spiking else rate_function(surrogate, slope)
     u, s = u0, s0
     spk, mem = [], []
     for t in range(current.shape[0]):
@@ -172,8 +199,9 @@ def lif_reference(current, mod, beta, theta, u0, s0, subtract: bool, surrogate: 
 class LIF(nn.Module):
     """A population of N leaky integrate-and-fire neurons (the last dimension of the input).
 
-    forward(current (T, B, ..., N), mod=None, state=None) -> (spikes, membrane, new_state);
-    step(current_t (B, ..., N), mod_t=None, state=None) -> (spikes_t, membrane_t, new_state).
+    forward(current (T, B, ..., N) time-major, mod=None, state=None) -> (spikes, membrane, new_state);
+    step(current_t (B, ..., N) batch-major, mod_t=None, state=None) -> (spikes_t, membrane_t, new_state);
+    reset(batch_shape) -> the zero LIFState. ``spiking=False``: the rate neuron (module docstring).
     """
 
     def __init__(
@@ -187,6 +215,7 @@ class LIF(nn.Module):
         learn_beta: bool = True,
         learn_threshold: bool = True,
         fused: bool = True,
+        spiking: bool = True,
     ):
         super().__init__()
         if not isinstance(n, int) or n < 1:
@@ -199,15 +228,16 @@ class LIF(nn.Module):
         if not threshold > 0:
             raise ValueError(f"threshold must be > 0, got {threshold!r}")
         self.n = n
-        self.reset = reset
+        self.reset_mechanism = reset  # snnTorch's name; reset() is the state reset
         self.surrogate = surrogate
         self.slope = check_surrogate(surrogate, slope)
         self.fused = fused
+        self.spiking = bool(spiking)
         b = torch.linspace(lo, hi, n) if n > 1 else torch.tensor([lo])
         logit = torch.log(b) - torch.log1p(-b)
         self.beta_logit = nn.Parameter(logit, requires_grad=learn_beta)
         self.threshold = nn.Parameter(torch.full((n,), float(threshold)), requires_grad=learn_threshold)
-        self._spike = spike_function(surrogate, self.slope)
+        self._spike = spike_function(surrogate, self.slope) if spiking else rate_function(surrogate, self.slope)
 
     @property
     def beta(self) -> torch.Tensor:
@@ -221,6 +251,10 @@ class LIF(nn.Module):
         device = device or self.threshold.device
         z = torch.zeros(*batch_shape, self.n, device=device, dtype=dtype)
         return LIFState(z, z.clone())
+
+    def reset(self, batch_shape, device=None, dtype=None) -> LIFState:
+        """The zero state u = s = 0 (snnTorch ``reset_mem`` / SpikingJelly ``reset``): pass it as ``state``."""
+        return self.init_state(batch_shape, device, dtype)
 
     def _check_state(self, state, batch_shape) -> LIFState:
         if not isinstance(state, LIFState):
@@ -254,12 +288,16 @@ class LIF(nn.Module):
         else:
             state = self._check_state(state, batch_shape)
         beta, theta = self.beta.to(current.dtype), self.threshold.to(current.dtype)
-        subtract = self.reset == "subtract"
+        subtract = self.reset_mechanism == "subtract"
         if self.fused:
             m = mod if mod is not None else current.new_zeros(0)
-            spk, mem = LIFScan.apply(current, m, beta, theta, state.u, state.s, subtract, self.surrogate, self.slope)
+            spk, mem = LIFScan.apply(
+                current, m, beta, theta, state.u, state.s, subtract, self.surrogate, self.slope, self.spiking
+            )
         else:
-            spk, mem = lif_reference(current, mod, beta, theta, state.u, state.s, subtract, self.surrogate, self.slope)
+            spk, mem = lif_reference(
+                current, mod, beta, theta, state.u, state.s, subtract, self.surrogate, self.slope, self.spiking
+            )
         return spk, mem, LIFState(mem[-1], spk[-1])
 
     def step(self, current_t: torch.Tensor, mod_t: torch.Tensor | None = None, state: LIFState | None = None):
@@ -271,7 +309,7 @@ class LIF(nn.Module):
             state = self._check_state(state, batch_shape)
         beta, theta = self.beta.to(current_t.dtype), self.threshold.to(current_t.dtype)
         r = state.s.detach()
-        if self.reset == "subtract":
+        if self.reset_mechanism == "subtract":
             u = beta * state.u + current_t - theta * r
         else:
             u = beta * state.u * (1.0 - r) + current_t

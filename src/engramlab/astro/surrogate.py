@@ -17,6 +17,12 @@ The defaults match snnTorch (``surrogate.atan(alpha=2.0)``, ``fast_sigmoid(slope
 ``sigmoid(slope=25)``). Each ``torch.autograd.Function`` is paired with a small factory that
 returns a plain callable ``spike_fn(m) -> spikes``, and ``derivative(name, slope)`` returns the
 pure derivative used by the fused LIF backward pass (engramlab.astro.neurons).
+
+``rate_function(name, slope)`` returns the smooth stand-in itself, for the non-spiking (rate)
+neuron of the ablation ladder (``LIF(spiking=False)``): its forward value is the stand-in and its
+backward is that function's own derivative, which is exactly the surrogate derivative above, so
+no surrogate is involved. The stand-in is a rate in (0, 1) for ``atan`` and ``sigmoid``;
+``fast_sigmoid``'s stand-in m / (1 + k|m|) is not, so it has no rate neuron.
 """
 
 from __future__ import annotations
@@ -47,6 +53,33 @@ def sigmoid_grad(m: torch.Tensor, slope: float) -> torch.Tensor:
 
 
 _GRADS = {"atan": atan_grad, "fast_sigmoid": fast_sigmoid_grad, "sigmoid": sigmoid_grad}
+
+
+RATE_SURROGATES = ("atan", "sigmoid")
+
+
+def atan_rate(m: torch.Tensor, slope: float) -> torch.Tensor:
+    """1/pi * arctan(pi/2 * slope * m) + 1/2 in (0, 1): the atan stand-in (derivative = ``atan_grad``)."""
+    return torch.atan((math.pi / 2 * slope) * m) / math.pi + 0.5
+
+
+def sigmoid_rate(m: torch.Tensor, slope: float) -> torch.Tensor:
+    """sigmoid(slope * m) in (0, 1) (derivative = ``sigmoid_grad``)."""
+    return torch.sigmoid(slope * m)
+
+
+_RATES = {"atan": atan_rate, "sigmoid": sigmoid_rate}
+
+
+def rate_function(name: str, slope: float | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The smooth stand-in psi(m) in (0, 1) of surrogate ``name``: the rate neuron's activation."""
+    slope = check_surrogate(name, slope)
+    if name not in _RATES:
+        raise ValueError(
+            f"surrogate {name!r} has no rate (non-spiking) form; use one of {RATE_SURROGATES} with spiking=False"
+        )
+    fn = _RATES[name]
+    return lambda m: fn(m, slope)
 
 
 def check_surrogate(name: str, slope: float | None) -> float:
