@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from engramlab.data.spikes import SpikeTimes, bin_spikes, save_npz
@@ -54,3 +55,14 @@ def _run(tmp_path):
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["n_bins"] == 600
     assert abs(sum(res["state_occupancy"]) - 1) < 1e-9
     assert load(tmp_path / "out" / "model").n_states == res["n_states"]
+
+
+@pytest.mark.parametrize("key", ["spike_times", "spike_units"])
+def test_npz_with_a_2d_array_is_refused_with_the_expected_layout(tmp_path, key):
+    from engramlab.data.spikes import load_npz
+
+    arrays = {"spike_times": np.array([0.1, 0.2, 0.3, 0.4]), "spike_units": np.array([0, 1, 0, 1])}
+    arrays[key] = arrays[key].reshape(2, 2)
+    np.savez(tmp_path / "two_d.npz", **arrays)
+    with pytest.raises(ValueError, match=rf"{key} has shape \(2, 2\); expected 1-D arrays spike_times"):
+        load_npz(tmp_path / "two_d.npz")

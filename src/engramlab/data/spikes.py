@@ -167,6 +167,13 @@ def load_npz(path) -> SpikeTimes:
                     f"(and optional n_neurons, t_start, t_stop, event_<name>)"
                 )
         t, u = np.asarray(z["spike_times"], np.float64), np.asarray(z["spike_units"])
+        for k, a in (("spike_times", t), ("spike_units", u)):
+            if a.ndim != 1:
+                raise ValueError(
+                    f"{path}: {k} has shape {a.shape}; expected 1-D arrays spike_times (every spike's time, s) "
+                    f"and spike_units (every spike's neuron index) of equal length; a (bins, neurons) count "
+                    f"matrix is not a spike file (pass counts to the models directly)"
+                )
         if t.shape != u.shape:
             raise ValueError(f"{path}: spike_times {t.shape} and spike_units {u.shape} differ in shape")
         if u.size and (u.min() < 0 or not np.issubdtype(u.dtype, np.integer)):
