@@ -25,7 +25,7 @@ _HELP = {
 
 
 def add_subparser(subparsers) -> argparse.ArgumentParser:
-    from engramlab.astro.memory import MODEL_NAMES, MemoryConfig
+    from engramlab.astro.memory import MODEL_NAMES, TRAIN_DELAYS, MemoryConfig
     from engramlab.data.tasks import MEMORY_TASKS
 
     p = subparsers.add_parser("astro", help="AstroSNN: astrocyte-modulated spiking language models")
@@ -39,15 +39,16 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
     add_dataclass_arguments(
         m,
         MemoryConfig,
-        exclude=("seed", "jobs"),
+        exclude=("seed", "jobs", "lrs"),
         aliases={"n_items": "--items", "n_symbols": "--symbols"},
         help={
             **_HELP,
             "task": "memory task",
             "models": f"a subset of {','.join(MODEL_NAMES)}",
             "n_items": "K: symbols to copy / key-value pairs / sample length",
+            "per_delay": "one training per delay (true) or one up to the largest delay, scored at each (false)",
         },
-        choices={"task": MEMORY_TASKS, "train_delays": ("uniform", "fixed")},
+        choices={"task": MEMORY_TASKS, "train_delays": TRAIN_DELAYS},
     )
     d = MemoryConfig()
     add_common_arguments(
