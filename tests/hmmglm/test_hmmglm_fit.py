@@ -84,8 +84,9 @@ def test_random_init_fits_differ_by_seed(planted):
     assert torch.equal(a.weight, c.weight)  # and are reproducible
 
 
-def test_restarts_keep_the_best_training_likelihood(planted):
-    opts = dict(progress=False, m_steps=3, n_epochs=4, rtol=None)
+@pytest.mark.parametrize("init", ["data", "random"])
+def test_restarts_keep_the_best_training_likelihood(planted, init):
+    opts = dict(progress=False, m_steps=3, n_epochs=4, rtol=None, init=init)
     m = HMMGLM(2, 5).fit(planted, n_restarts=3, seed=10, **opts)
     runs = m.restarts_
     assert [r["seed"] for r in runs] == [10, 11, 12]
@@ -95,7 +96,7 @@ def test_restarts_keep_the_best_training_likelihood(planted):
     n_bins = planted.shape[0] * planted.shape[1]
     assert m.log_likelihood(planted) / n_bins == pytest.approx(kept[0]["train_ll_per_bin"], abs=1e-9)
     # the kept model is the single fit from that seed, re-run independently
-    alone = HMMGLM(2, 5).fit(planted, init="random", seed=kept[0]["seed"], **opts)
+    alone = HMMGLM(2, 5).fit(planted, seed=kept[0]["seed"], **opts)
     assert torch.allclose(alone.weight, m.weight) and torch.allclose(alone.log_transition, m.log_transition)
     assert m.history_ == alone.history_
 
@@ -127,3 +128,49 @@ def test_bad_fit_options(planted, bad, match):
 def test_fit_config_round_trips_with_new_fields():
     cfg = FitConfig(n_restarts=3, init="random", rtol=1e-5)
     assert FitConfig(**{**cfg.__dict__}) == cfg
+
+
+@pytest.mark.parametrize("kind", ["glm", "hmmglm", "gaussian", "onehot"])
+def test_fit_follows_the_model_dtype_and_device(planted, kind):
+    S = 1 if kind == "glm" else 2
+    opts = dict(progress=False, n_epochs=2, m_steps=2)
+    m64 = make_model(kind, S, 5).double().fit(planted, **opts)
+    m32 = make_model(kind, S, 5).fit(planted, **opts)
+    for p in m64.parameters():
+        assert p.dtype == torch.float64 and p.device == m64.bias.device
+    for p in m32.parameters():
+        assert p.dtype == torch.float32
+    assert m64.most_likely_states(planted).device == m64.bias.device
+    assert m64.posterior(planted).device == m64.bias.device
+    # the same computation in two precisions: close log-likelihoods (an independent float64 re-run)
+    ll64, ll32 = m64.log_likelihood(planted), m32.log_likelihood(planted)
+    tol = 5e-2 if kind == "onehot" else 1e-3  # one-hot: Gumbel draws differ between precisions
+    assert abs(ll64 - ll32) <= tol * abs(ll64)
+
+
+def test_reference_optimizer_runs_per_sequence_and_starts_from_zero(planted):
+    m = HMMGLM(2, 5).fit(planted, progress=False, optimizer="reference", reference_epochs=2, reference_steps=3)
+    assert m.n_epochs_ == 2 and len(m.history_) == 2
+    g = GLM(5).fit(planted, progress=False, optimizer="reference", reference_epochs=1, reference_steps=0)
+    assert torch.count_nonzero(g.weight) == 0  # zero initial weights, no step taken
+    oh = make_model("onehot", 2, 5).fit(planted, progress=False, optimizer="reference", reference_epochs=1,
+                                        reference_steps=0)
+    assert torch.count_nonzero(oh.type_logits) == 0 and torch.count_nonzero(oh.strength_raw) == 0
+
+
+def test_data_start_is_seed_dependent(planted):
+    a = HMMGLM(2, 5).fit(planted, progress=False, init="data", seed=1, n_epochs=1, m_steps=1)
+    b = HMMGLM(2, 5).fit(planted, progress=False, init="data", seed=2, n_epochs=1, m_steps=1)
+    assert not torch.equal(a.weight, b.weight)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("kind", ["hmmglm", "onehot"])
+def test_fit_on_cuda_matches_cpu(planted, kind):
+    opts = dict(progress=False, n_epochs=3, m_steps=3)
+    cpu = make_model(kind, 2, 5).double().fit(planted, **opts)
+    gpu = make_model(kind, 2, 5).double().to("cuda").fit(planted, **opts)
+    assert all(p.device.type == "cuda" for p in gpu.parameters())
+    assert gpu.most_likely_states(planted).device.type == "cuda"
+    tol = 5e-2 if kind == "onehot" else 1e-6
+    assert abs(gpu.log_likelihood(planted) - cpu.log_likelihood(planted)) <= tol * abs(cpu.log_likelihood(planted))

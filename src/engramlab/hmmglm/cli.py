@@ -66,6 +66,7 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
         seed_help="seed of the fit's initial parameters",
         threads=True,
         progress=True,
+        device=True,
     )
     _add_fit_config(f, seed_flag=False)
     f.set_defaults(func=_fit)
@@ -115,6 +116,7 @@ def _fit(args) -> int:
             candidates=cands,
             fit=fit,
             progress=not args.no_progress,
+            device=args.device,
         )
     print(
         json.dumps(

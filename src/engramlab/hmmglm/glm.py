@@ -130,7 +130,7 @@ class ExpectedLogLik(torch.autograd.Function):
         xf, cf, gf = x.reshape(-1, N), conv.reshape(-1, N), gamma.reshape(-1, S)
         bias_sn = bias.expand(S, N)
         gW = torch.zeros_like(weight)
-        gb = torch.zeros(S, N, dtype=weight.dtype)
+        gb = torch.zeros(S, N, dtype=weight.dtype, device=weight.device)
         q = weight.new_zeros(())
         Wm = weight.permute(2, 0, 1).reshape(N, S * N)  # (N_pre, S*N_post)
         for i in range(0, xf.shape[0], chunk):

@@ -88,9 +88,18 @@ class FitConfig:
     one-hot model anneals its Gumbel-softmax temperature over exactly ``n_epochs`` epochs (``None``: 10)
     and does not stop early.
 
-    ``n_restarts > 1`` fits from that many seed-dependent starting points (seeds ``seed``, ``seed + 1``,
-    ...; see ``init_params``) and keeps the one with the highest final training log-likelihood;
-    ``init="random"`` starts a single fit from ``init_params(seed)`` instead of the current parameters.
+    Starting point (``init``): ``"data"`` is the data-driven start (:meth:`_HMMGLMBase.init_from_data`: a
+    pooled GLM fit, then k-means of windowed GLM score vectors gives first state responsibilities; the
+    one-hot model warm-starts from a plain HMM-GLM fitted that way); ``"random"`` is ``init_params(seed)``;
+    ``"keep"`` continues from the current parameters; ``"auto"`` (default) is ``"data"`` for a model that
+    was never fitted and ``"keep"`` afterwards. The seed changes the k-means start and the noise.
+    ``n_restarts > 1`` fits from that many seeds (``seed``, ``seed + 1``, ...; each start as ``init``, with
+    "keep"/"auto" meaning "data") and keeps the one with the highest final training log-likelihood.
+
+    ``optimizer="reference"`` trains as the public code does (notes Sec. 2.1): zero initial weights
+    (the Gaussian model: weights drawn from its prior N(0, prior_std^2)), one E-step per training
+    sequence followed by ``reference_steps`` Adam steps at ``reference_lr`` on that sequence alone,
+    ``reference_epochs`` passes over the sequences, no convergence test; ``init`` and ``n_restarts`` apply.
     """
 
     n_epochs: int | None = None
@@ -105,8 +114,15 @@ class FitConfig:
     max_epochs: int = 500  # safety cap on the epochs when n_epochs is None
     lr_decay: float = 0.5  # Adam step size factor after an epoch that lowered the log-likelihood (1: off)
     n_restarts: int = 1  # fits from seeds seed, seed+1, ...; the best on training log-likelihood is kept
-    init: Literal["keep", "random"] = "keep"  # start from the current parameters, or from init_params(seed)
+    init: Literal["auto", "data", "keep", "random"] = "auto"  # see the class docstring
     seed: int = 0
+    data_window: int = 20  # bins per window of the data-driven start's k-means
+    data_kmeans_starts: int = 10  # k-means++ starts (the best inertia is kept)
+    onehot_warm_tau: float = 0.5  # first Gumbel-softmax temperature of a one-hot fit warm-started from data
+    optimizer: Literal["adam", "reference"] = "adam"
+    reference_epochs: int = 10
+    reference_steps: int = 50
+    reference_lr: float = 0.01
 
 
 def _check_fit_config(cfg: FitConfig) -> None:
@@ -126,8 +142,49 @@ def _check_fit_config(cfg: FitConfig) -> None:
         raise ValueError(f"lr_decay must lie in (0, 1], got {cfg.lr_decay}")
     if isinstance(cfg.n_restarts, bool) or int(cfg.n_restarts) != cfg.n_restarts or cfg.n_restarts < 1:
         raise ValueError(f"n_restarts must be an integer >= 1, got {cfg.n_restarts!r}")
-    if cfg.init not in ("keep", "random"):
-        raise ValueError(f"init must be 'keep' or 'random', got {cfg.init!r}")
+    if cfg.init not in ("auto", "data", "keep", "random"):
+        raise ValueError(f"init must be 'auto', 'data', 'keep' or 'random', got {cfg.init!r}")
+    if cfg.optimizer not in ("adam", "reference"):
+        raise ValueError(f"optimizer must be 'adam' or 'reference', got {cfg.optimizer!r}")
+    if cfg.data_window < 1 or cfg.data_kmeans_starts < 1:
+        raise ValueError(
+            f"need data_window >= 1 and data_kmeans_starts >= 1, got {cfg.data_window}, {cfg.data_kmeans_starts}"
+        )
+
+
+def _follow(helper: nn.Module, model: nn.Module) -> nn.Module:
+    """Put a helper model on ``model``'s device with its parameters in ``model``'s dtype (float64 buffers stay)."""
+    helper = helper.to(model.bias.device)
+    for p in helper.parameters():
+        p.data = p.data.to(model.bias.dtype)
+    return helper
+
+
+def _kmeans(f: torch.Tensor, k: int, g: torch.Generator, n_starts: int = 10, iters: int = 50) -> torch.Tensor:
+    """Lloyd's k-means with k-means++ starts drawn from ``g``; the labels of the lowest-inertia start."""
+    n = f.shape[0]
+    if k == 1 or n <= k:
+        return torch.arange(n) % k
+    best = (math.inf, None)
+    for _ in range(n_starts):
+        idx = [int(torch.randint(n, (1,), generator=g))]
+        d2 = ((f - f[idx[0]]) ** 2).sum(1)
+        for _ in range(1, k):
+            p = d2 / d2.sum() if float(d2.sum()) > 0 else torch.full_like(d2, 1.0 / n)
+            idx.append(int(torch.multinomial(p.float(), 1, generator=g)))
+            d2 = torch.minimum(d2, ((f - f[idx[-1]]) ** 2).sum(1))
+        c = f[idx].clone()
+        for _ in range(iters):
+            lab = torch.cdist(f, c).argmin(1)
+            new = torch.stack([f[lab == j].mean(0) if (lab == j).any() else c[j] for j in range(k)])
+            if torch.allclose(new, c):
+                break
+            c = new
+        lab = torch.cdist(f, c).argmin(1)
+        inertia = float(((f - c[lab]) ** 2).sum())
+        if inertia < best[0]:
+            best = (inertia, lab)
+    return best[1].cpu()
 
 
 class _HMMGLMBase(Pretrained, nn.Module):
@@ -220,7 +277,9 @@ class _HMMGLMBase(Pretrained, nn.Module):
         x, mask = validation.check_spikes(
             spikes, self.n_neurons, self.config.observations, window=self.basis.numel(), dtype=self.bias.dtype
         )
-        conv = convolve_history(x, self.basis.to(x.dtype))  # (B, T, N); padding only trails, so exact
+        dev = self.bias.device
+        x, mask = x.to(dev), mask.to(dev)
+        conv = convolve_history(x, self.basis.to(device=dev, dtype=x.dtype))  # (B, T, N); trailing padding: exact
         return x, conv, mask
 
     def _emission_ll(self, x, conv, mode: str, constant: bool = True, max_elems: int = 2**23):
@@ -294,16 +353,16 @@ class _HMMGLMBase(Pretrained, nn.Module):
         """Draw (spikes (n_trials, T, N), states (n_trials, T)) from the model (hard types)."""
         g = torch.Generator().manual_seed(seed) if seed is not None else None
         S, N, K = self.n_states, self.n_neurons, self.basis.numel()
-        W = self.weight_tensor("hard").float()
-        bias = self.bias.float()
-        A = self.transition_matrix.float()
+        W = self.weight_tensor("hard").float().cpu()  # sampling runs on the host (a loop over bins)
+        bias = self.bias.float().cpu()
+        A = self.transition_matrix.float().cpu()
         states = torch.empty(n_trials, T, dtype=torch.long)
-        pi0 = self.log_init.exp().float().expand(n_trials, S)
+        pi0 = self.log_init.exp().float().cpu().expand(n_trials, S)
         states[:, 0] = torch.multinomial(pi0, 1, generator=g)[:, 0]
         for t in range(1, T):
             states[:, t] = torch.multinomial(A[states[:, t - 1]], 1, generator=g)[:, 0]
         spikes = torch.zeros(n_trials, T + K, N)
-        phi = self.basis.float().flip(0)  # oldest bin first
+        phi = self.basis.float().cpu().flip(0)  # oldest bin first
         for t in range(T):
             c = torch.einsum("k,bkn->bn", phi, spikes[:, t : t + K])
             u = bias + torch.einsum("bij,bj->bi", W[states[:, t]], c)
@@ -380,17 +439,20 @@ class _HMMGLMBase(Pretrained, nn.Module):
         cfg = FitConfig(**{**asdict(cfg), **kwargs})
         _check_fit_config(cfg)
         x, conv, mask = self._prepare(spikes)  # all input checks happen here, before any work
+        init = cfg.init
+        if init == "auto":
+            init = "keep" if getattr(self, "fitted_", False) else "data"
         if cfg.n_restarts == 1:
-            if cfg.init == "random":
-                self.init_params(cfg.seed)
-            self._em(x, conv, mask, cfg, progress, init_bias)
+            self._start_and_em(x, conv, mask, cfg, init, cfg.seed, progress, init_bias)
+            self.fitted_ = True
             return self
         runs, best = [], None
         for r in range(cfg.n_restarts):
             seed = cfg.seed + r
-            self.init_params(seed)
             before = len(self.history_)
-            self._em(x, conv, mask, FitConfig(**{**asdict(cfg), "seed": seed}), progress, init_bias)
+            mode = "random" if init == "random" else "data"
+            run_cfg = FitConfig(**{**asdict(cfg), "seed": seed})
+            self._start_and_em(x, conv, mask, run_cfg, mode, seed, progress, init_bias)
             with torch.no_grad():
                 ll = self._emission_ll(x, conv, "hard").double()
                 final = float(
@@ -403,9 +465,136 @@ class _HMMGLMBase(Pretrained, nn.Module):
         self.load_state_dict(best[1])
         self.history_.extend(best[2])
         self.restarts_ = [{**run, "kept": i == best[3]} for i, run in enumerate(runs)]
+        self.fitted_ = True
         return self
 
-    def _em(self, x, conv, mask, cfg: FitConfig, progress: bool, init_bias: bool) -> None:
+    def _start_and_em(self, x, conv, mask, cfg: FitConfig, init: str, seed: int, progress: bool, init_bias: bool):
+        """Set the starting point (``init``: "data", "random" or "keep"), then run the optimiser."""
+        gamma0 = None
+        if init != "keep":
+            self._tau_start = None
+        if cfg.optimizer == "reference":
+            if init != "keep":
+                self.init_params(seed)
+                self._reference_start(torch.Generator().manual_seed(int(seed)))
+            if init_bias:
+                self.init_bias(x, mask)
+            self._reference_fit(x, conv, mask, cfg, progress)
+            return
+        if init == "random":
+            self.init_params(seed)
+        elif init == "data":
+            self.init_params(seed)
+            gamma0 = self.init_from_data(x, conv, mask, cfg, seed)
+            init_bias = False  # set from the pooled GLM fit
+        self._em(x, conv, mask, cfg, progress, init_bias, gamma0)
+
+    # ---- data-driven start ------------------------------------------------------------------------------
+    def _pooled_glm(self, x, conv, mask, cfg: FitConfig):
+        """A one-state GLM of this model's link/basis fitted to convergence (capped) on the data."""
+        c = self.config
+        g = make_model("glm", 1, self.n_neurons, basis=c.basis, link=c.link, observations=c.observations)
+        g = _follow(g, self)
+        g._em(
+            x, conv, mask,
+            FitConfig(max_epochs=60, rtol=1e-5, m_steps=cfg.m_steps, lr=cfg.lr, window=cfg.window, seed=cfg.seed),
+            False, True, None,
+        )
+        return g
+
+    def window_clusters(self, x, conv, mask, glm_model, cfg: FitConfig, seed: int) -> torch.Tensor:
+        """k-means (k-means++ starts drawn with ``seed``) of windowed GLM score vectors -> state responsibilities.
+
+        For each window of ``cfg.data_window`` bins of a trial the score of the pooled GLM,
+        sum_t dlog p(x_t)/du_t c_t^T (N x N, the direction in which that window would move the weights),
+        is randomly projected to 64 dimensions; windows are clustered into S groups and every bin gets
+        its window's group with probability 0.9. Returns gamma0 (B, T, S).
+        """
+        B, T, N = x.shape
+        S = self.n_states
+        L = max(1, min(cfg.data_window, T))
+        g = torch.Generator().manual_seed(int(seed) + 7919)
+        with torch.no_grad():
+            W = glm_model.weight.detach()
+            u = glm.drive(conv, W, glm_model.bias.detach().expand(1, N))[:, :, 0]  # (B, T, N)
+            G = glm.dll_du(x, u, self.config.link, self.config.observations) * mask.unsqueeze(-1)
+            pad = (-T) % L
+            Gw = F.pad(G, (0, 0, 0, pad)).reshape(B, -1, L, N)
+            Cw = F.pad(conv, (0, 0, 0, pad)).reshape(B, -1, L, N)
+            Mw = F.pad(mask, (0, pad)).reshape(B, -1, L).sum(-1)  # real bins per window
+            P = torch.randn(N * N + N, 64, generator=g).to(x) / 8.0
+            feats = []
+            for b in range(B):
+                score = torch.einsum("wli,wlj->wij", Gw[b], Cw[b]).reshape(-1, N * N)  # (windows, N*N)
+                f = torch.cat([score, Gw[b].sum(1)], 1) / Mw[b].clamp(min=1).unsqueeze(1)
+                feats.append(f @ P)
+            feats = torch.cat(feats).double().cpu()  # k-means on the host (small), whatever the device
+            valid = (Mw.reshape(-1) > 0)
+            labels = torch.zeros(feats.shape[0], dtype=torch.long)
+            labels[valid] = _kmeans(feats[valid], S, g, cfg.data_kmeans_starts)
+            lab = labels.reshape(B, -1).repeat_interleave(L, dim=1)[:, :T]
+            gamma0 = torch.full((B, T, S), 0.1 / max(S - 1, 1), dtype=x.dtype, device=x.device)
+            gamma0.scatter_(2, lab.unsqueeze(-1).to(x.device), 0.9 if S > 1 else 1.0)
+        return gamma0
+
+    def init_from_data(self, x, conv, mask, cfg: FitConfig, seed: int):
+        """Data-driven start: bias and every state's weights from a pooled GLM fit (plus ``init_std`` noise
+        drawn with ``seed``), first responsibilities from :meth:`window_clusters`. Returns gamma0 or None
+        (the first E-step then runs on the parameters set here)."""
+        g0 = self._pooled_glm(x, conv, mask, cfg)
+        with torch.no_grad():
+            self.bias.copy_(g0.bias.detach())
+            self._set_from_weights(g0.weight.detach().expand(self.n_states, -1, -1), seed)
+        return self.window_clusters(x, conv, mask, g0, cfg, seed) if self.n_states > 1 else None
+
+    def _set_from_weights(self, W: torch.Tensor, seed: int) -> None:
+        raise NotImplementedError
+
+    # ---- the public code's training (optimizer="reference") --------------------------------------------
+    def _reference_start(self, g: torch.Generator) -> None:
+        """Zero weights (the public code's start; subclasses may differ)."""
+        raise NotImplementedError
+
+    def _reference_fit(self, x, conv, mask, cfg: FitConfig, progress: bool) -> None:
+        """Per sequence: one E-step, then ``reference_steps`` Adam steps (lr ``reference_lr``) on that sequence;
+        ``reference_epochs`` passes; the transition matrix is updated in closed form from each sequence's
+        E-step (as the public code's m_step does); the one-hot temperature is fixed at ``sample_tau``."""
+        torch.manual_seed(cfg.seed)
+        S = self.n_states
+        opt = torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=cfg.reference_lr)
+        link, obs = self.config.link, self.config.observations
+        log_fact = float(torch.lgamma(x + 1).sum()) if obs == "poisson" else 0.0
+        n_bins = float(mask.sum())
+        self._tau_now = self.config.sample_tau
+        start = len(self.history_)
+        for _epoch in tqdm(range(cfg.reference_epochs), desc=f"fit {self.kind} (reference)", disable=not progress):
+            total = 0.0
+            for b in range(x.shape[0]):
+                xb, cb, mb = x[b : b + 1], conv[b : b + 1], mask[b : b + 1]
+                post = self._smoother(self._emission_ll(xb, cb, "soft", constant=False), mb, cfg.e_step)
+                total += float(post.log_normalizer.sum())
+                if S > 1:
+                    counts = post.trans_counts.sum(0)
+                    logA = torch.log(counts / counts.sum(1, keepdim=True).clamp(min=1e-300)).clamp(
+                        min=cfg.min_log_transition
+                    )
+                    self.log_transition.copy_(torch.log_softmax(logA, dim=1).to(self.log_transition.dtype))
+                gb = post.smoothed_probs.to(x.dtype) * mb.unsqueeze(-1)
+                nb = mb.sum()
+                for _ in range(cfg.reference_steps):
+                    self._before_step()
+                    q = glm.expected_log_likelihood(self.weight_tensor("sample"), self.bias, xb, cb, gb, link, obs,
+                                                    value=False)
+                    loss = -q / nb - self.log_prior() / nb  # the full log-prior with every sequence's update
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    self._after_step()
+            self.history_.append((total - log_fact) / n_bins)
+        self.n_epochs_ = len(self.history_) - start
+        self._after_e_step()
+
+    def _em(self, x, conv, mask, cfg: FitConfig, progress: bool, init_bias: bool, gamma0=None) -> None:
         """One generalised-EM run from the current parameters (the body of :meth:`fit`)."""
         torch.manual_seed(cfg.seed)
         if init_bias:
@@ -438,6 +627,7 @@ class _HMMGLMBase(Pretrained, nn.Module):
             post = self._smoother(self._emission_ll(x, conv, "soft", constant=False), mask, cfg.e_step)
             self.history_.append((float(post.log_normalizer.sum()) - log_fact) / n_bins)
             bar.set_postfix(ll_per_bin=f"{self.history_[-1]:.4f}")
+            first_data = epoch == 0 and gamma0 is not None
             if epoch > 0 and not self._scheduled:
                 new, old = self.history_[-1], self.history_[-2]
                 if (cfg.rtol is not None and abs(new - old) <= cfg.rtol * abs(new)) or (
@@ -447,18 +637,19 @@ class _HMMGLMBase(Pretrained, nn.Module):
                 if new < old and cfg.lr_decay != 1.0:
                     for group in opt.param_groups:
                         group["lr"] *= cfg.lr_decay
-            if S > 1:
+            if S > 1 and not first_data:
                 counts = post.trans_counts.sum(0)
                 logA = torch.log(counts / counts.sum(1, keepdim=True).clamp(min=1e-300)).clamp(
                     min=cfg.min_log_transition
                 )
                 self.log_transition.copy_(torch.log_softmax(logA, dim=1).to(self.log_transition.dtype))
-            gw = F.pad(post.smoothed_probs.to(x.dtype) * mask.unsqueeze(-1), (0, 0, 0, pad)).reshape(-1, W, S)
+            resp = gamma0 if first_data else post.smoothed_probs
+            gw = F.pad(resp.to(x.dtype) * mask.unsqueeze(-1), (0, 0, 0, pad)).reshape(-1, W, S)
             gw = gw[keep]
             self._after_e_step()
             # ---- M-step
             for _ in range(cfg.m_steps):
-                idx = torch.randperm(n_windows)[:bw] if bw < n_windows else slice(None)
+                idx = torch.randperm(n_windows, device=xw.device)[:bw] if bw < n_windows else slice(None)
                 self._before_step()
                 Wt = self.weight_tensor("sample")
                 q = glm.expected_log_likelihood(
@@ -533,6 +724,17 @@ class HMMGLM(_HMMGLMBase):
     def _init_state_params(self, g: torch.Generator) -> None:  # the draw of __init__ for seed 0
         self.weight.copy_(self.config.init_std * torch.randn(self.weight.shape, generator=g).to(self.weight))
 
+    def _set_from_weights(self, W: torch.Tensor, seed: int) -> None:
+        self.weight.copy_(W.to(self.weight))
+
+    def _reference_start(self, g: torch.Generator) -> None:
+        """Zero weights as in the public code, plus 0.01-std noise for S > 1: exact zeros give every state the
+        same emissions, so the E-step's posteriors stay uniform and the states could never separate."""
+        with torch.no_grad():
+            self.weight.zero_()
+            if self.n_states > 1:
+                self.weight.add_(0.01 * torch.randn(self.weight.shape, generator=g).to(self.weight))
+
 
 class GLM(HMMGLM):
     """One state (S = 1): the static coupled GLM baseline."""
@@ -553,6 +755,13 @@ class GLM(HMMGLM):
         super().__init__(1, n_neurons, basis, link, observations, **kwargs)
         with torch.no_grad():
             self.weight.zero_()
+
+    def init_from_data(self, x, conv, mask, cfg: FitConfig, seed: int):
+        """The GLM's data-driven start is its zero-weight start with the bias at the mean rates."""
+        with torch.no_grad():
+            self.weight.zero_()
+        self.init_bias(x, mask)
+        return None
 
     def _init_state_params(self, g: torch.Generator) -> None:
         """Seed 0: zero weights (as built); other seeds: ``init_std`` noise."""
@@ -587,6 +796,12 @@ class GaussianHMMGLM(HMMGLM):
         super()._init_state_params(g)
         self.prior_mean.zero_()
         self.prior_std.fill_(float(self.config.prior_std))
+
+    def _reference_start(self, g: torch.Generator) -> None:
+        """The public code's ``sample_weight``: every state's weights drawn from the prior N(0, prior_std^2)."""
+        with torch.no_grad():
+            self.weight.copy_(float(self.prior_std) * torch.randn(self.weight.shape, generator=g).to(self.weight))
+            self.prior_mean.zero_()
 
     def _after_e_step(self) -> None:
         if self.config.learn_prior_std:
@@ -657,6 +872,46 @@ class OneHotHMMGLM(_HMMGLMBase):
         self.strength_raw.fill_(math.log(math.expm1(self.config.init_strength)))
         self.prior_logits.zero_()
 
+    def _reference_start(self, g: torch.Generator) -> None:
+        """The public code's start: all type logits, strength parameters and prior logits zero."""
+        with torch.no_grad():
+            self.type_logits.zero_()
+            self.strength_raw.zero_()
+            self.prior_logits.zero_()
+
+    def init_from_data(self, x, conv, mask, cfg: FitConfig, seed: int):
+        """Warm start from a plain HMM-GLM fitted with the data-driven start (same seed): types
+        sign(w) where |w| > ``type_threshold`` (logit 2 for that class), strengths |w| (at least 0.05), the
+        prior a_0 from the types' frequencies over states, bias and transitions copied. The annealing then
+        starts at ``cfg.onehot_warm_tau``. Returns None: the first E-step runs on these parameters."""
+        c = self.config
+        plain = HMMGLM(
+            self.n_states, self.n_neurons, basis=c.basis, link=c.link, observations=c.observations, sticky=c.sticky
+        )
+        plain = _follow(plain, self)
+        plain._start_and_em(
+            x, conv, mask, FitConfig(**{**asdict(cfg), "init": "data"}), "data", seed, False, True
+        )
+        self.warm_start_(plain)
+        self._tau_start = cfg.onehot_warm_tau
+        return None
+
+    def warm_start_(self, plain: _HMMGLMBase) -> OneHotHMMGLM:
+        """Set this model's types, strengths, prior, bias and transitions from a fitted plain/Gaussian model."""
+        with torch.no_grad():
+            W = plain.weights.to(self.type_logits)
+            t = (torch.sign(W) * (W.abs() > self.config.type_threshold)).long() + 1  # 0 inh, 1 none, 2 exc
+            logits = torch.zeros_like(self.type_logits)
+            logits.scatter_(-1, t.unsqueeze(-1), 2.0)
+            self.type_logits.copy_(logits)
+            w = W.abs().clamp(min=0.05)
+            self.strength_raw.copy_(torch.log(torch.expm1(w)))
+            freq = F.one_hot(t, 3).to(self.prior_logits).mean(0) + 0.05
+            self.prior_logits.copy_(torch.log(freq / freq.sum(-1, keepdim=True)))
+            self.bias.copy_(plain.bias.detach().to(self.bias))
+            self.log_transition.copy_(plain.log_transition.to(self.log_transition))
+        return self
+
     def connection_probs(self) -> torch.Tensor:
         """softmax of the type logits (S, N, N, 3) over (inh, none, exc)."""
         return torch.softmax(self.type_logits, dim=-1)
@@ -684,7 +939,7 @@ class OneHotHMMGLM(_HMMGLMBase):
         return lp
 
     def _set_epoch(self, epoch: int, n_epochs: int) -> None:
-        t0, t1 = self.config.sample_tau_start, self.config.sample_tau
+        t0, t1 = getattr(self, "_tau_start", None) or self.config.sample_tau_start, self.config.sample_tau
         frac = epoch / max(n_epochs - 1, 1)
         self._tau_now = t0 * (t1 / t0) ** frac
 

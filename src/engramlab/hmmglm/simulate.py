@@ -101,3 +101,140 @@ def simulate_demo(
             spikes[:, t + K] = torch.poisson(rates[:, t] + 1e-8)
     types = type_logits.argmax(-1) - 1
     return SyntheticData(spikes[:, K:].contiguous(), states, rates, W, types, a0, model, n_train)
+
+
+# ------------------------------------------------------------------------------------ protocol family
+@dataclass
+class ProtocolSpec:
+    """One random synthetic protocol of this package's own generator (not the demo's).
+
+    ``generator="onehot"``: a shared type matrix (``density`` of the pairs excitatory or inhibitory),
+    each state re-draws a fraction ``switch`` of the types, strengths U(strength) per state and pair.
+    ``generator="gaussian"``: a shared sparse mask (``density``), a shared Gaussian weight matrix
+    mu ~ N(0, strength_hi^2 / 4) on it plus a state-specific perturbation N(0, (perturb strength_hi)^2):
+    the weights are not one-hot (every state has its own real-valued weights, no type structure).
+    """
+
+    name: str
+    n_states: int
+    n_neurons: int
+    n_time_bins: int
+    n_trials: int
+    n_train: int
+    density: float
+    strength: tuple[float, float]
+    link: str
+    generator: str
+    switch: float = 0.3
+    perturb: float = 0.5
+    rate: tuple[float, float] = (0.05, 0.3)  # background rate range (counts per bin)
+    sticky: float = 0.98
+
+
+def _inverse_link(r: torch.Tensor, link: str) -> torch.Tensor:
+    if link == "sigmoid":
+        return torch.log(r) - torch.log1p(-r)
+    if link == "softplus":
+        return torch.log(torch.expm1(r))
+    return torch.log(r)
+
+
+def simulate_protocol(spec: ProtocolSpec, seed: int = 0, max_rate: float = 5.0) -> SyntheticData:
+    """Draw the parameters of ``spec`` with ``seed`` and sample its trials from an :class:`HMMGLM`.
+
+    For the unbounded links (softplus, exp) the weights are shrunk by 0.8 and redrawn until no firing
+    rate in the sampled data exceeds ``max_rate`` counts per bin (a stable network). The returned
+    ``model`` is the exact generator (its Viterbi path is the true-parameter reference).
+    """
+    from .models import HMMGLM  # local: models imports nothing from here
+
+    S, N = spec.n_states, spec.n_neurons
+    g = torch.Generator().manual_seed(int(seed))
+    lo, hi = spec.strength
+    if spec.generator == "onehot":
+        base = torch.zeros(N, N, dtype=torch.long)
+        nz = torch.rand(N, N, generator=g) < spec.density
+        base[nz] = torch.where(torch.rand(int(nz.sum()), generator=g) < 0.5, -1, 1)
+        types = base.expand(S, N, N).clone()
+        for s in range(S):
+            flip = torch.rand(N, N, generator=g) < spec.switch * spec.density  # same expected density
+            new = torch.zeros(N, N, dtype=torch.long)
+            on = torch.rand(N, N, generator=g) < 0.5
+            new[on] = torch.where(torch.rand(int(on.sum()), generator=g) < 0.5, -1, 1)
+            types[s][flip] = new[flip]
+            back = flip & (new != 0) & (base == 0)  # keep the density: as many removed as added
+            add = int(back.sum())
+            if add:
+                cand = torch.nonzero((types[s] != 0) & ~flip)
+                drop = cand[torch.randperm(len(cand), generator=g)[: min(add, len(cand))]]
+                types[s][drop[:, 0], drop[:, 1]] = 0
+        W = types.float() * (lo + (hi - lo) * torch.rand(S, N, N, generator=g))
+    elif spec.generator == "gaussian":
+        mask = (torch.rand(N, N, generator=g) < spec.density).float()
+        mu = 0.5 * hi * torch.randn(N, N, generator=g)
+        W = (mu + spec.perturb * hi * torch.randn(S, N, N, generator=g)) * mask
+        # keep every kept weight at least lo in magnitude (a real connection, not a zero in disguise)
+        W = torch.where(mask.bool() & (W.abs() < lo), lo * torch.sign(W + 1e-12), W)
+        types = (torch.sign(W) * mask).long()
+    else:
+        raise ValueError(f"generator must be 'onehot' or 'gaussian', got {spec.generator!r}")
+    r = spec.rate[0] + (spec.rate[1] - spec.rate[0]) * torch.rand(N, generator=g)
+    bias = _inverse_link(r, spec.link)
+    model = HMMGLM(S, N, link=spec.link, sticky=spec.sticky)
+    for _ in range(40):
+        with torch.no_grad():
+            model.weight.copy_(W)
+            model.bias.copy_(bias)
+        spikes, states = model.sample(spec.n_time_bins, n_trials=spec.n_trials, seed=int(seed) + 1)
+        if spec.link == "sigmoid" or float(spikes.max()) <= 4 * max_rate:
+            x, conv, _ = model._prepare(spikes)
+            from . import glm
+
+            u = glm.drive(conv, model.weight.detach(), model.bias.detach().expand(S, N))
+            sel = torch.gather(u, 2, states[:, :, None, None].expand(-1, -1, 1, N))[:, :, 0]
+            rates = glm.rate(sel, spec.link)
+            if spec.link == "sigmoid" or float(rates.max()) <= max_rate:
+                break
+        W = 0.8 * W
+    else:
+        raise RuntimeError(f"protocol {spec.name}: no stable weights after 40 shrinks")
+    return SyntheticData(spikes.float(), states, rates.float(), W, types, None, model, spec.n_train)
+
+
+def protocol_family(
+    n: int = 20, seed: int = 0, train_bins: int = 8000, test_bins: int = 4000, max_neurons: int = 50
+) -> list[ProtocolSpec]:
+    """``n`` random protocols: N in 10..max_neurons, S in 2..5, T in {500, 1000, 2000, 5000} bins per trial,
+    density 0.1-0.4, strength ranges (0.3, 0.8) / (0.5, 1.2) / (0.8, 1.6), links sigmoid / softplus / exp,
+    generators alternating one-hot and Gaussian (shared + state-specific). Trials: ``train_bins`` and
+    ``test_bins`` bins in all (at least 1 trial each), so every protocol costs about the same to fit."""
+    rng = torch.Generator().manual_seed(int(seed) + 12345)
+    strengths = [(0.3, 0.8), (0.5, 1.2), (0.8, 1.6)]
+    links = ["sigmoid", "softplus", "exp"]
+    lengths = [500, 1000, 2000, 5000]
+    out = []
+    for i in range(n):
+        pick = torch.rand(6, generator=rng)
+        S = 2 + int(pick[0] * 4)
+        N = 10 + int(pick[1] * (max_neurons - 9))
+        T = lengths[int(pick[2] * 4)]
+        dens = round(0.1 + 0.3 * float(pick[3]), 3)
+        n_train = max(1, round(train_bins / T))
+        n_test = max(1, round(test_bins / T))
+        out.append(
+            ProtocolSpec(
+                name=f"p{i:02d}",
+                n_states=S,
+                n_neurons=N,
+                n_time_bins=T,
+                n_trials=n_train + n_test,
+                n_train=n_train,
+                density=dens,
+                strength=strengths[i % 3],
+                link=links[(i // 3) % 3] if i % 9 < 9 else links[i % 3],
+                generator="onehot" if i % 2 == 0 else "gaussian",
+                switch=0.3 + 0.4 * float(pick[4]),
+                perturb=0.3 + 0.5 * float(pick[5]),
+            )
+        )
+    return out
