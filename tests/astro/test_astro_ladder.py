@@ -212,3 +212,17 @@ def test_rate_variant_has_no_binary_spikes_and_gradients_flow():
     x = m.wte(idx)
     s, _, _ = m.blocks[0].amsu(m.blocks[0].ln1(x))
     assert ((s > 0) & (s < 1)).float().mean() > 0.9  # rates in (0, 1), not spikes in {0, 1}
+
+
+def test_sigmoid_input_current_feeds_sigmoid_of_the_projection():
+    torch.manual_seed(2)
+    x = torch.randn(2, 6, 5, dtype=torch.float64)
+    lin = AMSU(5, 4, n_astrocytes=2, d_key=3).double()
+    sig = AMSU(5, 4, n_astrocytes=2, d_key=3, input_current="sigmoid").double()
+    sig.load_state_dict(lin.state_dict())
+    o, _ = sig.astro(x)
+    want, _, _ = sig.lif(torch.sigmoid(x @ sig.W_I.weight.T).transpose(0, 1), o.transpose(0, 1))
+    got, _, _ = sig(x)
+    assert torch.equal(got, want.transpose(0, 1))
+    with pytest.raises(ValueError, match="input_current"):
+        AMSU(5, 4, input_current="relu")

@@ -40,6 +40,8 @@ Switches of the ablation ladder (each a constructor argument, the same model oth
   outputs s_t + o_t (the astrocyte added after the spike, no membrane coupling).
   ``coupling="none"``: no neurons at all; the layer outputs o_t. This is a plain (decayed,
   normalised, multi-head) linear-attention layer with exactly the astrocytes' state [H | z].
+- ``input_current="sigmoid"``: I_t = sigmoid(W_I x_t), a nonlinear current as Fig. 1's I_t = sigma(x_t)
+  (the default ``"linear"`` is A1's I_t = W_I x_t).
 """
 
 from __future__ import annotations
@@ -174,6 +176,7 @@ class Astrocytes(nn.Module):
 
 
 COUPLINGS = ("membrane", "after_spike", "none")
+INPUT_CURRENTS = ("linear", "sigmoid")
 
 
 class AMSUState(NamedTuple):
@@ -202,11 +205,15 @@ class AMSU(nn.Module):
         key_shift: bool = True,
         normalise: bool = True,
         coupling: str = "membrane",
+        input_current: str = "linear",
         **lif_kwargs,
     ):
         super().__init__()
         if coupling not in COUPLINGS:
             raise ValueError(f"unknown coupling {coupling!r}; expected one of {COUPLINGS}")
+        if input_current not in INPUT_CURRENTS:
+            raise ValueError(f"unknown input_current {input_current!r}; expected one of {INPUT_CURRENTS}")
+        self.input_current = input_current
         if coupling != "membrane" and not astrocyte:
             raise ValueError(f"coupling={coupling!r} needs astrocytes (astrocyte=True); without them use 'membrane'")
         self.n_neurons = n_neurons
@@ -228,6 +235,11 @@ class AMSU(nn.Module):
             else None
         )
         self.lif = LIF(n_neurons, **lif_kwargs) if coupling != "none" else None
+
+    def _current(self, x: torch.Tensor) -> torch.Tensor:
+        """I_t = W_I x_t (A1), or sigmoid(W_I x_t) with input_current="sigmoid"."""
+        c = self.W_I(x)
+        return torch.sigmoid(c) if self.input_current == "sigmoid" else c
 
     def init_state(self, batch_size: int, device=None, dtype=None) -> AMSUState:
         p = next(self.parameters())
@@ -274,7 +286,7 @@ class AMSU(nn.Module):
         o, astro = (None, None) if self.astro is None else self.astro(x, state.astro)
         if self.lif is None:  # coupling="none": the astrocyte memory alone (linear attention)
             return o, None, AMSUState(None, astro)
-        current = self.W_I(x)  # (B, T, N)
+        current = self._current(x)  # (B, T, N)
         into = o if self.coupling == "membrane" else None
         spk, mem, lif = self.lif(
             current.transpose(0, 1), None if into is None else into.transpose(0, 1), state.lif, check=False
@@ -290,7 +302,7 @@ class AMSU(nn.Module):
         o, astro = (None, None) if self.astro is None else self.astro.step(x_t, state.astro)
         if self.lif is None:
             return o, None, AMSUState(None, astro)
-        s, u, lif = self.lif.step(self.W_I(x_t), o if self.coupling == "membrane" else None, state.lif)
+        s, u, lif = self.lif.step(self._current(x_t), o if self.coupling == "membrane" else None, state.lif)
         if self.coupling == "after_spike":
             s = s + o
         return s, u, AMSUState(lif, astro)

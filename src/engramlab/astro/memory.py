@@ -36,7 +36,18 @@ from engramlab.astro.model import VARIANTS, AstroConfig, AstroSNN
 from engramlab.data.tasks import MemoryTask
 from engramlab.io import save_figure, write_json
 
-MODEL_NAMES = ("astrosnn", "lif", "lstm", "gpt", "rate", "after_spike", "no_shift", "no_norm", "linear_attn")
+MODEL_NAMES = (
+    "astrosnn",
+    "lif",
+    "lstm",
+    "gpt",
+    "rate",
+    "after_spike",
+    "no_shift",
+    "no_norm",
+    "linear_attn",
+    "sigmoid_input",
+)
 TRAIN_DELAYS = ("fixed", "uniform", "loguniform")
 
 

@@ -15,8 +15,8 @@ the one-token form; both give the same numbers (tests/astro/test_astro_model.py)
 The ablation ladder (docs/astro.md, "Ablation ladder") is a set of config switches of this one
 model: ``astrocyte=False`` (LIF ablation), ``spiking=False`` (every LIF replaced by its rate),
 ``coupling="after_spike"`` (astrocyte read-out added after the spike), ``key_shift=False``,
-``normalise=False`` and ``coupling="none"`` (a plain linear-attention layer with the astrocytes'
-state in place of AM-SU). ``VARIANTS`` names them.
+``normalise=False``, ``coupling="none"`` (a plain linear-attention layer with the astrocytes'
+state in place of AM-SU) and ``input_current="sigmoid"``. ``VARIANTS`` names them.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from engramlab.astro.amsu import AMSU, COUPLINGS, AMSUState, AstroState
+from engramlab.astro.amsu import AMSU, COUPLINGS, INPUT_CURRENTS, AMSUState, AstroState
 from engramlab.astro.neurons import LIF, RESETS, LIFState
 from engramlab.astro.surrogate import RATE_SURROGATES, SURROGATES
 from engramlab.nn.lm import LanguageModel
@@ -57,6 +57,7 @@ class AstroConfig:
     normalise: bool = True  # o_t = H_t q_t / (q_t . z_t + eps); False: o_t = H_t q_t
     spiking: bool = True  # False: every LIF replaced by its rate psi(u + o - theta) (no surrogate)
     coupling: str = "membrane"  # membrane (A4) | after_spike (s_t + o_t) | none (linear attention, no neurons)
+    input_current: str = "linear"  # linear: I_t = W_I x_t (A1) | sigmoid: I_t = sigmoid(W_I x_t)
 
     def validate(self) -> None:
         for name in (
@@ -91,6 +92,8 @@ class AstroConfig:
                 raise ValueError(f"AstroConfig.{name} must be true or false, got {getattr(self, name)!r}")
         if self.coupling not in COUPLINGS:
             raise ValueError(f"AstroConfig.coupling={self.coupling!r}; expected one of {COUPLINGS}")
+        if self.input_current not in INPUT_CURRENTS:
+            raise ValueError(f"AstroConfig.input_current={self.input_current!r}; expected one of {INPUT_CURRENTS}")
         if self.coupling != "membrane" and not self.astrocyte:
             raise ValueError(
                 f"AstroConfig.coupling={self.coupling!r} needs astrocyte=true (it says where the astrocyte's "
@@ -112,6 +115,7 @@ VARIANTS = {
     "no_shift": {"key_shift": False},
     "no_norm": {"normalise": False},
     "linear_attn": {"coupling": "none"},
+    "sigmoid_input": {"input_current": "sigmoid"},
 }
 
 
@@ -145,6 +149,7 @@ class Block(nn.Module):
             cfg.key_shift,
             cfg.normalise,
             cfg.coupling,
+            cfg.input_current,
             **lif,
         )
         self.W_out = nn.Linear(cfg.n_neurons, d, bias=False)

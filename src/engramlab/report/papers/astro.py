@@ -36,7 +36,7 @@ SUMMARY = (
 
 TASKS = ("copy", "recall", "dms")
 # the ladder's variants (engramlab.astro.model.VARIANTS, same order)
-VARIANT_NAMES = ("astrosnn", "lif", "rate", "after_spike", "no_shift", "no_norm", "linear_attn")
+VARIANT_NAMES = ("astrosnn", "lif", "rate", "after_spike", "no_shift", "no_norm", "linear_attn", "sigmoid_input")
 # the variants without "astrocytic modulation of spiking units": no astrocyte, no spikes, no coupling, no neurons
 CONTROLS = ("lif", "rate", "after_spike", "linear_attn")
 BASELINE_MODELS = ("gpt", "lstm", "leaky_rnn")
@@ -48,6 +48,7 @@ LABELS = {
     "no_shift": "no key shift",
     "no_norm": "no normaliser",
     "linear_attn": "linear attention, same state",
+    "sigmoid_input": "sigmoid input current",
     "gpt": "GPT",
     "lstm": "LSTM",
     "leaky_rnn": "leaky RNN (timescales)",
@@ -502,6 +503,10 @@ _WHAT = {
     "linear_attn": (
         "the spiking units",
         "the neurons altogether (a plain linear-attention layer with the astrocytes' state size)",
+    ),
+    "sigmoid_input": (
+        "the linear input current",
+        "the linear input current of A1 (I_t = sigmoid(W_I x_t) instead; this project's choice)",
     ),
 }
 
