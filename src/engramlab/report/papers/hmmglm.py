@@ -537,7 +537,7 @@ def _insula_claims() -> list[ClaimSpec]:
             paper_value=None,
             paper_text="—",
             rule=None,
-            unit="held-out LL per bin and neuron (best model and S per seed)",
+            unit="held-out LL per bin and neuron (best S per seed)",
             measure=_insula_best(("glm", "hmmglm", "gaussian")),
             experiment="insula",
         ),
