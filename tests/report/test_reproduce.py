@@ -51,7 +51,7 @@ def test_tiny_run_writes_every_file_and_follows_the_schema(tiny_run):
         # every claim was measured from the run (tiny budgets still produce numbers), except tau_net: no
         # neuron of a 16-neuron network near its initialisation has tau_net > 1, the paper's filter
         for c in doc["claims"]:
-            if c["id"] == "timescales.tau_net_grows":
+            if c["id"].startswith("timescales.") and c["id"].endswith("tau_net_grows"):
                 assert c["measured"]["n_seeds"] == 0 and "gave no value" in c["measured"]["note"]
                 assert c["verdict"] == "not attempted"
             else:

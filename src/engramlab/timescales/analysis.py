@@ -191,6 +191,23 @@ def network_timescales(
     }
 
 
+def bootstrap_ci(values, n_boot: int = 2000, level: float = 0.95, seed: int = 0, stat=np.mean) -> list[float]:
+    """Percentile bootstrap confidence interval of ``stat`` over the entries of ``values`` (e.g. neurons).
+
+    Returns [lo, hi]; [nan, nan] for an empty input, [v, v] for a single value.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if v.size == 0:
+        return [float("nan"), float("nan")]
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, v.size, size=(n_boot, v.size))
+    boot = stat(v[idx], axis=1)
+    a = (1 - level) / 2
+    return [float(np.quantile(boot, a)), float(np.quantile(boot, 1 - a))]
+
+
 def pca_dimensionality(act: np.ndarray, frac: float = 0.9) -> float:
     """Mean over trials of the number of PCs explaining ``frac`` of the variance. act (trials, T, H)."""
     dims = []
@@ -429,6 +446,10 @@ def analyze_run(
                     "tau_net_std": float(keep.std()) if keep.size else float("nan"),
                     "tau_net_median": float(np.median(keep)) if keep.size else float("nan"),
                     "tau_net_kept": int(keep.size),
+                    "tau_net_fitted": int(tn.size),
+                    "tau_net_input_steps": int(cfg.ac_steps * cfg.ac_trials),
+                    "tau_net_ci": bootstrap_ci(keep, seed=cfg.seed),  # 95% CI of the mean over neurons
+                    "tau_net_median_ci": bootstrap_ci(keep, seed=cfg.seed, stat=np.median),
                     "tau_net_population": nt["tau_net_population"],
                     "tau_net_single_exp_mean": float(np.nanmean(nt["tau_net_single_exp"])),
                     "dimensionality": nt["dimensionality"],
