@@ -54,6 +54,8 @@ def test_tiny_run_writes_every_file_and_follows_the_schema(tiny_run):
             if c["id"].startswith("timescales.") and c["id"].endswith("tau_net_grows"):
                 assert c["measured"]["n_seeds"] == 0 and "gave no value" in c["measured"]["note"]
                 assert c["verdict"] == "not attempted"
+            elif c["id"].startswith("hmmglm.insula_"):  # needs the insula recording, not given here
+                assert c["measured"]["n_seeds"] == 0 and c["verdict"] in (None, "not attempted")
             else:
                 assert c["measured"]["n_seeds"] >= 1, c["id"]
     assert [c["id"] for c in results["claims"]] == [
