@@ -160,7 +160,7 @@ BUDGETS = {
         "estimate_s": {"ladder": 1.0, "baseline": 0.5, "lm": 7, "generation": 2},
     },
     # docs/astro.md, "Ablation ladder": a tiny AstroSNN (2 layers, d = N = 32, 4 astrocytes x d_key 8)
-    # and a short budget (FULL_STEPS AdamW steps of 32 sequences, delays drawn log-uniformly up to 500)
+    # and a short budget (300 AdamW steps of 32 sequences, delays drawn log-uniformly up to 500)
     # so that the whole ladder fits about an hour of one core; the small presets for 300 steps of
     # 8 x 256 Shakespeare bytes; the efficiency benchmark's contexts
     "full": {
