@@ -61,8 +61,10 @@ def main(argv=None) -> dict:
     )
     failed = list(run.failed) + run.blocked
     doc = R.build_system_doc("astro", mode, out, units, seeds, "cpu", {}, cmd, failed=failed)
-    print(f"astro ({mode}): ran {len(run.ran)}, skipped {len(run.skipped)}, failed {len(failed)} "
-          f"in {time.perf_counter() - t0:.0f} s; wrote {out / 'astro' / 'claims.json'}")
+    print(
+        f"astro ({mode}): ran {len(run.ran)}, skipped {len(run.skipped)}, failed {len(failed)} "
+        f"in {time.perf_counter() - t0:.0f} s; wrote {out / 'astro' / 'claims.json'}"
+    )
     for c in doc["claims"]:
         m = c["measured"]
         print(f"  {c['id']}: {m['mean']} {m['spread']} -> {c['verdict']}")

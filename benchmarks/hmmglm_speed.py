@@ -64,12 +64,17 @@ def _run(src: Path, data: str, max_bins: int, mode: str, threads: int) -> dict:
     for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env[k] = str(threads)
     code = f"import torch; torch.set_num_threads({threads})\n" + _CHILD
-    r = subprocess.run([sys.executable, "-c", code, data, str(max_bins), mode], env=env, capture_output=True,
-                       text=True, cwd=tempfile.gettempdir())
+    r = subprocess.run(
+        [sys.executable, "-c", code, data, str(max_bins), mode],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tempfile.gettempdir(),
+    )
     line = [x for x in r.stdout.splitlines() if x.startswith("RESULT ")]
     if r.returncode or not line:
         raise RuntimeError(f"{mode} fit with {src} failed:\n{r.stderr[-3000:]}")
-    return json.loads(line[-1][len("RESULT "):])
+    return json.loads(line[-1][len("RESULT ") :])
 
 
 def main() -> int:

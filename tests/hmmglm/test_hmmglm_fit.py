@@ -153,8 +153,9 @@ def test_reference_optimizer_runs_per_sequence_and_starts_from_zero(planted):
     assert m.n_epochs_ == 2 and len(m.history_) == 2
     g = GLM(5).fit(planted, progress=False, optimizer="reference", reference_epochs=1, reference_steps=0)
     assert torch.count_nonzero(g.weight) == 0  # zero initial weights, no step taken
-    oh = make_model("onehot", 2, 5).fit(planted, progress=False, optimizer="reference", reference_epochs=1,
-                                        reference_steps=0)
+    oh = make_model("onehot", 2, 5).fit(
+        planted, progress=False, optimizer="reference", reference_epochs=1, reference_steps=0
+    )
     assert torch.count_nonzero(oh.type_logits) == 0 and torch.count_nonzero(oh.strength_raw) == 0
 
 

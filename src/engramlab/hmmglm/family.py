@@ -142,9 +142,7 @@ def summarise(runs: list[dict], target: float = 0.95) -> dict:
                 state_accuracy_ratio_mean=float(np.mean(ratios)),
                 n_below_target=int(sum(q < target for q in ratios)),
                 below_target=[
-                    f"{r['protocol']['name']}/seed{r['protocol']['seed']}"
-                    for r, q in zip(runs, ratios)
-                    if q < target
+                    f"{r['protocol']['name']}/seed{r['protocol']['seed']}" for r, q in zip(runs, ratios) if q < target
                 ],
             )
         summary[kind] = s

@@ -496,9 +496,13 @@ class _HMMGLMBase(Pretrained, nn.Module):
         g = make_model("glm", 1, self.n_neurons, basis=c.basis, link=c.link, observations=c.observations)
         g = _follow(g, self)
         g._em(
-            x, conv, mask,
+            x,
+            conv,
+            mask,
             FitConfig(max_epochs=60, rtol=1e-5, m_steps=cfg.m_steps, lr=cfg.lr, window=cfg.window, seed=cfg.seed),
-            False, True, None,
+            False,
+            True,
+            None,
         )
         return g
 
@@ -529,7 +533,7 @@ class _HMMGLMBase(Pretrained, nn.Module):
                 f = torch.cat([score, Gw[b].sum(1)], 1) / Mw[b].clamp(min=1).unsqueeze(1)
                 feats.append(f @ P)
             feats = torch.cat(feats).double().cpu()  # k-means on the host (small), whatever the device
-            valid = (Mw.reshape(-1) > 0)
+            valid = Mw.reshape(-1) > 0
             labels = torch.zeros(feats.shape[0], dtype=torch.long)
             labels[valid] = _kmeans(feats[valid], S, g, cfg.data_kmeans_starts)
             lab = labels.reshape(B, -1).repeat_interleave(L, dim=1)[:, :T]
@@ -583,8 +587,9 @@ class _HMMGLMBase(Pretrained, nn.Module):
                 nb = mb.sum()
                 for _ in range(cfg.reference_steps):
                     self._before_step()
-                    q = glm.expected_log_likelihood(self.weight_tensor("sample"), self.bias, xb, cb, gb, link, obs,
-                                                    value=False)
+                    q = glm.expected_log_likelihood(
+                        self.weight_tensor("sample"), self.bias, xb, cb, gb, link, obs, value=False
+                    )
                     loss = -q / nb - self.log_prior() / nb  # the full log-prior with every sequence's update
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
@@ -889,9 +894,7 @@ class OneHotHMMGLM(_HMMGLMBase):
             self.n_states, self.n_neurons, basis=c.basis, link=c.link, observations=c.observations, sticky=c.sticky
         )
         plain = _follow(plain, self)
-        plain._start_and_em(
-            x, conv, mask, FitConfig(**{**asdict(cfg), "init": "data"}), "data", seed, False, True
-        )
+        plain._start_and_em(x, conv, mask, FitConfig(**{**asdict(cfg), "init": "data"}), "data", seed, False, True)
         self.warm_start_(plain)
         self._tau_start = cfg.onehot_warm_tau
         return None

@@ -78,9 +78,7 @@ def single_head_copy(model: nn.Module, head: int) -> nn.Module:
     return m
 
 
-def retrain(
-    model: nn.Module, task: str, n: int, train_config: TrainConfig, cfg: GeneraliseConfig, seed: int
-) -> dict:
+def retrain(model: nn.Module, task: str, n: int, train_config: TrainConfig, cfg: GeneraliseConfig, seed: int) -> dict:
     """Retrain a single-head ``model`` on N = ``n`` in place; per-epoch accuracy and epochs-to-criterion."""
     if model.heads.n_heads != 1:
         raise ValueError(f"retrain needs a single-head model (single_head_copy), got {model.heads.n_heads} heads")

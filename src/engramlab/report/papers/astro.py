@@ -869,8 +869,15 @@ def figures(o: Outputs, out: Path) -> list[dict]:
         fig, ax = plt.subplots(figsize=(7.5, 3.8))
         for i, (m, vals) in enumerate(rows):
             mu = float(np.mean(vals))
-            ax.bar(i, mu, yerr=[[mu - min(vals)], [max(vals) - mu]], capsize=4, color="C0" if m == "astrosnn" else
-                   ("C3" if m in CONTROLS else ("C2" if m in BASELINE_MODELS else "C1")))
+            ax.bar(
+                i,
+                mu,
+                yerr=[[mu - min(vals)], [max(vals) - mu]],
+                capsize=4,
+                color="C0"
+                if m == "astrosnn"
+                else ("C3" if m in CONTROLS else ("C2" if m in BASELINE_MODELS else "C1")),
+            )
             ax.plot([i] * len(vals), vals, "k.", ms=4)
         ax.set_xticks(range(len(rows)), [LABELS[m] for m, _ in rows], rotation=35, ha="right", fontsize=8)
         ax.axhline(0, color="gray", lw=0.8)
@@ -955,8 +962,10 @@ def tables(o: Outputs) -> list[dict]:
     out = []
     for title, models in (
         ("Ablation ladder: held-out accuracy (mean [min, max] over seeds)", list(b["variants"])),
-        ("Baselines (learning rate by sweep): held-out accuracy (mean [min, max] over seeds)",
-         ["astrosnn", *BASELINE_MODELS]),
+        (
+            "Baselines (learning rate by sweep): held-out accuracy (mean [min, max] over seeds)",
+            ["astrosnn", *BASELINE_MODELS],
+        ),
     ):
         rows = []
         for task in b["tasks"]:

@@ -117,8 +117,15 @@ def run_unit(unit: Unit, folder: Path, ctx) -> None:
         run_benchmark(folder / "reference", seed=unit.seed, workers=1, threads=threads, fit=ref, figures=False, **proto)
         fam = dict(c["family"])
         fam_fit = FitConfig(**fam.pop("fit"))
-        run_family(folder / "family", seeds=[unit.seed], fits=None, default_fit=fam_fit, threads=threads,
-                   progress=ctx.progress, **fam)
+        run_family(
+            folder / "family",
+            seeds=[unit.seed],
+            fits=None,
+            default_fit=fam_fit,
+            threads=threads,
+            progress=ctx.progress,
+            **fam,
+        )
     elif c["kind"] == "insula":
         from engramlab.hmmglm.real import insula_study
 
@@ -205,9 +212,7 @@ def _insula_fits(o: Outputs, s: int) -> list[dict]:
 
 def _insula_best(kinds: tuple[str, ...]):
     def measure(o: Outputs):
-        return o.per_seed(
-            lambda s: max(f["test_ll_per_bin_neuron"] for f in _insula_fits(o, s) if f["model"] in kinds)
-        )
+        return o.per_seed(lambda s: max(f["test_ll_per_bin_neuron"] for f in _insula_fits(o, s) if f["model"] in kinds))
 
     return measure
 
@@ -223,6 +228,7 @@ def _insula_events(kind: str, n_states: int):
         return o.per_seed(one)
 
     return measure
+
 
 CLAIMS = [
     ClaimSpec(
@@ -417,8 +423,13 @@ def _family_claims() -> list[ClaimSpec]:
             source="abstract ('effectively recover true interaction structures')",
             paper_value=None,
             paper_text="—",
-            rule={"op": ">=", "other": "hmmglm.family_type_accuracy_hmmglm", "margin": 0.0, "partly": -0.02,
-                  "basis": "not below HMM-GLM; partly within 0.02"},
+            rule={
+                "op": ">=",
+                "other": "hmmglm.family_type_accuracy_hmmglm",
+                "margin": 0.0,
+                "partly": -0.02,
+                "basis": "not below HMM-GLM; partly within 0.02",
+            },
             unit="connection-type accuracy (mean over protocols)",
             measure=_family_mean("onehot", "type_accuracy"),
             experiment="synthetic",
@@ -441,8 +452,13 @@ def _family_claims() -> list[ClaimSpec]:
             source="abstract ('achieve the highest predictive likelihood')",
             paper_value=None,
             paper_text="—",
-            rule={"op": ">=", "other": "hmmglm.family_test_ll_hmmglm", "margin": 0.0, "partly": -0.002,
-                  "basis": "not below HMM-GLM's; partly within 0.002 nats per bin and neuron"},
+            rule={
+                "op": ">=",
+                "other": "hmmglm.family_test_ll_hmmglm",
+                "margin": 0.0,
+                "partly": -0.002,
+                "basis": "not below HMM-GLM's; partly within 0.002 nats per bin and neuron",
+            },
             unit="test LL minus the generator's, per bin and neuron (mean over protocols)",
             measure=_family_mean("onehot", "test_ll_gap"),
             experiment="synthetic",
@@ -476,8 +492,13 @@ def _reference_claims() -> list[ClaimSpec]:
             source="abstract; public demo's training loop",
             paper_value=-0.8565,
             paper_text=f"one-hot -0.8565 vs HMM-GLM -0.8594 ({_TABLES})",
-            rule={"op": ">=", "other": "hmmglm.ref_hmmglm_test_ll", "margin": 0.0, "partly": -0.005,
-                  "basis": "not below HMM-GLM's; partly within 0.005"},
+            rule={
+                "op": ">=",
+                "other": "hmmglm.ref_hmmglm_test_ll",
+                "margin": 0.0,
+                "partly": -0.005,
+                "basis": "not below HMM-GLM's; partly within 0.005",
+            },
             unit="test log-likelihood per bin and neuron",
             measure=_ref_metric("onehot", "test_ll_per_bin_neuron"),
             experiment="synthetic",
@@ -501,8 +522,13 @@ def _reference_claims() -> list[ClaimSpec]:
             source="abstract; public demo's training loop",
             paper_value=0.72,
             paper_text=f"one-hot 0.72 (hard types) vs HMM-GLM 0.595 ({_TABLES})",
-            rule={"op": ">=", "other": "hmmglm.ref_hmmglm_type_accuracy", "margin": 0.0, "partly": -0.05,
-                  "basis": "not below HMM-GLM; partly within 0.05"},
+            rule={
+                "op": ">=",
+                "other": "hmmglm.ref_hmmglm_type_accuracy",
+                "margin": 0.0,
+                "partly": -0.05,
+                "basis": "not below HMM-GLM; partly within 0.05",
+            },
             unit="connection-type accuracy",
             measure=_ref_metric("onehot", "type_accuracy"),
             experiment="synthetic",
@@ -547,8 +573,13 @@ def _insula_claims() -> list[ClaimSpec]:
             source="abstract ('achieve the highest predictive likelihood with real neural datasets')",
             paper_value=None,
             paper_text="Table 2 not retrieved; reviewers: multi-state results similar to the one-state GLM",
-            rule={"op": ">=", "other": "hmmglm.insula_best_other_test_ll", "margin": 0.0, "partly": -0.001,
-                  "basis": "one-hot's best S not below the best other model; partly within 0.001"},
+            rule={
+                "op": ">=",
+                "other": "hmmglm.insula_best_other_test_ll",
+                "margin": 0.0,
+                "partly": -0.001,
+                "basis": "one-hot's best S not below the best other model; partly within 0.001",
+            },
             unit="held-out LL per bin and neuron (best S per seed)",
             measure=_insula_best(("onehot",)),
             experiment="insula",
@@ -560,8 +591,12 @@ def _insula_claims() -> list[ClaimSpec]:
             source="paper: decoded states interpreted against task epochs/behaviour (reviews)",
             paper_value=None,
             paper_text="qualitative in the paper",
-            rule={"op": ">=", "value": 5, "partly": 2,
-                  "basis": ">= 5 of 9 channels above the 95th percentile of 20 shifts; partly >= 2"},
+            rule={
+                "op": ">=",
+                "value": 5,
+                "partly": 2,
+                "basis": ">= 5 of 9 channels above the 95th percentile of 20 shifts; partly >= 2",
+            },
             unit="event channels (of 9) with MI above the shifted p95",
             measure=_insula_events("onehot", 4),
             experiment="insula",
@@ -768,8 +803,13 @@ def tables(o: Outputs) -> list[dict]:
             {
                 "title": f"Insula recording: {ins['n_neurons']} most active of {ins['n_neurons_recording']} neurons, "
                 f"{ins['bin_width_s']} s bins, blocks {ins['held_out_blocks']} of 10 held out, seeds {ins['seeds']}",
-                "columns": ["model", "states", "held-out LL / (bin·neuron) mean [min, max]",
-                            "event channels with MI > shifted p95 (of 9)", "fit s"],
+                "columns": [
+                    "model",
+                    "states",
+                    "held-out LL / (bin·neuron) mean [min, max]",
+                    "event channels with MI > shifted p95 (of 9)",
+                    "fit s",
+                ],
                 "rows": irows,
             }
         )

@@ -137,8 +137,14 @@ BUDGETS = {
         },
         "conditions": ALL_CONDITIONS,
         "budget_minutes": {"parity": 0.7, "dms": 0.7},
-        "generalise": {"extra_ns": [1, 3, 5, 7], "epochs": 10, "steps_per_epoch": 50, "batch_size": 128,
-                       "test_batches": 4, "threshold": 98.0},
+        "generalise": {
+            "extra_ns": [1, 3, 5, 7],
+            "epochs": 10,
+            "steps_per_epoch": 50,
+            "batch_size": 128,
+            "test_batches": 4,
+            "threshold": 98.0,
+        },
         "analysis": {
             "ac_steps": 10000,
             "ac_trials": 10,
@@ -425,21 +431,41 @@ def _max_n_claim(cid, task, cond, claim, source, paper_value, paper_text, other=
 
 CLAIMS = [
     _max_n_claim(
-        "timescales.single_max_n", "parity", "single", "largest N solved, single-head curriculum (N-parity)",
-        "baseline curriculum", 35, f"35 (33-37, {_CODE})",
+        "timescales.single_max_n",
+        "parity",
+        "single",
+        "largest N solved, single-head curriculum (N-parity)",
+        "baseline curriculum",
+        35,
+        f"35 (33-37, {_CODE})",
     ),
     _max_n_claim(
-        "timescales.multi_max_n", "parity", "multi",
+        "timescales.multi_max_n",
+        "parity",
+        "multi",
         "the multi-head curriculum solves larger N than the single-head one with the same training (N-parity)",
-        "abstract; max trained N", 101, f"100-101 (the head cap) vs 35 ({_CODE})", other="timescales.single_max_n",
+        "abstract; max trained N",
+        101,
+        f"100-101 (the head cap) vs 35 ({_CODE})",
+        other="timescales.single_max_n",
     ),
     _max_n_claim(
-        "timescales.dms_single_max_n", "dms", "single", "largest N solved, single-head (N-DMS)",
-        "baseline curriculum", 93, "≈93 (analysis ranges in the code)",
+        "timescales.dms_single_max_n",
+        "dms",
+        "single",
+        "largest N solved, single-head (N-DMS)",
+        "baseline curriculum",
+        93,
+        "≈93 (analysis ranges in the code)",
     ),
     _max_n_claim(
-        "timescales.dms_multi_max_n", "dms", "multi", "the multi-head curriculum solves larger N on N-DMS too",
-        "abstract (both tasks)", 100, "≈99-100 vs ≈93 (analysis ranges in the code)",
+        "timescales.dms_multi_max_n",
+        "dms",
+        "multi",
+        "the multi-head curriculum solves larger N on N-DMS too",
+        "abstract (both tasks)",
+        100,
+        "≈99-100 vs ≈93 (analysis ranges in the code)",
         other="timescales.dms_single_max_n",
     ),
     ClaimSpec(
@@ -448,9 +474,12 @@ CLAIMS = [
         source="abstract ('multi-head trains faster'); example runs",
         paper_value=0.52,
         paper_text="N = 12 after 12 epochs multi-head vs 23 single-head (official example runs, seed 0)",
-        rule={"op": "<=", "value": 0.8, "partly": 1.0,
-              "basis": "multi-head needs at most 0.8x the single-head epochs (the paper's runs: 0.52); "
-              "partly: not more"},
+        rule={
+            "op": "<=",
+            "value": 0.8,
+            "partly": 1.0,
+            "basis": "multi-head needs at most 0.8x the single-head epochs (the paper's runs: 0.52); partly: not more",
+        },
         unit="epochs multi / epochs single to the largest N both solved",
         measure=_speed_ratio("parity"),
         experiment="train",
@@ -462,59 +491,111 @@ CLAIMS = [
         source="abstract (both tasks)",
         paper_value=None,
         paper_text="stated for both tasks, no DMS number in the code",
-        rule={"op": "<=", "value": 0.8, "partly": 1.0,
-              "basis": "as for N-parity: at most 0.8x the single-head epochs; partly: not more"},
+        rule={
+            "op": "<=",
+            "value": 0.8,
+            "partly": 1.0,
+            "basis": "as for N-parity: at most 0.8x the single-head epochs; partly: not more",
+        },
         unit="epochs multi / epochs single to the largest N both solved",
         measure=_speed_ratio("dms"),
         experiment="train",
         figures=("epochs_vs_n.png",),
     ),
     _max_n_claim(
-        "timescales.sliding_max_n", "parity", "sliding", "largest N solved, sliding-window multi-head (N-parity)",
-        "appendix control (sliding_10_5 in the code)", None, "not given (control curriculum)",
+        "timescales.sliding_max_n",
+        "parity",
+        "sliding",
+        "largest N solved, sliding-window multi-head (N-parity)",
+        "appendix control (sliding_10_5 in the code)",
+        None,
+        "not given (control curriculum)",
     ),
     _max_n_claim(
-        "timescales.dms_sliding_max_n", "dms", "sliding", "largest N solved, sliding-window multi-head (N-DMS)",
-        "appendix control", None, "not given (control curriculum)",
+        "timescales.dms_sliding_max_n",
+        "dms",
+        "sliding",
+        "largest N solved, sliding-window multi-head (N-DMS)",
+        "appendix control",
+        None,
+        "not given (control curriculum)",
     ),
     # fixed tau
     _max_n_claim(
-        "timescales.single_tau1_max_n", "parity", "single-tau1", "largest N solved, single-head, fixed tau = 1",
-        "fixed-tau baseline", 24.75, f"24-26 ({_CODE})",
+        "timescales.single_tau1_max_n",
+        "parity",
+        "single-tau1",
+        "largest N solved, single-head, fixed tau = 1",
+        "fixed-tau baseline",
+        24.75,
+        f"24-26 ({_CODE})",
     ),
     _max_n_claim(
-        "timescales.single_trained_tau_helps", "parity", "single",
+        "timescales.single_trained_tau_helps",
+        "parity",
+        "single",
         "trainable tau lets the single-head curriculum solve larger N than fixed tau = 1 (N-parity)",
-        "max trained N, trained vs fixed tau", 35, f"35 vs 24.75 ({_CODE})", other="timescales.single_tau1_max_n",
+        "max trained N, trained vs fixed tau",
+        35,
+        f"35 vs 24.75 ({_CODE})",
+        other="timescales.single_tau1_max_n",
     ),
     _max_n_claim(
-        "timescales.single_tau2_max_n", "parity", "single-tau2", "largest N solved, single-head, fixed tau = 2",
-        "fixed-tau baseline", 25.75, f"25-26 ({_CODE})",
+        "timescales.single_tau2_max_n",
+        "parity",
+        "single-tau2",
+        "largest N solved, single-head, fixed tau = 2",
+        "fixed-tau baseline",
+        25.75,
+        f"25-26 ({_CODE})",
     ),
     _max_n_claim(
-        "timescales.multi_tau2_max_n", "parity", "multi-tau2", "largest N solved, multi-head, fixed tau = 2",
-        "fixed-tau baseline", 87.25, f"87-88 ({_CODE})",
+        "timescales.multi_tau2_max_n",
+        "parity",
+        "multi-tau2",
+        "largest N solved, multi-head, fixed tau = 2",
+        "fixed-tau baseline",
+        87.25,
+        f"87-88 ({_CODE})",
     ),
     _max_n_claim(
-        "timescales.multi_tau1_best", "parity", "multi-tau1",
+        "timescales.multi_tau1_best",
+        "parity",
+        "multi-tau1",
         "multi-head with fixed tau = 1 (pure network memory) solves larger N than with fixed tau = 2 (N-parity)",
-        "max trained N, fixed tau", 101, f"101 (tau = 1) vs 87 (tau = 2) vs 68 (tau = 3) ({_CODE})",
+        "max trained N, fixed tau",
+        101,
+        f"101 (tau = 1) vs 87 (tau = 2) vs 68 (tau = 3) ({_CODE})",
         other="timescales.multi_tau2_max_n",
     ),
     _max_n_claim(
-        "timescales.multi_tau1_vs_single_tau1", "parity", "multi-tau1",
+        "timescales.multi_tau1_vs_single_tau1",
+        "parity",
+        "multi-tau1",
         "with fixed tau = 1 too, multi-head solves larger N than single-head (N-parity)",
-        "max trained N, fixed tau", 101, f"101 vs 24.75 ({_CODE})", other="timescales.single_tau1_max_n",
+        "max trained N, fixed tau",
+        101,
+        f"101 vs 24.75 ({_CODE})",
+        other="timescales.single_tau1_max_n",
     ),
     # mod variant
     _max_n_claim(
-        "timescales.mod_single_max_n", "parity", "single-mod", "largest N solved, single-head, mod model (N-parity)",
-        "appendix robustness check (RNN_Mod)", None, "not given",
+        "timescales.mod_single_max_n",
+        "parity",
+        "single-mod",
+        "largest N solved, single-head, mod model (N-parity)",
+        "appendix robustness check (RNN_Mod)",
+        None,
+        "not given",
     ),
     _max_n_claim(
-        "timescales.mod_multi_max_n", "parity", "multi-mod",
+        "timescales.mod_multi_max_n",
+        "parity",
+        "multi-mod",
         "with the mod model (leaky integrator of rates) too, multi-head solves larger N (N-parity)",
-        "appendix robustness check (same trends)", None, "same trends as the default model (not quantified)",
+        "appendix robustness check (same trends)",
+        None,
+        "same trends as the default model (not quantified)",
         other="timescales.mod_single_max_n",
     ),
     ClaimSpec(
@@ -535,48 +616,91 @@ CLAIMS = [
         source="appendix robustness check (mod: mean tau 1.78, std 1.1 at N = 42 single-head)",
         paper_value=0.8,
         paper_text="std(tau) ≈1.1 at N = 42 single-head (mod) vs ≈0.3 multi-head",
-        rule={"op": ">", "other": "timescales.mod_multi_tau_std_change", "margin": 0.0,
-              "basis": "single-head std(tau) grows more than multi-head's over the N each solved"},
+        rule={
+            "op": ">",
+            "other": "timescales.mod_multi_tau_std_change",
+            "margin": 0.0,
+            "basis": "single-head std(tau) grows more than multi-head's over the N each solved",
+        },
         unit="change of std(tau)",
         measure=_train_tau_change("parity", "single-mod", "tau_std"),
         experiment="train",
     ),
     # GRU / LSTM
     _max_n_claim(
-        "timescales.gru_single_max_n", "parity", "single-gru", "largest N solved, single-head GRU (N-parity)",
-        "GRU baseline (no public code)", None, "not given",
+        "timescales.gru_single_max_n",
+        "parity",
+        "single-gru",
+        "largest N solved, single-head GRU (N-parity)",
+        "GRU baseline (no public code)",
+        None,
+        "not given",
     ),
     _max_n_claim(
-        "timescales.gru_multi_max_n", "parity", "multi-gru",
+        "timescales.gru_multi_max_n",
+        "parity",
+        "multi-gru",
         "the multi-head curriculum improves training GRUs: larger N (N-parity)",
-        "abstract ('also significantly improves training GRUs and LSTMs for large N')", None, "stated, not quantified",
+        "abstract ('also significantly improves training GRUs and LSTMs for large N')",
+        None,
+        "stated, not quantified",
         other="timescales.gru_single_max_n",
     ),
     _max_n_claim(
-        "timescales.lstm_single_max_n", "parity", "single-lstm", "largest N solved, single-head LSTM (N-parity)",
-        "LSTM baseline", None, "not given",
+        "timescales.lstm_single_max_n",
+        "parity",
+        "single-lstm",
+        "largest N solved, single-head LSTM (N-parity)",
+        "LSTM baseline",
+        None,
+        "not given",
     ),
     _max_n_claim(
-        "timescales.lstm_multi_max_n", "parity", "multi-lstm",
+        "timescales.lstm_multi_max_n",
+        "parity",
+        "multi-lstm",
         "the multi-head curriculum improves training LSTMs: larger N (N-parity)",
-        "abstract; lstm_training_progress.pdf", None, "stated, not quantified",
+        "abstract; lstm_training_progress.pdf",
+        None,
+        "stated, not quantified",
         other="timescales.lstm_single_max_n",
     ),
     _max_n_claim(
-        "timescales.dms_gru_single_max_n", "dms", "single-gru", "largest N solved, single-head GRU (N-DMS)",
-        "GRU baseline", None, "not given",
+        "timescales.dms_gru_single_max_n",
+        "dms",
+        "single-gru",
+        "largest N solved, single-head GRU (N-DMS)",
+        "GRU baseline",
+        None,
+        "not given",
     ),
     _max_n_claim(
-        "timescales.dms_gru_multi_max_n", "dms", "multi-gru", "the multi-head curriculum improves GRUs on N-DMS too",
-        "abstract", None, "stated, not quantified", other="timescales.dms_gru_single_max_n",
+        "timescales.dms_gru_multi_max_n",
+        "dms",
+        "multi-gru",
+        "the multi-head curriculum improves GRUs on N-DMS too",
+        "abstract",
+        None,
+        "stated, not quantified",
+        other="timescales.dms_gru_single_max_n",
     ),
     _max_n_claim(
-        "timescales.dms_lstm_single_max_n", "dms", "single-lstm", "largest N solved, single-head LSTM (N-DMS)",
-        "LSTM baseline", None, "not given",
+        "timescales.dms_lstm_single_max_n",
+        "dms",
+        "single-lstm",
+        "largest N solved, single-head LSTM (N-DMS)",
+        "LSTM baseline",
+        None,
+        "not given",
     ),
     _max_n_claim(
-        "timescales.dms_lstm_multi_max_n", "dms", "multi-lstm",
-        "the multi-head curriculum improves LSTMs on N-DMS too", "abstract", None, "stated, not quantified",
+        "timescales.dms_lstm_multi_max_n",
+        "dms",
+        "multi-lstm",
+        "the multi-head curriculum improves LSTMs on N-DMS too",
+        "abstract",
+        None,
+        "stated, not quantified",
         other="timescales.dms_lstm_single_max_n",
     ),
     # mechanism: single-neuron and network timescales
@@ -610,8 +734,12 @@ CLAIMS = [
         source="abstract; Fig. tau vs N",
         paper_value=-0.3,
         paper_text="mean tau 1.5 -> ≈1.2 at N=100 (falls)",
-        rule={"op": "<=", "value": 0.05, "partly": 0.15,
-              "basis": "mean tau does not rise by more than 0.05 (single-head rises by 0.17)"},
+        rule={
+            "op": "<=",
+            "value": 0.05,
+            "partly": 0.15,
+            "basis": "mean tau does not rise by more than 0.05 (single-head rises by 0.17)",
+        },
         unit="change of mean tau (last - first solved N)",
         measure=_delta("multi", "tau_mean"),
         experiment="analysis",
@@ -696,8 +824,13 @@ CLAIMS = [
         source="abstract ('catastrophic forgetting')",
         paper_value=None,
         paper_text="stated, not quantified in the code",
-        rule={"op": "<=", "other": "timescales.multi_keeps_earlier_n", "margin": -20.0, "partly": -5.0,
-              "basis": "at least 20 points below multi-head on the same kind of N; partly: 5 points"},
+        rule={
+            "op": "<=",
+            "other": "timescales.multi_keeps_earlier_n",
+            "margin": -20.0,
+            "partly": -5.0,
+            "basis": "at least 20 points below multi-head on the same kind of N; partly: 5 points",
+        },
         unit="accuracy on earlier N (%)",
         measure=_earlier_accuracy("single"),
         experiment="analysis",
@@ -722,8 +855,13 @@ CLAIMS = [
         source="abstract ('more robust to ablations')",
         paper_value=0.99,
         paper_text=f"0.99 vs 0.44 at N=30 ({_CODE})",
-        rule={"op": ">=", "other": "timescales.single_ablation_long", "margin": 0.1, "partly": 0.0,
-              "basis": "at least 0.1 above single-head (the paper: +0.55); partly: not below"},
+        rule={
+            "op": ">=",
+            "other": "timescales.single_ablation_long",
+            "margin": 0.1,
+            "partly": 0.0,
+            "basis": "at least 0.1 above single-head (the paper: +0.55); partly: not below",
+        },
         unit="relative streaming accuracy",
         measure=_ablation_long("multi"),
         experiment="analysis",
@@ -748,8 +886,13 @@ CLAIMS = [
         source="abstract ('more robust to ... perturbations')",
         paper_value=0.96,
         paper_text=f"0.96 vs 0.75 at eps = 0.215, N=30 ({_CODE})",
-        rule={"op": ">=", "other": "timescales.single_perturb_w", "margin": 0.1, "partly": 0.0,
-              "basis": "at least 0.1 above single-head (the paper: +0.21); partly: not below"},
+        rule={
+            "op": ">=",
+            "other": "timescales.single_perturb_w",
+            "margin": 0.1,
+            "partly": 0.0,
+            "basis": "at least 0.1 above single-head (the paper: +0.21); partly: not below",
+        },
         unit="relative streaming accuracy",
         measure=_perturb("multi"),
         experiment="analysis",
@@ -774,8 +917,13 @@ CLAIMS = [
         source="abstract ('more robust to ... perturbations')",
         paper_value=0.99,
         paper_text=f"0.99 vs 0.71 at eps = 0.046, N=30 ({_CODE})",
-        rule={"op": ">=", "other": "timescales.single_perturb_tau", "margin": 0.1, "partly": 0.0,
-              "basis": "at least 0.1 above single-head (the paper: +0.28); partly: not below"},
+        rule={
+            "op": ">=",
+            "other": "timescales.single_perturb_tau",
+            "margin": 0.1,
+            "partly": 0.0,
+            "basis": "at least 0.1 above single-head (the paper: +0.28); partly: not below",
+        },
         unit="relative streaming accuracy",
         measure=_perturb("multi", "tau", 0.0464),
         experiment="analysis",
@@ -801,8 +949,13 @@ CLAIMS = [
         source="abstract ('generalize better beyond the training regime'); retraining protocol",
         paper_value=None,
         paper_text="multi-head starting points retrain to higher accuracy (t-test per N)",
-        rule={"op": "<=", "other": "timescales.single_retrain_epochs", "margin": -0.5, "partly": 0.0,
-              "basis": "at least half an epoch fewer on average over the new N; partly: not more"},
+        rule={
+            "op": "<=",
+            "other": "timescales.single_retrain_epochs",
+            "margin": -0.5,
+            "partly": 0.0,
+            "basis": "at least half an epoch fewer on average over the new N; partly: not more",
+        },
         unit="epochs to 98% (not reached = budget + 1)",
         measure=_gen("multi", "mean_epochs"),
         experiment="generalise",
@@ -827,8 +980,13 @@ CLAIMS = [
         source="abstract; retraining protocol",
         paper_value=None,
         paper_text="multi-head above single-head for N beyond 16 (t-test per N)",
-        rule={"op": ">=", "other": "timescales.single_retrain_accuracy", "margin": 0.05, "partly": 0.0,
-              "basis": "at least 0.05 above single-head; partly: not below"},
+        rule={
+            "op": ">=",
+            "other": "timescales.single_retrain_accuracy",
+            "margin": 0.05,
+            "partly": 0.0,
+            "basis": "at least 0.05 above single-head; partly: not below",
+        },
         unit="relative accuracy after retraining",
         measure=_gen("multi", "mean_relative_final"),
         experiment="generalise",
@@ -906,9 +1064,7 @@ def figures(o: Outputs, out: Path) -> list[dict]:
         figs.append(
             {
                 "file": "max_n.png",
-                "caption": (
-                    "Largest N solved per condition and task (bars: mean; whiskers: min-max over seeds)."
-                ),
+                "caption": ("Largest N solved per condition and task (bars: mean; whiskers: min-max over seeds)."),
             }
         )
         fig, ax = plt.subplots(1, len(TASKS), figsize=(12, 4), sharey=True)
@@ -1036,8 +1192,12 @@ def figures(o: Outputs, out: Path) -> list[dict]:
         fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
         for t, mk in zip(TASKS, ("o", "s")):
             for c in CURRICULA:
-                pts = [(r["n"] - g["n0"], r["epochs_to_criterion"] or g["config"]["epochs"] + 1, r["accuracy"][-1])
-                       for tt, _s, g in gens if tt == t for r in g["runs"].get(c, {}).get("retrain", [])]
+                pts = [
+                    (r["n"] - g["n0"], r["epochs_to_criterion"] or g["config"]["epochs"] + 1, r["accuracy"][-1])
+                    for tt, _s, g in gens
+                    if tt == t
+                    for r in g["runs"].get(c, {}).get("retrain", [])
+                ]
                 if not pts:
                     continue
                 d = sorted({p[0] for p in pts})
@@ -1096,8 +1256,13 @@ def tables(o: Outputs) -> list[dict]:
         if w is not None:
             grp.append([g, done, f"{w / 60:.1f}"])
     if grp:
-        out.append({"title": "Training wall time per condition group (both tasks, all seeds)",
-                    "columns": ["group", "networks", "minutes"], "rows": grp})
+        out.append(
+            {
+                "title": "Training wall time per condition group (both tasks, all seeds)",
+                "columns": ["group", "networks", "minutes"],
+                "rows": grp,
+            }
+        )
     return out
 
 
@@ -1109,6 +1274,8 @@ def notes(o: Outputs, extra: dict) -> list[str]:
         "(single-head) comes before its rise. The largest-N records say which N each condition reached."
     ]
     if b["budget_minutes"]:
-        out.append("Training stops after max_epochs or on a wall-clock cap, whichever comes first, so the N reached "
-                   "can depend on the machine's speed and load where the cap is hit (summary.json: stop_reason).")
+        out.append(
+            "Training stops after max_epochs or on a wall-clock cap, whichever comes first, so the N reached "
+            "can depend on the machine's speed and load where the cap is hit (summary.json: stop_reason)."
+        )
     return out
