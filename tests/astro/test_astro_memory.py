@@ -74,6 +74,12 @@ def test_cli_parses_the_issue_command():
     assert callable(args.func)
     with pytest.raises(SystemExit):
         parser.parse_args("astro memory --task copy --delays 10,x --out DIR".split())
+    args = parser.parse_args("astro memory --lrs lstm=1e-2,gpt=3e-3 --out DIR".split())
+    assert args.lrs == {"lstm": 0.01, "gpt": 0.003}
+    assert parser.parse_args("astro memory --out DIR".split()).lrs == {}
+    for bad in ("lstm", "lstm=fast", "=0.1"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["astro", "memory", "--lrs", bad, "--out", "DIR"])
 
 
 def test_run_without_progress_prints_no_bar(tmp_path, capsys):

@@ -50,6 +50,13 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
         },
         choices={"task": MEMORY_TASKS, "train_delays": TRAIN_DELAYS},
     )
+    m.add_argument(
+        "--lrs",
+        type=_model_lrs,
+        default={},
+        metavar="MODEL=LR[,MODEL=LR]",
+        help="per-model learning rates overriding --lr (e.g. lstm=1e-2,gpt=3e-3)",
+    )
     d = MemoryConfig()
     add_common_arguments(
         m,
@@ -64,10 +71,24 @@ def add_subparser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def _model_lrs(text: str) -> dict[str, float]:
+    """``"lstm=1e-2,gpt=3e-3"`` -> {"lstm": 0.01, "gpt": 0.003} (MemoryConfig checks the names and values)."""
+    out = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        name, sep, value = item.partition("=")
+        try:
+            if not sep or not name:
+                raise ValueError
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r}: expected MODEL=LR, e.g. lstm=1e-2") from None
+    return out
+
+
 def run_memory_cmd(args) -> dict:
     from engramlab.astro.memory import MemoryConfig, run_memory
 
-    cfg = dataclass_from_args(MemoryConfig, args, seed=args.seed, jobs=args.workers)
+    cfg = dataclass_from_args(MemoryConfig, args, seed=args.seed, jobs=args.workers, lrs=args.lrs)
     with output_folder(args.out, args.overwrite):
         result = run_memory(cfg, args.out, progress=not args.no_progress)
     print(f"wrote {args.out}/memory.json and memory.png")
