@@ -258,7 +258,12 @@ def _configs():
 
     # (command, its other required flags, dataclass, fields set by other flags -> how they are read back)
     return [
-        (("astro", "memory"), ["--out", "o"], MemoryConfig, lambda a: {"seed": a.seed, "jobs": a.workers, "lrs": a.lrs}),
+        (
+            ("astro", "memory"),
+            ["--out", "o"],
+            MemoryConfig,
+            lambda a: {"seed": a.seed, "jobs": a.workers, "lrs": a.lrs},
+        ),
         (("hmmglm", "benchmark"), ["--out", "o"], FitConfig, lambda a: {"seed": a.fit_seed}),
         (("hmmglm", "fit"), ["x.mat", "--out", "o"], FitConfig, lambda a: {"seed": a.seed}),
         (
