@@ -65,7 +65,7 @@ def main(argv=None) -> dict:
         f"astro ({mode}): ran {len(run.ran)}, skipped {len(run.skipped)}, failed {len(failed)} "
         f"in {time.perf_counter() - t0:.0f} s; wrote {out / 'astro' / 'claims.json'}"
     )
-    for c in doc["claims"]:
+    for c in doc["claims"] + doc["baselines"]:
         m = c["measured"]
         print(f"  {c['id']}: {m['mean']} {m['spread']} -> {c['verdict']}")
     if publish is not None:

@@ -196,7 +196,7 @@ def test_schema_errors_name_the_place(change, match):
         cl.check_records([_record(**change)])
 
 
-def _system_doc(records):
+def _system_doc(records, baselines=()):
     return {
         "schema_version": cl.SCHEMA_VERSION,
         "system": "bdh",
@@ -208,6 +208,7 @@ def _system_doc(records):
         "full_budget_text": "f",
         "command": "c",
         "claims": records,
+        "baselines": list(baselines),
         "figures": [{"file": "density.png", "caption": "c"}],
         "tables": [],
         "notes": [],
@@ -238,3 +239,19 @@ def test_write_refuses_an_invalid_document_and_writes_nothing(tmp_path):
     other_system = _system_doc([_record(id="astro.x", system="astro")])
     with pytest.raises(cl.ClaimsError, match="another system"):
         cl.write_system(tmp_path / "claims.json", copy.deepcopy(other_system))
+    assert not (tmp_path / "claims.json").exists()
+
+
+def test_baselines_have_their_own_list_and_every_listed_claim_has_a_verdict(tmp_path):
+    base = _record(id="bdh.gpt_loss", kind="baseline", rule=None, verdict=None)
+    claim = _record(rule={"op": "<=", "other": "bdh.gpt_loss", "margin": 0.0}, verdict="agrees")
+    assert cl.split_records([base, claim]) == ([claim], [base])
+    doc = cl.read_system(cl.write_system(tmp_path / "claims.json", _system_doc([claim], [base])))
+    assert [r["id"] for r in cl.all_records(doc)] == ["bdh.density_x", "bdh.gpt_loss"]  # the rule found its other
+    assert all(r["verdict"] in cl.VERDICTS for r in doc["claims"])
+    for mixed in (_system_doc([claim, base]), _system_doc([], [claim, base])):
+        with pytest.raises(cl.ClaimsError, match="another kind"):
+            cl.write_system(tmp_path / "mixed.json", mixed)
+    assert not (tmp_path / "mixed.json").exists()
+    with pytest.raises(cl.ClaimsError, match="not in the file"):  # the baseline it compares with is missing
+        cl.write_system(tmp_path / "mixed.json", _system_doc([claim]))

@@ -64,6 +64,9 @@ def _doc(tmp_path):
         "full_budget_text": "large",
         "command": "engramlab reproduce c",
         "claims": [rec],
+        "baselines": [
+            {**rec, "id": "bdh.y", "kind": "baseline", "claim": "a reference", "rule": None, "verdict": None}
+        ],
         "figures": [{"file": "f.png", "caption": "a figure"}],
         "tables": [{"title": "T", "columns": ["a", "b"], "rows": [["x", 0.5]]}],
         "notes": ["n"],
@@ -98,3 +101,4 @@ def test_write_report_puts_the_figures_beside_the_markdown(tmp_path):
     md = (tmp_path / "out" / "report.md").read_text()
     assert "![a figure](bdh/f.png)" in md and (tmp_path / "out" / "bdh" / "f.png").is_file()
     assert "| `bdh.x` |" in md and "**agrees**" in md and "engramlab reproduce c" in md
+    assert "| `bdh.y` (baseline) |" in md  # the baselines are listed beside the claims

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 def deterministic_values(results: dict) -> dict:
     det = {s.id for sysname in papers.SYSTEMS for s in papers.get(sysname).CLAIMS if s.deterministic}
-    return {c["id"]: c["measured"]["values"] for c in results["claims"] if c["id"] in det}
+    return {c["id"]: c["measured"]["values"] for c in cl.all_records(results) if c["id"] in det}
 
 
 def test_tiny_run_writes_every_file_and_follows_the_schema(tiny_run):
@@ -42,15 +42,17 @@ def test_tiny_run_writes_every_file_and_follows_the_schema(tiny_run):
     for system in papers.SYSTEMS:
         doc = cl.read_system(out / system / "claims.json")
         assert doc == results["systems"][system]
-        claims = [c for c in doc["claims"] if c["kind"] == "claim"]
+        claims = doc["claims"]
         assert len(claims) >= 4, system
-        assert all(c["id"].startswith(system + ".") for c in doc["claims"])
+        assert all(c["kind"] == "claim" and c["verdict"] in cl.VERDICTS for c in claims)
+        assert all(c["kind"] == "baseline" and c["verdict"] is None for c in doc["baselines"])
+        assert all(c["id"].startswith(system + ".") for c in cl.all_records(doc))
         assert f"--only {system}" in doc["command"] and "--tiny" in doc["command"]
         for f in doc["figures"]:
             assert (out / system / f["file"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         # every claim was measured from the run (tiny budgets still produce numbers), except tau_net: no
         # neuron of a 16-neuron network near its initialisation has tau_net > 1, the paper's filter
-        for c in doc["claims"]:
+        for c in cl.all_records(doc):
             if c["id"].startswith("timescales.") and c["id"].endswith("tau_net_grows"):
                 assert c["measured"]["n_seeds"] == 0 and "gave no value" in c["measured"]["note"]
                 assert c["verdict"] == "not attempted"
@@ -58,9 +60,8 @@ def test_tiny_run_writes_every_file_and_follows_the_schema(tiny_run):
                 assert c["measured"]["n_seeds"] == 0 and c["verdict"] in (None, "not attempted")
             else:
                 assert c["measured"]["n_seeds"] >= 1, c["id"]
-    assert [c["id"] for c in results["claims"]] == [
-        c["id"] for s in papers.SYSTEMS for c in results["systems"][s]["claims"]
-    ]
+    for key in ("claims", "baselines"):
+        assert [c["id"] for c in results[key]] == [c["id"] for s in papers.SYSTEMS for c in results["systems"][s][key]]
 
 
 def test_every_claims_figure_is_drawn(tiny_run):
@@ -221,7 +222,11 @@ def test_report_renders_committed_claims_without_running(tiny_run, tmp_path, cap
     assert main(["report", str(src), "--out", str(dst)]) == 0
     assert "report written" in capsys.readouterr().out
     out = cl.read_results(dst / "results.json")
-    assert out["mode"] == "rendered" and out["claims"] == res["results"]["claims"]
+    assert (
+        out["mode"] == "rendered"
+        and out["claims"] == res["results"]["claims"]
+        and out["baselines"] == res["results"]["baselines"]
+    )
     for system in papers.SYSTEMS:
         for f in out["systems"][system]["figures"]:
             assert (dst / system / f["file"]).is_file()
@@ -311,4 +316,4 @@ def test_publish_needs_full_and_copies_claims_and_figures(tiny_run, tmp_path):
     with pytest.raises(ValueError, match="already holds claims of bdh"):
         reproduce(tmp_path / "new", mode="full", only=["bdh"], publish=pub, log=lambda *a: None)
     rendered = render_existing(pub, tmp_path / "html")
-    assert rendered["claims"] == res["results"]["claims"]
+    assert rendered["claims"] == res["results"]["claims"] and rendered["baselines"] == res["results"]["baselines"]

@@ -22,8 +22,9 @@ the two into a verdict::
   (``{"op": "<=", "other": "bdh.gpt_val_loss", "margin": 0.03}``: at most 0.03 above GPT's).
   ``partly`` is the looser bound (with ``other``: the looser margin). Ops ``<``, ``<=``, ``>``, ``>=``.
 - ``kind: "baseline"`` marks a reference measurement that claims compare against (GPT's loss,
-  the LIF ablation's accuracy). It has no rule and no verdict (both ``null``); it is listed beside
-  the claims, never counted as one.
+  the LIF ablation's accuracy). It has no rule and no verdict (both ``null``), so a file keeps it
+  in its own list, ``baselines``, beside ``claims``: every record in ``claims`` has one of the four
+  verdicts, and a baseline is never counted as a claim.
 
 The paper's value and the rule's thresholds are facts from the papers, kept in one table per system
 (``engramlab.report.papers.<system>.CLAIMS``, a list of :class:`ClaimSpec`); measured values come
@@ -161,6 +162,7 @@ SYSTEM_SCHEMA: dict = {
         "full_budget_text",
         "command",
         "claims",
+        "baselines",
         "figures",
         "tables",
         "notes",
@@ -180,6 +182,7 @@ SYSTEM_SCHEMA: dict = {
         "full_budget_text": {"type": "string"},
         "command": {"type": "string"},
         "claims": {"type": "array", "items": CLAIM_SCHEMA},
+        "baselines": {"type": "array", "items": CLAIM_SCHEMA},
         "figures": {"type": "array", "items": FIGURE_SCHEMA},
         "tables": {"type": "array", "items": TABLE_SCHEMA},
         "notes": {"type": "array", "items": {"type": "string"}},
@@ -195,7 +198,18 @@ RESULTS_SCHEMA: dict = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "engramlab results.json (the whole report)",
     "type": "object",
-    "required": ["schema_version", "mode", "command", "settings", "versions", "device", "wall_s", "systems", "claims"],
+    "required": [
+        "schema_version",
+        "mode",
+        "command",
+        "settings",
+        "versions",
+        "device",
+        "wall_s",
+        "systems",
+        "claims",
+        "baselines",
+    ],
     "additionalProperties": False,
     "properties": {
         "schema_version": {"const": SCHEMA_VERSION},
@@ -209,6 +223,7 @@ RESULTS_SCHEMA: dict = {
         "units": {"type": "object"},
         "systems": {"type": "object", "additionalProperties": SYSTEM_SCHEMA},
         "claims": {"type": "array", "items": CLAIM_SCHEMA},
+        "baselines": {"type": "array", "items": CLAIM_SCHEMA},
     },
 }
 
@@ -458,10 +473,29 @@ def check_records(records: Iterable[dict], where: str = "claims") -> None:
 
 
 # ------------------------------------------------------------------------------------------ files
+def split_records(records: Iterable[dict]) -> tuple[list[dict], list[dict]]:
+    """(claims, baselines) of a list of record dicts, in their order: the two lists of a file."""
+    records = list(records)
+    return [r for r in records if r["kind"] == "claim"], [r for r in records if r["kind"] == "baseline"]
+
+
+def all_records(doc: dict) -> list[dict]:
+    """Every record of a claims.json / results.json document: its claims, then its baselines."""
+    return doc["claims"] + doc["baselines"]
+
+
+def _check_lists(doc: dict, where: str) -> None:
+    for key, kind in (("claims", "claim"), ("baselines", "baseline")):
+        wrong = [r["id"] for r in doc[key] if r["kind"] != kind]
+        if wrong:
+            raise ClaimsError(f"{where}: {key} holds records of another kind than {kind!r}: {wrong}")
+    check_records(all_records(doc), where)
+
+
 def validate_system(doc: dict, where: str = "claims.json") -> dict:
     _validate(doc, SYSTEM_SCHEMA, where)
-    check_records(doc["claims"], where)
-    wrong = [r["id"] for r in doc["claims"] if r["system"] != doc["system"]]
+    _check_lists(doc, where)
+    wrong = [r["id"] for r in all_records(doc) if r["system"] != doc["system"]]
     if wrong:
         raise ClaimsError(f"{where}: records {wrong} belong to another system than {doc['system']!r}")
     return doc
@@ -471,7 +505,7 @@ def validate_results(doc: dict, where: str = "results.json") -> dict:
     _validate(doc, RESULTS_SCHEMA, where)
     for name, sysdoc in doc["systems"].items():
         validate_system(sysdoc, f"{where} systems/{name}")
-    check_records(doc["claims"], where)
+    _check_lists(doc, where)
     return doc
 
 

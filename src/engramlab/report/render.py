@@ -13,6 +13,7 @@ import html
 from pathlib import Path
 
 from engramlab import io
+from engramlab.report.claims import all_records
 
 VERDICT_COLOURS = {
     "agrees": "#1a7f37",
@@ -122,14 +123,14 @@ def _summary_measured(c: dict, doc: dict) -> str:
     """The measured value; for a comparison, also the value it is compared with."""
     text = fmt_measured(c["measured"])
     if c["rule"] is not None and "other" in c["rule"]:
-        other = next((o for o in doc["claims"] if o["id"] == c["rule"]["other"]), None)
+        other = next((o for o in all_records(doc) if o["id"] == c["rule"]["other"]), None)
         if other is not None:
             text += f"; vs {fmt_num(other['measured']['mean'])} ({other['id']})"
     return text
 
 
 def _claims_only(doc: dict) -> list[dict]:
-    return [c for c in doc["claims"] if c["kind"] == "claim"]
+    return doc["claims"]
 
 
 def _counts(systems: list[dict]) -> dict[str, int]:
@@ -187,7 +188,7 @@ def to_markdown(results: dict, systems: list[dict]) -> str:
             )
     lines += _md_table(["id", "claim", "paper reports", "measured here", "verdict"], rows)
     for d in systems:
-        means = {c["id"]: c["measured"]["mean"] for c in d["claims"]}
+        means = {c["id"]: c["measured"]["mean"] for c in all_records(d)}
         lines += ["", f"## {d['title']}", "", f"*{d['paper']}*", "", f"**The claim:** {d['summary']}", ""]
         lines += [
             f"Budget of this run ({d['mode']}): {d['budget_text']}.",
@@ -205,7 +206,7 @@ def to_markdown(results: dict, systems: list[dict]) -> str:
                 "—" if c["verdict"] is None else f"**{c['verdict']}**",
                 fmt_budget(c["budget"]),
             ]
-            for c in d["claims"]
+            for c in all_records(d)
         ]
         lines += _md_table(
             [
@@ -309,7 +310,7 @@ def to_html(results: dict, systems: list[dict], figure_dirs: dict[str, Path]) ->
             )
     parts.append(_h_table(["id", "claim", "paper reports", "measured here", "verdict"], rows, raw=True))
     for d in systems:
-        means = {c["id"]: c["measured"]["mean"] for c in d["claims"]}
+        means = {c["id"]: c["measured"]["mean"] for c in all_records(d)}
         parts += [
             f'<h2 id="{_e(d["system"])}">{_e(d["title"])}</h2>',
             f"<p><em>{_e(d['paper'])}</em></p>",
@@ -333,7 +334,7 @@ def to_html(results: dict, systems: list[dict], figure_dirs: dict[str, Path]) ->
                 _verdict_html(c["verdict"]),
                 _e(fmt_budget(c["budget"])),
             ]
-            for c in d["claims"]
+            for c in all_records(d)
         ]
         parts.append(
             _h_table(

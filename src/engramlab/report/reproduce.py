@@ -261,6 +261,7 @@ def reproduce(
         },
         "systems": {s: docs[s] for s in shown},
         "claims": [c for s in shown for c in docs[s]["claims"]],
+        "baselines": [c for s in shown for c in docs[s]["baselines"]],
     }
     cl.write_results(out / "results.json", results)
     write_report(out, results, [docs[s] for s in shown], {s: out / s for s in shown})
@@ -314,6 +315,7 @@ def build_system_doc(
     names = {f["file"] for f in figs}
     for r in records:  # a claim lists only the figures that were drawn
         r.figures = [f for f in r.figures if f in names]
+    claims, baselines = cl.split_records(r.to_dict() for r in records)
     notes = list(mod.notes(o, extra))
     if mode != "full":
         notes.insert(
@@ -331,7 +333,8 @@ def build_system_doc(
         "budget_text": mod.budget_text(budget),
         "full_budget_text": mod.budget_text(mod.BUDGETS["full"]),
         "command": command,
-        "claims": [r.to_dict() for r in records],
+        "claims": claims,
+        "baselines": baselines,
         "figures": figs,
         "tables": mod.tables(o),
         "notes": notes,
@@ -382,6 +385,7 @@ def render_existing(src: str | Path, out: str | Path, overwrite: bool = False, l
         "experiments_s": sum(d["wall_s"] or 0.0 for d in docs),
         "systems": {d["system"]: d for d in docs},
         "claims": [c for d in docs for c in d["claims"]],
+        "baselines": [c for d in docs for c in d["baselines"]],
     }
     cl.write_results(out / "results.json", results)
     write_report(out, results, docs, {d["system"]: src / d["system"] for d in docs})
