@@ -129,14 +129,10 @@ def _summary_measured(c: dict, doc: dict) -> str:
     return text
 
 
-def _claims_only(doc: dict) -> list[dict]:
-    return doc["claims"]
-
-
 def _counts(systems: list[dict]) -> dict[str, int]:
     out = {"agrees": 0, "partly": 0, "not reproduced": 0, "not attempted": 0}
     for d in systems:
-        for c in _claims_only(d):
+        for c in d["claims"]:
             out[c["verdict"]] += 1
     return out
 
@@ -182,7 +178,7 @@ def to_markdown(results: dict, systems: list[dict]) -> str:
     lines += ["## Summary", ""]
     rows = []
     for d in systems:
-        for c in _claims_only(d):
+        for c in d["claims"]:
             rows.append(
                 [f"`{c['id']}`", c["claim"], fmt_paper(c["paper"]), _summary_measured(c, d), f"**{c['verdict']}**"]
             )
@@ -298,7 +294,7 @@ def to_html(results: dict, systems: list[dict], figure_dirs: dict[str, Path]) ->
     ]
     rows = []
     for d in systems:
-        for c in _claims_only(d):
+        for c in d["claims"]:
             rows.append(
                 [
                     f"<code>{_e(c['id'])}</code>",
