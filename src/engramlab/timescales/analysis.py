@@ -192,20 +192,32 @@ def network_timescales(
 
 
 def bootstrap_ci(values, n_boot: int = 2000, level: float = 0.95, seed: int = 0, stat=np.mean) -> list[float]:
-    """Percentile bootstrap confidence interval of ``stat`` over the entries of ``values`` (e.g. neurons).
+    """Percentile bootstrap confidence interval of ``stat`` over the entries of ``values`` (e.g. neurons),
+    by ``scipy.stats.bootstrap(method="percentile")``.
 
     Returns [lo, hi]; [nan, nan] for an empty input, [v, v] for a single value.
     """
+    from scipy.stats import bootstrap
+
     v = np.asarray(values, dtype=np.float64).ravel()
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     if v.size == 0:
         return [float("nan"), float("nan")]
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, v.size, size=(n_boot, v.size))
-    boot = stat(v[idx], axis=1)
-    a = (1 - level) / 2
-    return [float(np.quantile(boot, a)), float(np.quantile(boot, 1 - a))]
+    if v.size == 1 or np.all(v == v[0]):  # no spread to resample
+        return [float(stat(v)), float(stat(v))]
+    res = bootstrap(
+        (v,),
+        stat,
+        n_resamples=n_boot,
+        confidence_level=level,
+        method="percentile",
+        vectorized=True,
+        axis=-1,
+        rng=np.random.default_rng(seed),
+    )
+    ci = res.confidence_interval
+    return [float(ci.low), float(ci.high)]
 
 
 def pca_dimensionality(act: np.ndarray, frac: float = 0.9) -> float:
