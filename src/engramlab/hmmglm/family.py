@@ -55,10 +55,13 @@ def run_protocol(
     fits: dict | None = None,
     threads: int = 1,
     default_fit: FitConfig | None = None,
+    reference: FitConfig | None = None,
 ) -> dict:
     """Simulate ``spec`` with ``seed``, fit ``models`` (``fits[kind]``: a FitConfig; otherwise ``default_fit``
     with the seed set, i.e. the default fit), score. Also records each fit's training log-likelihood minus
-    the generator's (positive: the fit explains the training data better than the truth does)."""
+    the generator's (positive: the fit explains the training data better than the truth does). With
+    ``reference`` (a FitConfig with ``optimizer="reference"``) every model is fitted a second time that way
+    (the public code's training) and scored under ``"reference"``."""
     torch.set_num_threads(threads)
     data = simulate_protocol(spec, seed)
     S, N = spec.n_states, spec.n_neurons
@@ -74,8 +77,7 @@ def run_protocol(
         "majority_type_accuracy": metrics.type_accuracy(data.types, torch.zeros_like(data.types)),
         "models": {},
     }
-    for kind in models:
-        cfg = (fits or {}).get(kind) or FitConfig(**{**asdict(default_fit or FitConfig()), "seed": seed})
+    def fit_score(kind, cfg):
         m = make_model(kind, 1 if kind == "glm" else S, N, link=spec.link)
         t0 = time.perf_counter()
         m.fit(data.train, progress=False, config=cfg)
@@ -84,7 +86,17 @@ def run_protocol(
         row.update(score_model(m, data))
         if row["state_accuracy"] is not None:
             row["state_accuracy_ratio"] = row["state_accuracy"] / true_acc
-        res["models"][kind] = row
+        return row
+
+    for kind in models:
+        cfg = (fits or {}).get(kind) or FitConfig(**{**asdict(default_fit or FitConfig()), "seed": seed})
+        res["models"][kind] = fit_score(kind, cfg)
+    if reference is not None:
+        if reference.optimizer != "reference":
+            raise ValueError(f"reference must be a FitConfig with optimizer='reference', got {reference.optimizer!r}")
+        ref = FitConfig(**{**asdict(reference), "seed": seed})
+        res["reference"] = {kind: fit_score(kind, ref) for kind in models}
+        res["reference_fit"] = asdict(ref)
     return res
 
 
@@ -101,28 +113,64 @@ def run_family(
     default_fit: FitConfig | None = None,
     train_bins: int = 8000,
     test_bins: int = 4000,
+    bins_per_sn: float | None = None,
+    max_neurons: int = 50,
+    reference: FitConfig | None = None,
+    reference_protocols=(),
 ) -> dict:
-    """The whole study; writes ``out``/family.json after every protocol (a partial run keeps what it did)."""
+    """The whole study; writes ``out``/family.json after every protocol (a partial run keeps what it did).
+    Sizes: :func:`simulate.protocol_family` (``train_bins``, ``test_bins``, ``bins_per_sn``, ``max_neurons``).
+    ``reference``: the public code's training (a FitConfig with optimizer="reference") is also run on the
+    protocols named in ``reference_protocols`` (e.g. ``("p00", "p11")``; none by default)."""
     from tqdm.auto import tqdm
 
-    specs = protocol_family(n_protocols, seed=family_seed, train_bins=train_bins, test_bins=test_bins)
+    specs = protocol_family(
+        n_protocols,
+        seed=family_seed,
+        train_bins=train_bins,
+        test_bins=test_bins,
+        max_neurons=max_neurons,
+        bins_per_sn=bins_per_sn,
+    )
     runs = []
     result: dict = {}
     t_all = time.perf_counter()
+    unknown = set(reference_protocols) - {sp.name for sp in specs}
+    if unknown:
+        raise ValueError(f"reference_protocols {sorted(unknown)} are not in the family p00..p{len(specs) - 1:02d}")
     for spec in tqdm(specs, desc="protocols", disable=not progress):
+        ref = reference if spec.name in reference_protocols else None
         for s in seeds:
-            runs.append(run_protocol(spec, s, models, fits, threads, default_fit))
+            runs.append(run_protocol(spec, s, models, fits, threads, default_fit, ref))
         result = summarise(runs, target)
         result["wall_s"] = round(time.perf_counter() - t_all, 1)
         result["threads"] = threads
         result["default_fit"] = asdict(default_fit or FitConfig())
+        result["sizes"] = {
+            "train_bins": train_bins,
+            "test_bins": test_bins,
+            "bins_per_sn": bins_per_sn,
+            "max_neurons": max_neurons,
+            "reference_protocols": list(reference_protocols),
+        }
         if out is not None:
             write_json(Path(out) / "family.json", result)
     return result
 
 
 def summarise(runs: list[dict], target: float = 0.95) -> dict:
-    """Per model: state-accuracy ratio min/mean, runs under ``target`` x true accuracy, type accuracy, LL gap."""
+    """Per model: state-accuracy ratio min/mean, runs under ``target`` x true accuracy, type accuracy, LL gap.
+    The same over the runs with reference-optimiser fits under ``summary_reference``."""
+    ref_runs = [{**r, "models": r["reference"]} for r in runs if "reference" in r]
+    out = {"target_ratio": target, "n_runs": len(runs), "summary": _summary(runs, target)}
+    if ref_runs:
+        out["n_reference_runs"] = len(ref_runs)
+        out["summary_reference"] = _summary(ref_runs, target)
+    out["runs"] = runs
+    return out
+
+
+def _summary(runs: list[dict], target: float) -> dict:
     kinds = list(runs[0]["models"]) if runs else []
     summary = {}
     for kind in kinds:
@@ -146,4 +194,4 @@ def summarise(runs: list[dict], target: float = 0.95) -> dict:
                 ],
             )
         summary[kind] = s
-    return {"target_ratio": target, "n_runs": len(runs), "summary": summary, "runs": runs}
+    return summary

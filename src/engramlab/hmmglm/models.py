@@ -93,6 +93,10 @@ class FitConfig:
     one-hot model warm-starts from a plain HMM-GLM fitted that way); ``"random"`` is ``init_params(seed)``;
     ``"keep"`` continues from the current parameters; ``"auto"`` (default) is ``"data"`` for a model that
     was never fitted and ``"keep"`` afterwards. The seed changes the k-means start and the noise.
+    With ``init="data"`` the plain and Gaussian models screen ``n_starts`` data-driven starts (one pooled GLM,
+    then k-means and weight noise drawn from ``n_starts`` different seeds derived from ``seed``): each runs
+    ``screen_epochs`` epochs, the one with the highest training log-likelihood is continued to convergence
+    (``screens_`` lists them). The one-hot model's warm start is such a plain fit.
     ``n_restarts > 1`` fits from that many seeds (``seed``, ``seed + 1``, ...; each start as ``init``, with
     "keep"/"auto" meaning "data") and keeps the one with the highest final training log-likelihood.
 
@@ -119,6 +123,8 @@ class FitConfig:
     data_window: int = 20  # bins per window of the data-driven start's k-means
     data_kmeans_starts: int = 10  # k-means++ starts (the best inertia is kept)
     onehot_warm_tau: float = 0.5  # first Gumbel-softmax temperature of a one-hot fit warm-started from data
+    n_starts: int = 4  # data-driven starts screened per fit (plain and Gaussian models; see the class docstring)
+    screen_epochs: int = 8  # epochs each screened start runs before the best one is continued
     optimizer: Literal["adam", "reference"] = "adam"
     reference_epochs: int = 10
     reference_steps: int = 50
@@ -146,6 +152,10 @@ def _check_fit_config(cfg: FitConfig) -> None:
         raise ValueError(f"init must be 'auto', 'data', 'keep' or 'random', got {cfg.init!r}")
     if cfg.optimizer not in ("adam", "reference"):
         raise ValueError(f"optimizer must be 'adam' or 'reference', got {cfg.optimizer!r}")
+    for name in ("n_starts", "screen_epochs"):
+        v = getattr(cfg, name)
+        if isinstance(v, bool) or int(v) != v or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
     if cfg.data_window < 1 or cfg.data_kmeans_starts < 1:
         raise ValueError(
             f"need data_window >= 1 and data_kmeans_starts >= 1, got {cfg.data_window}, {cfg.data_kmeans_starts}"
@@ -484,10 +494,49 @@ class _HMMGLMBase(Pretrained, nn.Module):
         if init == "random":
             self.init_params(seed)
         elif init == "data":
+            if self._screened and self.n_states > 1 and cfg.n_starts > 1:
+                self._screen_starts(x, conv, mask, cfg, seed, progress)
+                return
             self.init_params(seed)
             gamma0 = self.init_from_data(x, conv, mask, cfg, seed)
             init_bias = False  # set from the pooled GLM fit
         self._em(x, conv, mask, cfg, progress, init_bias, gamma0)
+
+    _screened = True  # the one-hot model overrides: its data-driven start is a (screened) plain fit
+
+    @staticmethod
+    def _start_seed(seed: int, r: int) -> int:
+        """Seed of screened start ``r`` of a fit with ``seed`` (start 0 is ``seed`` itself; distinct per seed)."""
+        return int(seed) + 100_003 * r
+
+    def _screen_starts(self, x, conv, mask, cfg: FitConfig, seed: int, progress: bool) -> None:
+        """``cfg.n_starts`` data-driven starts (one pooled GLM; k-means and noise per start seed), each run for
+        ``cfg.screen_epochs`` epochs; the best on training log-likelihood is continued with ``cfg``."""
+        g0 = self._pooled_glm(x, conv, mask, cfg)
+        before = len(self.history_)
+        best, screens = None, []
+        for r in range(cfg.n_starts):
+            s_r = self._start_seed(seed, r)
+            self.init_params(s_r)
+            with torch.no_grad():
+                self.bias.copy_(g0.bias.detach())
+                self._set_from_weights(g0.weight.detach().expand(self.n_states, -1, -1), s_r)
+            gamma0 = self.window_clusters(x, conv, mask, g0, cfg, s_r)
+            n = cfg.screen_epochs if cfg.n_epochs is None else min(cfg.screen_epochs, cfg.n_epochs)
+            run = FitConfig(**{**asdict(cfg), "n_epochs": n, "seed": s_r})
+            self._em(x, conv, mask, run, False, False, gamma0)
+            ll = self.history_[-1]
+            screens.append({"seed": s_r, "epochs": self.n_epochs_, "train_ll_per_bin": ll})
+            if best is None or ll > best[0]:
+                best = (ll, copy.deepcopy(self.state_dict()), self.history_[before:], r)
+            del self.history_[before:]
+        self.load_state_dict(best[1])
+        self.history_.extend(best[2])
+        self.screens_ = [{**x_, "kept": i == best[3]} for i, x_ in enumerate(screens)]
+        done = len(best[2])
+        self._em(x, conv, mask, FitConfig(**{**asdict(cfg), "seed": self._start_seed(seed, best[3])}), progress,
+                 False, None)
+        self.n_epochs_ += done
 
     # ---- data-driven start ------------------------------------------------------------------------------
     def _pooled_glm(self, x, conv, mask, cfg: FitConfig):
@@ -855,6 +904,8 @@ class OneHotHMMGLM(_HMMGLMBase):
     kind = "onehot"
     _state_params = ("type_logits", "strength_raw")
     _scheduled = True  # the Gumbel-softmax temperature is annealed over all n_epochs
+
+    _screened = False  # its data-driven start is a plain HMM-GLM fit, which screens the starts
 
     def __init__(
         self, n_states: int, n_neurons: int, basis=None, link: str = "sigmoid", observations: str = "poisson", **kwargs

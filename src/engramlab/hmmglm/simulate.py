@@ -202,12 +202,20 @@ def simulate_protocol(spec: ProtocolSpec, seed: int = 0, max_rate: float = 5.0) 
 
 
 def protocol_family(
-    n: int = 20, seed: int = 0, train_bins: int = 8000, test_bins: int = 4000, max_neurons: int = 50
+    n: int = 20,
+    seed: int = 0,
+    train_bins: int = 8000,
+    test_bins: int = 4000,
+    max_neurons: int = 50,
+    bins_per_sn: float | None = None,
 ) -> list[ProtocolSpec]:
     """``n`` random protocols: N in 10..max_neurons, S in 2..5, T in {500, 1000, 2000, 5000} bins per trial,
     density 0.1-0.4, strength ranges (0.3, 0.8) / (0.5, 1.2) / (0.8, 1.6), links sigmoid / softplus / exp,
     generators alternating one-hot and Gaussian (shared + state-specific). Trials: ``train_bins`` and
-    ``test_bins`` bins in all (at least 1 trial each), so every protocol costs about the same to fit."""
+    ``test_bins`` bins in all (at least 1 trial each); with ``bins_per_sn`` the training data grow with the
+    number of weights to estimate per neuron: max(train_bins, bins_per_sn * S * N) bins (each state's
+    N incoming weights per neuron are seen in about 1/S of the bins). The draws of S, N, T, density etc.
+    do not depend on the sizes, so protocol pXX is the same network whatever the budget."""
     rng = torch.Generator().manual_seed(int(seed) + 12345)
     strengths = [(0.3, 0.8), (0.5, 1.2), (0.8, 1.6)]
     links = ["sigmoid", "softplus", "exp"]
@@ -219,7 +227,8 @@ def protocol_family(
         N = 10 + int(pick[1] * (max_neurons - 9))
         T = lengths[int(pick[2] * 4)]
         dens = round(0.1 + 0.3 * float(pick[3]), 3)
-        n_train = max(1, round(train_bins / T))
+        bins = train_bins if bins_per_sn is None else max(train_bins, bins_per_sn * S * N)
+        n_train = max(1, round(bins / T))
         n_test = max(1, round(test_bins / T))
         out.append(
             ProtocolSpec(

@@ -117,6 +117,9 @@ def run_unit(unit: Unit, folder: Path, ctx) -> None:
         run_benchmark(folder / "reference", seed=unit.seed, workers=1, threads=threads, fit=ref, figures=False, **proto)
         fam = dict(c["family"])
         fam_fit = FitConfig(**fam.pop("fit"))
+        if fam.get("reference_protocols"):
+            fam["reference"] = FitConfig(**{**c["fit"], **c["reference"], "optimizer": "reference"})
+            fam["reference_protocols"] = tuple(fam["reference_protocols"])
         run_family(
             folder / "family",
             seeds=[unit.seed],
@@ -138,6 +141,7 @@ def run_unit(unit: Unit, folder: Path, ctx) -> None:
             n_neurons=c["n_neurons"],
             fit=FitConfig(**c["fit"]),
             onehot_epochs=c.get("onehot_epochs", 10),
+            time_range=tuple(c["time_range"]) if c.get("time_range") else None,
         )
     else:
         raise ValueError(f"unknown hmmglm experiment kind {c['kind']!r}")

@@ -1,0 +1,134 @@
+"""Screened data-driven starts, the family's data sizes, reference rows on the family, and the insula portion."""
+
+import numpy as np
+import pytest
+import torch
+
+from engramlab.data.spikes import SpikeTimes, save_npz
+from engramlab.hmmglm.family import run_family, run_protocol
+from engramlab.hmmglm.models import HMMGLM, FitConfig, GaussianHMMGLM, OneHotHMMGLM
+from engramlab.hmmglm.real import insula_study
+from engramlab.hmmglm.simulate import ProtocolSpec, protocol_family
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def planted():
+    g = torch.Generator().manual_seed(3)
+    S, N = 2, 5
+    true = HMMGLM(S, N)
+    W = 1.5 * torch.sign(torch.randn(S, N, N, generator=g)) * (torch.rand(S, N, N, generator=g) < 0.35)
+    with torch.no_grad():
+        true.weight.copy_(W)
+        true.bias.fill_(-0.5)
+        true.log_transition.copy_(torch.tensor([[0.97, 0.03], [0.03, 0.97]], dtype=torch.float64).log())
+    x, _ = true.sample(300, n_trials=4, seed=1)
+    return x
+
+
+@pytest.mark.parametrize("cls", [HMMGLM, GaussianHMMGLM])
+def test_screened_starts_keep_the_best_screen_and_each_screen_is_a_short_fit(planted, cls):
+    opts = dict(progress=False, m_steps=3, rtol=None)
+    m = cls(2, 5).fit(planted, seed=4, n_starts=3, screen_epochs=3, n_epochs=5, **opts)
+    scr = m.screens_
+    assert len(scr) == 3 and len({s["seed"] for s in scr}) == 3 and scr[0]["seed"] == 4
+    kept = [s for s in scr if s["kept"]]
+    assert len(kept) == 1 and kept[0]["train_ll_per_bin"] == max(s["train_ll_per_bin"] for s in scr)
+    # every screen equals an independent single-start fit of screen_epochs epochs from that seed
+    for s in scr:
+        alone = cls(2, 5).fit(planted, seed=s["seed"], n_starts=1, n_epochs=3, **opts)
+        assert alone.history_[-1] == pytest.approx(s["train_ll_per_bin"], abs=1e-9)
+    assert m.history_[:3] == pytest.approx(
+        cls(2, 5).fit(planted, seed=kept[0]["seed"], n_starts=1, n_epochs=3, **opts).history_, abs=1e-9
+    )
+    assert m.n_epochs_ == len(m.history_) == 3 + 5  # the kept screen's epochs, then the continuation
+
+
+def test_screening_changes_with_the_seed_and_is_reproducible(planted):
+    opts = dict(progress=False, m_steps=2, n_epochs=2, n_starts=2, screen_epochs=2)
+    a = HMMGLM(2, 5).fit(planted, seed=1, **opts)
+    b = HMMGLM(2, 5).fit(planted, seed=2, **opts)
+    c = HMMGLM(2, 5).fit(planted, seed=1, **opts)
+    assert {s["seed"] for s in a.screens_}.isdisjoint({s["seed"] for s in b.screens_})
+    assert torch.equal(a.weight, c.weight) and a.screens_ == c.screens_
+
+
+def test_onehot_warm_start_uses_a_screened_plain_fit(planted):
+    oh = OneHotHMMGLM(2, 5).fit(planted, progress=False, m_steps=1, n_epochs=2, n_starts=2, screen_epochs=1)
+    assert not hasattr(oh, "screens_") and oh.n_epochs_ == 2  # its own schedule is not screened
+
+
+@pytest.mark.parametrize("bad", [{"n_starts": 0}, {"screen_epochs": 0}, {"n_starts": 1.5}])
+def test_bad_screening_options(planted, bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        HMMGLM(2, 5).fit(planted, progress=False, **bad)
+
+
+def test_family_training_bins_grow_with_states_times_neurons():
+    base = protocol_family(6, train_bins=1000, test_bins=500, max_neurons=30)
+    big = protocol_family(6, train_bins=1000, test_bins=500, max_neurons=30, bins_per_sn=100)
+    for a, b in zip(base, big):
+        assert (a.n_states, a.n_neurons, a.n_time_bins, a.density, a.link) == (
+            b.n_states,
+            b.n_neurons,
+            b.n_time_bins,
+            b.density,
+            b.link,
+        )
+        want = max(1000, 100 * b.n_states * b.n_neurons)
+        assert b.n_train == max(1, round(want / b.n_time_bins))  # whole trials of T bins
+        assert b.n_trials - b.n_train == a.n_trials - a.n_train  # the test trials do not change
+        assert 10 <= b.n_neurons <= 30
+
+
+def _tiny_spec():
+    return ProtocolSpec("t0", 2, 6, 200, 3, 2, 0.3, (0.8, 1.2), "sigmoid", "onehot")
+
+
+def test_run_protocol_with_reference_rows():
+    ref = FitConfig(optimizer="reference", reference_epochs=1, reference_steps=2)
+    res = run_protocol(_tiny_spec(), 0, default_fit=FitConfig(n_epochs=2, m_steps=2, n_starts=2), reference=ref)
+    assert set(res["reference"]) == set(res["models"]) == {"glm", "hmmglm", "gaussian", "onehot"}
+    for row in res["reference"].values():
+        assert row["epochs"] == 1  # one pass of the public code's training
+        assert np.isfinite(row["test_ll_per_bin_neuron"])
+    assert res["reference_fit"]["optimizer"] == "reference"
+    with pytest.raises(ValueError, match="optimizer='reference'"):
+        run_protocol(_tiny_spec(), 0, default_fit=FitConfig(n_epochs=1, m_steps=1), reference=FitConfig())
+
+
+def test_run_family_reference_protocols_by_name(tmp_path):
+    fit = FitConfig(n_epochs=1, m_steps=1, n_starts=1)
+    ref = FitConfig(optimizer="reference", reference_epochs=1, reference_steps=1)
+    res = run_family(tmp_path, seeds=[0], n_protocols=2, models=("glm", "hmmglm"), default_fit=fit, train_bins=300,
+                     test_bins=200, max_neurons=12, reference=ref, reference_protocols=("p01",), progress=False)
+    assert ["reference" in r for r in res["runs"]] == [False, True]
+    assert res["n_reference_runs"] == 1 and set(res["summary_reference"]) == {"glm", "hmmglm"}
+    assert res["sizes"]["reference_protocols"] == ["p01"]
+    with pytest.raises(ValueError, match="p07"):
+        run_family(None, seeds=[0], n_protocols=2, default_fit=fit, reference=ref, reference_protocols=("p07",),
+                   progress=False)
+
+
+def test_insula_study_on_a_contiguous_portion(tmp_path):
+    rng = np.random.default_rng(0)
+    times = [np.sort(rng.uniform(0, 100, 300)) for _ in range(4)]
+    st = SpikeTimes(times, {"cue": np.array([10.0, 30.0, 55.0])}, t_start=0.0, t_stop=100.0)
+    save_npz(st, tmp_path / "rec.npz")
+    fit = FitConfig(n_epochs=1, m_steps=1, n_starts=1)
+    res = insula_study(tmp_path / "rec.npz", tmp_path / "out", state_counts=(2,), seeds=(0,), bin_width=0.1,
+                       n_neurons=None, fit=fit, onehot_epochs=1, time_range=(20.0, 60.0))
+    assert res["n_bins"] == 400 and res["time_range_s"] == pytest.approx([20.0, 60.0])
+    assert {f["model"] for f in res["fits"]} == {"glm", "hmmglm", "gaussian", "onehot"}
+    two = [f for f in res["fits"] if f["n_states"] == 2][0]
+    assert sum(e["n_events_bins"] for e in two["events"].values()) == 2  # the events at 30 s and 55 s
+    with pytest.raises(ValueError, match="time_range"):
+        insula_study(tmp_path / "rec.npz", tmp_path / "o2", state_counts=(2,), seeds=(0,), bin_width=0.1,
+                     fit=fit, time_range=(60.0, 20.0))
