@@ -48,7 +48,7 @@ def test_screened_starts_keep_the_best_screen_and_each_screen_is_a_short_fit(pla
     assert m.history_[:3] == pytest.approx(
         cls(2, 5).fit(planted, seed=kept[0]["seed"], n_starts=1, n_epochs=3, **opts).history_, abs=1e-9
     )
-    assert m.n_epochs_ == len(m.history_) == 3 + 5  # the kept screen's epochs, then the continuation
+    assert m.n_epochs_ == len(m.history_) == 5  # the kept screen's 3 epochs, then 2 more (n_epochs caps the whole)
 
 
 def test_screening_changes_with_the_seed_and_is_reproducible(planted):
@@ -132,3 +132,23 @@ def test_insula_study_on_a_contiguous_portion(tmp_path):
     with pytest.raises(ValueError, match="time_range"):
         insula_study(tmp_path / "rec.npz", tmp_path / "o2", state_counts=(2,), seeds=(0,), bin_width=0.1,
                      fit=fit, time_range=(60.0, 20.0))
+
+
+def test_draw_identifiable_redraws_until_the_true_parameters_decode_well():
+    from engramlab.hmmglm.family import draw_identifiable
+    from engramlab.hmmglm.simulate import simulate_protocol
+
+    spec = _tiny_spec()
+    data, acc, draws = draw_identifiable(spec, 5)
+    assert len(draws) == 1 and draws[0]["data_seed"] == 5 and draws[0]["kept"]
+    assert torch.equal(data.train, simulate_protocol(spec, 5).train)
+    _, acc3, draws3 = draw_identifiable(spec, 5, min_true_accuracy=1.01, max_draws=3)  # unreachable: 3 draws
+    assert [d["data_seed"] for d in draws3] == [5, 5 + 1009, 5 + 2018]
+    assert acc3 == max(d["true_state_accuracy"] for d in draws3) and sum(d["kept"] for d in draws3) >= 1
+    # the accuracy recorded is the generator's own Viterbi accuracy on that draw's test trials
+    d1 = simulate_protocol(spec, 5 + 1009)
+    z = d1.states[d1.n_train :]
+    own = float((d1.model.most_likely_states(d1.test) == z).float().mean())
+    assert draws3[1]["true_state_accuracy"] == pytest.approx(own)
+    _, _, first = draw_identifiable(spec, 5, min_true_accuracy=0.0, max_draws=3)  # met at once
+    assert len(first) == 1

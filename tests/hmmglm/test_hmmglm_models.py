@@ -53,6 +53,24 @@ def test_convolve_history_is_causal_and_matches_a_loop():
 
 @pytest.mark.parametrize("link", glm.LINKS)
 @pytest.mark.parametrize("obs", glm.OBSERVATIONS)
+@pytest.mark.parametrize("constant", [True, False])
+def test_fast_state_log_likelihood_equals_the_plain_formula(link, obs, constant):
+    g = torch.Generator().manual_seed(2)
+    S, N = 3, 4
+    W = 0.4 * torch.randn(S, N, N, generator=g, dtype=torch.float64)
+    b = 0.2 * torch.randn(S, N, generator=g, dtype=torch.float64) - 1
+    x = torch.poisson(torch.full((2, 25, N), 0.6, dtype=torch.float64), generator=g)
+    if obs == "bernoulli":
+        x = x.clamp(max=1)
+    conv = torch.rand(2, 25, N, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        fast = glm.state_log_likelihood_fast(x, conv, W, b, link, obs, constant)
+    ref = glm.state_log_likelihood(x, conv, W, b, link, obs, constant)
+    assert fast.shape == (2, 25, S) and torch.allclose(fast, ref, atol=1e-10)
+
+
+@pytest.mark.parametrize("link", glm.LINKS)
+@pytest.mark.parametrize("obs", glm.OBSERVATIONS)
 def test_closed_form_gradients_match_autograd(link, obs):
     g = torch.Generator().manual_seed(1)
     S, N = 3, 4

@@ -48,6 +48,26 @@ def score_model(m, data: SyntheticData) -> dict:
     return row
 
 
+def draw_identifiable(spec: ProtocolSpec, seed: int, min_true_accuracy: float | None = None, max_draws: int = 8):
+    """Simulate ``spec``; with ``min_true_accuracy``, redraw (parameters and spikes, draw k uses seed
+    ``seed + 1009 k``) until the true parameters' own Viterbi path reaches that state accuracy on the test
+    trials, at most ``max_draws`` draws (then the best draw is kept). A protocol whose states the generator
+    itself cannot tell apart says nothing about a fit. Returns (data, true accuracy, draws: one record each)."""
+    best, draws = None, []
+    for k in range(1 if min_true_accuracy is None else max_draws):
+        data = simulate_protocol(spec, seed + 1009 * k)
+        z = data.states[data.n_train :]
+        acc = metrics.state_accuracy(z, data.model.most_likely_states(data.test), np.arange(spec.n_states))
+        draws.append({"data_seed": seed + 1009 * k, "true_state_accuracy": acc})
+        if best is None or acc > best[1]:
+            best = (data, acc)
+        if min_true_accuracy is None or acc >= min_true_accuracy:
+            break
+    for d in draws:
+        d["kept"] = d["true_state_accuracy"] == best[1]
+    return best[0], best[1], draws
+
+
 def run_protocol(
     spec: ProtocolSpec,
     seed: int,
@@ -56,22 +76,25 @@ def run_protocol(
     threads: int = 1,
     default_fit: FitConfig | None = None,
     reference: FitConfig | None = None,
+    min_true_accuracy: float | None = None,
+    max_draws: int = 8,
 ) -> dict:
-    """Simulate ``spec`` with ``seed``, fit ``models`` (``fits[kind]``: a FitConfig; otherwise ``default_fit``
+    """Simulate ``spec`` with ``seed`` (with ``min_true_accuracy``: :func:`draw_identifiable`), fit ``models``
+    (``fits[kind]``: a FitConfig; otherwise ``default_fit``
     with the seed set, i.e. the default fit), score. Also records each fit's training log-likelihood minus
     the generator's (positive: the fit explains the training data better than the truth does). With
     ``reference`` (a FitConfig with ``optimizer="reference"``) every model is fitted a second time that way
     (the public code's training) and scored under ``"reference"``."""
     torch.set_num_threads(threads)
-    data = simulate_protocol(spec, seed)
+    data, true_acc, draws = draw_identifiable(spec, seed, min_true_accuracy, max_draws)
     S, N = spec.n_states, spec.n_neurons
-    test, z = data.test, data.states[data.n_train :]
-    true_acc = metrics.state_accuracy(z, data.model.most_likely_states(test), np.arange(S))
+    test = data.test
     n_test = test.shape[0] * test.shape[1] * N
     n_train = data.train.shape[0] * data.train.shape[1] * N
     true_train = data.model.log_likelihood(data.train)
     res = {
         "protocol": {**asdict(spec), "seed": seed},
+        "draws": draws,
         "true_state_accuracy": true_acc,
         "true_test_ll_per_bin_neuron": data.model.log_likelihood(test) / n_test,
         "majority_type_accuracy": metrics.type_accuracy(data.types, torch.zeros_like(data.types)),
@@ -117,6 +140,8 @@ def run_family(
     max_neurons: int = 50,
     reference: FitConfig | None = None,
     reference_protocols=(),
+    min_true_accuracy: float | None = None,
+    max_draws: int = 8,
 ) -> dict:
     """The whole study; writes ``out``/family.json after every protocol (a partial run keeps what it did).
     Sizes: :func:`simulate.protocol_family` (``train_bins``, ``test_bins``, ``bins_per_sn``, ``max_neurons``).
@@ -141,7 +166,9 @@ def run_family(
     for spec in tqdm(specs, desc="protocols", disable=not progress):
         ref = reference if spec.name in reference_protocols else None
         for s in seeds:
-            runs.append(run_protocol(spec, s, models, fits, threads, default_fit, ref))
+            runs.append(
+                run_protocol(spec, s, models, fits, threads, default_fit, ref, min_true_accuracy, max_draws)
+            )
         result = summarise(runs, target)
         result["wall_s"] = round(time.perf_counter() - t_all, 1)
         result["threads"] = threads
@@ -152,6 +179,8 @@ def run_family(
             "bins_per_sn": bins_per_sn,
             "max_neurons": max_neurons,
             "reference_protocols": list(reference_protocols),
+            "min_true_accuracy": min_true_accuracy,
+            "max_draws": max_draws,
         }
         if out is not None:
             write_json(Path(out) / "family.json", result)

@@ -96,7 +96,8 @@ class FitConfig:
     With ``init="data"`` the plain and Gaussian models screen ``n_starts`` data-driven starts (one pooled GLM,
     then k-means and weight noise drawn from ``n_starts`` different seeds derived from ``seed``): each runs
     ``screen_epochs`` epochs, the one with the highest training log-likelihood is continued to convergence
-    (``screens_`` lists them). The one-hot model's warm start is such a plain fit.
+    (``screens_`` lists them; ``n_epochs`` / ``max_epochs`` count the kept screen's epochs too). The one-hot
+    model's warm start is such a plain fit.
     ``n_restarts > 1`` fits from that many seeds (``seed``, ``seed + 1``, ...; each start as ``init``, with
     "keep"/"auto" meaning "data") and keeps the one with the highest final training log-likelihood.
 
@@ -120,11 +121,11 @@ class FitConfig:
     n_restarts: int = 1  # fits from seeds seed, seed+1, ...; the best on training log-likelihood is kept
     init: Literal["auto", "data", "keep", "random"] = "auto"  # see the class docstring
     seed: int = 0
-    data_window: int = 20  # bins per window of the data-driven start's k-means
+    data_window: int = 50  # bins per window of the data-driven start's k-means (about one dwell time at sticky 0.98)
     data_kmeans_starts: int = 10  # k-means++ starts (the best inertia is kept)
     onehot_warm_tau: float = 0.5  # first Gumbel-softmax temperature of a one-hot fit warm-started from data
-    n_starts: int = 4  # data-driven starts screened per fit (plain and Gaussian models; see the class docstring)
-    screen_epochs: int = 8  # epochs each screened start runs before the best one is continued
+    n_starts: int = 3  # data-driven starts screened per fit (plain and Gaussian models; see the class docstring)
+    screen_epochs: int = 5  # epochs each screened start runs before the best one is continued
     optimizer: Literal["adam", "reference"] = "adam"
     reference_epochs: int = 10
     reference_steps: int = 50
@@ -303,7 +304,7 @@ class _HMMGLMBase(Pretrained, nn.Module):
             out = []
             for t0 in range(0, T, chunk):
                 out.append(
-                    glm.state_log_likelihood(
+                    glm.state_log_likelihood_fast(
                         x[:, t0 : t0 + chunk],
                         conv[:, t0 : t0 + chunk],
                         W,
@@ -522,7 +523,7 @@ class _HMMGLMBase(Pretrained, nn.Module):
                 self.bias.copy_(g0.bias.detach())
                 self._set_from_weights(g0.weight.detach().expand(self.n_states, -1, -1), s_r)
             gamma0 = self.window_clusters(x, conv, mask, g0, cfg, s_r)
-            n = cfg.screen_epochs if cfg.n_epochs is None else min(cfg.screen_epochs, cfg.n_epochs)
+            n = min(cfg.screen_epochs, cfg.max_epochs if cfg.n_epochs is None else cfg.n_epochs)
             run = FitConfig(**{**asdict(cfg), "n_epochs": n, "seed": s_r})
             self._em(x, conv, mask, run, False, False, gamma0)
             ll = self.history_[-1]
@@ -534,8 +535,13 @@ class _HMMGLMBase(Pretrained, nn.Module):
         self.history_.extend(best[2])
         self.screens_ = [{**x_, "kept": i == best[3]} for i, x_ in enumerate(screens)]
         done = len(best[2])
-        self._em(x, conv, mask, FitConfig(**{**asdict(cfg), "seed": self._start_seed(seed, best[3])}), progress,
-                 False, None)
+        # the caps count the kept screen's epochs: n_epochs / max_epochs bound the whole fit
+        rest = {"n_epochs": cfg.n_epochs - done} if cfg.n_epochs is not None else {"max_epochs": cfg.max_epochs - done}
+        if min(rest.values()) < 1:
+            self.n_epochs_ = done
+            return
+        cont = FitConfig(**{**asdict(cfg), **rest, "seed": self._start_seed(seed, best[3])})
+        self._em(x, conv, mask, cont, progress, False, None)
         self.n_epochs_ += done
 
     # ---- data-driven start ------------------------------------------------------------------------------
