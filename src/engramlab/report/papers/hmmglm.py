@@ -61,9 +61,10 @@ BUDGETS = {
     # docs/hmmglm.md: every model fitted to convergence (rtol 1e-6, at most 200 epochs; family 100); the
     # reference training of the public code (per sequence one E-step + 50 Adam steps at lr 0.01, all 10
     # passes) on the demo and on family protocol p11; 20 family protocols per seed, N 10-20, training bins
-    # 300 x S x N, protocols redrawn until the true parameters decode >= 0.85; insula: 2/3/4/6 states, all
-    # 96 neurons, 100 ms bins, the contiguous 1,900-2,900 s of the recording, fits capped at 20 epochs.
-    # Sized from pilot fit times to about 75 minutes of one loaded CPU thread in all.
+    # 200 x S x N, protocols redrawn until the true parameters decode >= 0.85; insula: 2/3/4/6 states, all
+    # 96 neurons, 100 ms bins, the contiguous 2,150-2,750 s of the recording (it holds the change of event
+    # channels at about 2,450-2,500 s), fits capped at 15 epochs. Sized from pilot fit times to about 80
+    # minutes of one CPU thread on the shared 2-core machine (load 4-5) in all.
     "full": {
         "protocol": {"n_trials": 50, "n_train": 30, "n_time_bins": 2000},
         "fit": {"max_epochs": 200},
@@ -72,7 +73,7 @@ BUDGETS = {
             "n_protocols": 20,
             "train_bins": 4000,
             "test_bins": 2000,
-            "bins_per_sn": 300,
+            "bins_per_sn": 200,
             "max_neurons": 20,
             "min_true_accuracy": 0.85,
             "reference_protocols": ["p11"],
@@ -82,10 +83,10 @@ BUDGETS = {
             "state_counts": [2, 3, 4, 6],
             "n_neurons": None,
             "bin_width": 0.1,
-            "time_range": [1900.0, 2900.0],
-            "fit": {"max_epochs": 20},
+            "time_range": [2150.0, 2750.0],
+            "fit": {"max_epochs": 15},
         },
-        "estimate_s": {"synthetic": 1300, "insula": 800},
+        "estimate_s": {"synthetic": 1500, "insula": 700},
     },
 }
 
