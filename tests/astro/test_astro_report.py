@@ -35,3 +35,36 @@ def test_choose_lr_takes_the_best_mean_and_the_smaller_on_ties():
     assert choose_lr([r(1e-2, [0.5]), r(1e-3, [0.5])], "gpt") == 1e-3
     with pytest.raises(KeyError):
         choose_lr([r(1e-3, [0.5])], "lstm")
+
+
+@pytest.mark.parametrize("mode", ["quick", "full"])
+def test_language_models_are_matched_in_parameters(mode):
+    from engramlab.report.papers.astro import BUDGETS, LM_MODELS, lm_model
+    from engramlab.train.registry import get_model_spec
+    from engramlab.train.run import build_configs
+
+    def n(kind):
+        name, sets = lm_model(BUDGETS[mode]["lm"], kind)
+        cfg, _ = build_configs(name, "small", {k: str(v) for k, v in sets.items()})
+        return get_model_spec(name).model_cls(cfg).num_params()
+
+    counts = {k: n(k) for k in LM_MODELS}
+    assert all(abs(c - counts["astro"]) <= 0.03 * counts["astro"] for c in counts.values()), counts
+
+
+def test_language_sweep_takes_the_lowest_bits_per_byte_and_the_smaller_rate_on_ties():
+    from engramlab.report.papers.astro import choose_lm_lr
+
+    runs = [{"lr": 1e-3, "val_bpb": 3.1}, {"lr": 3e-3, "val_bpb": 2.9}, {"lr": 1e-2, "val_bpb": 3.0}]
+    assert choose_lm_lr(runs) == 3e-3
+    assert choose_lm_lr([{"lr": 1e-2, "val_bpb": 2.0}, {"lr": 3e-3, "val_bpb": 2.0}]) == 3e-3
+
+
+def test_language_and_efficiency_units_are_planned_seed_by_seed():
+    from engramlab.report.papers.astro import BUDGETS, plan
+
+    keep = ("efficiency", "firing")
+    names = [u.name for u in plan(BUDGETS["full"], [0, 1, 2]) if u.name.startswith("lm") or u.name in keep]
+    first = names.index("lm-astro-s0")
+    assert names[first : first + 5] == ["lm-astro-s0", "lm-lif-s0", "lm-gpt-s0", "lm-lstm-s0", "efficiency"]
+    assert names[-1] == "firing" and len([x for x in names if x.startswith("lmsweep-")]) == 12

@@ -11,8 +11,13 @@ project's criterion, said so in the rule's ``basis``. Experiments (units):
 - fair baselines: GPT, LSTM and the leaky RNN of ``engramlab.timescales`` (and AstroSNN itself) on
   the same tasks and budget, each model's learning rate chosen by the same sweep (one sweep seed,
   best mean accuracy over the delays), then trained on every seed at its chosen rate;
-- AstroSNN and the LIF ablation as byte language models on Shakespeare; once, per-token latency and
-  state memory against the context (AstroSNN's recurrent state against GPT's key/value cache).
+- language: AstroSNN, the LIF ablation, GPT and LSTM as byte language models on Shakespeare, matched in
+  parameters and training bytes (their training FLOPs per byte are measured and reported), each at the
+  learning rate its own short sweep chose (the same sweep for every model), on every seed;
+- efficiency (``engramlab.astro.efficiency``, also benchmarks/astro_efficiency.py), once, on the trained
+  language models: training, prefill and generation tokens/s and peak memory against the context for
+  AstroSNN, GPT with a preallocated key/value cache and LSTM; firing rates per layer and the synaptic
+  operations per token they imply.
 """
 
 from __future__ import annotations
@@ -75,6 +80,33 @@ def _lif(arch: dict, width: int) -> dict:
     return {**arch, "model.astrocyte": False, "model.d_model": width, "model.n_neurons": width, "model.n_astrocytes": 4}
 
 
+LM_MODELS = ("astro", "lif", "gpt", "lstm")
+LM_NAMES = {"astro": "AstroSNN", "lif": "LIF ablation", "gpt": "GPT", "lstm": "LSTM"}
+# one-thread training time per byte relative to AstroSNN's (pilot at 64 x 128 bytes: AstroSNN 26k bytes/s,
+# LIF 43k, GPT 46k, LSTM 86k)
+LM_COST = {"astro": 1.0, "lif": 0.6, "gpt": 0.6, "lstm": 0.3}
+
+
+def lm_model(lm: dict, kind: str) -> tuple[str, dict]:
+    """The engine's model name and ``--set`` options of one language-model run of the budget ``lm``."""
+    if kind == "astro":
+        return "astro", dict(lm["astro"])
+    if kind == "lif":
+        return "astro", _lif(lm["astro"], lm["lif_width"])
+    if kind == "gpt":
+        block = lm["sched"]["block_size"]
+        return "gpt", {**lm["gpt"], "model.pos": "rope", "model.dropout": 0.0, "model.block_size": block}
+    if kind == "lstm":
+        return "lstm", {**lm["lstm"], "model.dropout": 0.0}
+    raise ValueError(f"unknown language model {kind!r}; expected one of {', '.join(LM_MODELS)}")
+
+
+def choose_lm_lr(sweep_results: list[dict]) -> float:
+    """The language sweep's pick: the learning rate with the lowest final validation bits/byte (ties: the
+    smaller rate)."""
+    return min((r["val_bpb"], r["lr"]) for r in sweep_results)[1]
+
+
 def _memory(steps, batch, d_model, n_layer, n_astro, d_key, eval_batches, lr):
     return {
         "n_symbols": 8,
@@ -111,6 +143,11 @@ BUDGETS = {
                 "model.ffn_mult": 2,
             },
             "lif_width": 16,
+            "gpt": {"model.n_layer": 1, "model.n_head": 2, "model.n_embd": 20},
+            "lstm": {"model.n_layer": 1, "model.n_embd": 8, "model.hidden": 16},
+            "lrs": [3e-3],
+            "sweep_seed": 100,
+            "sweep_steps": 2,
             "steps": 4,
             "sched": {
                 "batch_size": 2,
@@ -121,13 +158,17 @@ BUDGETS = {
                 "log_interval": 2,
             },
         },
-        "generation": {
-            "gpt": {"model.n_layer": 1, "model.n_head": 2, "model.n_embd": 20},
+        "efficiency": {
             "contexts": [8, 32],
-            "tokens": 2,
+            "train_max_context": 32,
+            "gen_tokens": 2,
+            "train_tokens": 32,
             "repeats": 1,
+            "isolate": False,
+            "rate_windows": 1,
+            "rate_block": 16,
         },
-        "estimate_s": {"ladder": 0.5, "baseline": 0.3, "lm": 3, "generation": 2},
+        "estimate_s": {"ladder": 0.5, "baseline": 0.3, "lm": 3, "efficiency": 2},
     },
     "quick": {
         "memory": _memory(60, 16, 16, 1, 2, 8, 2, 1e-2),
@@ -141,23 +182,32 @@ BUDGETS = {
         "lm": {
             "astro": _TINY,
             "lif_width": 76,
-            "steps": 150,
+            "gpt": {"model.n_layer": 3, "model.n_head": 2, "model.n_embd": 52},
+            "lstm": {"model.n_layer": 1, "model.n_embd": 32, "model.hidden": 116},
+            "lrs": [3e-3, 1e-2],
+            "sweep_seed": 100,
+            "sweep_steps": 20,
+            "steps": 60,
             "sched": {
-                "batch_size": 8,
+                "batch_size": 16,
                 "block_size": 64,
-                "warmup_steps": 15,
-                "eval_interval": 50,
-                "eval_batches": 8,
+                "warmup_steps": 6,
+                "eval_interval": 20,
+                "eval_batches": 4,
                 "log_interval": 10,
             },
         },
-        "generation": {
-            "gpt": {"model.n_layer": 2, "model.n_head": 2, "model.n_embd": 60},
+        "efficiency": {
             "contexts": [128, 512, 2048],
-            "tokens": 8,
-            "repeats": 2,
+            "train_max_context": 512,
+            "gen_tokens": 8,
+            "train_tokens": 1024,
+            "repeats": 1,
+            "isolate": False,
+            "rate_windows": 2,
+            "rate_block": 128,
         },
-        "estimate_s": {"ladder": 1.0, "baseline": 0.5, "lm": 7, "generation": 2},
+        "estimate_s": {"ladder": 1.0, "baseline": 0.5, "lm": 7, "efficiency": 10},
     },
     # docs/astro.md, "Ablation ladder": a tiny AstroSNN (2 layers, d = N = 32, 4 astrocytes x d_key 8)
     # and a short budget (300 AdamW steps of 32 sequences, delays drawn log-uniformly up to 500)
@@ -180,25 +230,36 @@ BUDGETS = {
             "steps_factor": {"gpt": 3, "lstm": 8, "leaky_rnn": 6},
         },
         "lm": {
-            "astro": _SMALL,
-            "lif_width": 156,
-            "steps": 300,
+            "astro": _TINY,
+            "lif_width": 76,
+            "gpt": {"model.n_layer": 3, "model.n_head": 2, "model.n_embd": 52},
+            "lstm": {"model.n_layer": 1, "model.n_embd": 32, "model.hidden": 116},
+            "lrs": [1e-3, 3e-3, 1e-2],
+            "sweep_seed": 100,
+            "sweep_steps": 125,
+            "steps": 750,
             "sched": {
-                "batch_size": 8,
-                "block_size": 256,
-                "warmup_steps": 30,
-                "eval_interval": 100,
-                "eval_batches": 20,
+                "batch_size": 64,
+                "block_size": 128,
+                "warmup_steps": 50,
+                "eval_interval": 75,
+                "eval_batches": 10,
                 "log_interval": 25,
             },
         },
-        "generation": {
-            "gpt": {"model.n_layer": 4, "model.n_head": 2, "model.n_embd": 112},
-            "contexts": [256, 1024, 4096],
-            "tokens": 30,
-            "repeats": 5,
+        # benchmarks/astro_efficiency.py: each (model, context) in a fresh one-thread process; training only up
+        # to 4,096 (GPT's quadratic training pass at 16,384 alone would take minutes)
+        "efficiency": {
+            "contexts": [256, 1024, 4096, 16384],
+            "train_max_context": 4096,
+            "gen_tokens": 64,
+            "train_tokens": 8192,
+            "repeats": 2,
+            "isolate": True,
+            "rate_windows": 8,
+            "rate_block": 512,
         },
-        "estimate_s": {"ladder": 13, "baseline": 8, "lm": 300, "generation": 30},
+        "estimate_s": {"ladder": 13, "baseline": 8, "lm": 300, "efficiency": 180},
     },
 }
 
@@ -213,9 +274,13 @@ def budget_text(b: dict) -> str:
         f"{m['n_layer']} layers d = {m['d_model']} (lr {m['lr']:g}), the LIF ablation, LSTM, GPT and leaky RNN "
         f"matched to its parameter count, the baselines' learning rates swept over "
         f"{', '.join(f'{x:g}' for x in b['baselines']['lrs'])} and their steps multiplied by "
-        f"{b['baselines'].get('steps_factor') or 1} (about AstroSNN's CPU time); language: {lm['steps']} steps of "
-        f"{lm['sched']['batch_size']} x {lm['sched']['block_size']} Shakespeare bytes; latency at contexts "
-        f"{', '.join(map(str, b['generation']['contexts']))}"
+        f"{b['baselines'].get('steps_factor') or 1} (about AstroSNN's CPU time); language: AstroSNN, the LIF "
+        f"ablation, GPT and LSTM at matched parameters, each at the learning rate of its sweep over "
+        f"{', '.join(f'{x:g}' for x in lm['lrs'])} ({lm['sweep_steps']} steps, seed {lm['sweep_seed']}), then "
+        f"{lm['steps']} steps of {lm['sched']['batch_size']} x {lm['sched']['block_size']} Shakespeare bytes "
+        f"({lm['steps'] * lm['sched']['batch_size'] * lm['sched']['block_size']:,} bytes) per seed; efficiency: "
+        f"training, prefill and generation tokens/s and peak memory at contexts "
+        f"{', '.join(map(str, b['efficiency']['contexts']))} (training up to {b['efficiency']['train_max_context']})"
     )
 
 
@@ -270,34 +335,62 @@ def plan(b: dict, seeds: list[int], extra: dict | None = None) -> list[Unit]:
                         estimate_s=est["baseline"] * _cost(b, task) * fast,
                     )
                 )
-    for s in seeds:
-        lm = b["lm"]
-        units.append(
-            Unit(
-                SYSTEM,
-                f"lm-astro-s{s}",
-                s,
-                {"kind": "lm", "model": lm["astro"], "sched": lm["sched"], "steps": lm["steps"]},
-                estimate_s=est["lm"],
+    lm = b["lm"]
+    seed_units: dict[int, list[Unit]] = {s: [] for s in seeds}
+    for kind in LM_MODELS:
+        name, sets = lm_model(lm, kind)
+        base = {"kind": "lm", "name": name, "model": sets, "sched": lm["sched"]}
+        sweep = [f"lmsweep-{kind}-lr{lr:g}" for lr in lm["lrs"]]
+        # the sweep's warm-up is the same fraction of its (shorter) schedule
+        warm = max(1, lm["sched"]["warmup_steps"] * lm["sweep_steps"] // lm["steps"])
+        sweep_sched = {**lm["sched"], "warmup_steps": warm}
+        for n, lr in zip(sweep, lm["lrs"]):
+            units.append(
+                Unit(
+                    SYSTEM,
+                    n,
+                    None,
+                    {**base, "sched": sweep_sched, "steps": lm["sweep_steps"], "lr": lr, "seed": lm["sweep_seed"]},
+                    estimate_s=est["lm"] * LM_COST[kind] * lm["sweep_steps"] / lm["steps"],
+                )
             )
-        )
-        units.append(
-            Unit(
-                SYSTEM,
-                f"lm-lif-s{s}",
-                s,
-                {"kind": "lm", "model": _lif(lm["astro"], lm["lif_width"]), "sched": lm["sched"], "steps": lm["steps"]},
-                estimate_s=est["lm"],
+        for s in seeds:
+            seed_units[s].append(
+                Unit(
+                    SYSTEM,
+                    f"lm-{kind}-s{s}",
+                    s,
+                    {**base, "steps": lm["steps"], "sweep": sweep},
+                    deps=tuple(f"{SYSTEM}/{n}" for n in sweep),
+                    estimate_s=est["lm"] * LM_COST[kind],
+                )
             )
-        )
-    g = b["generation"]
+    # seed by seed (every model's seed 0 first); the efficiency benchmark measures the trained seed-0 models
+    # as soon as they exist, the firing rates come from every seed's AstroSNN
+    eff_models = [f"lm-{k}-s{seeds[0]}" for k in ("astro", "gpt", "lstm")]
+    for i, s in enumerate(seeds):
+        units += seed_units[s]
+        if i == 0:
+            units.append(
+                Unit(
+                    SYSTEM,
+                    "efficiency",
+                    None,
+                    {"kind": "efficiency", "models": eff_models, **b["efficiency"]},
+                    deps=tuple(f"{SYSTEM}/{n}" for n in eff_models),
+                    estimate_s=est["efficiency"],
+                )
+            )
+    rate_units = [f"lm-astro-s{s}" for s in seeds]
+    e = b["efficiency"]
     units.append(
         Unit(
             SYSTEM,
-            "generation",
+            "firing",
             None,
-            {"kind": "generation", "astro": b["lm"]["astro"], **g},
-            estimate_s=est["generation"],
+            {"kind": "firing", "rate_units": rate_units, "windows": e["rate_windows"], "bytes": e["rate_block"]},
+            deps=tuple(f"{SYSTEM}/{n}" for n in rate_units),
+            estimate_s=2.0,
         )
     )
     return units
@@ -373,6 +466,72 @@ def choose_lr(sweep_results: list[dict], model: str) -> float:
     return min(scored)[1]
 
 
+def _run_lm(unit: Unit, folder: Path, ctx) -> None:
+    """One byte-level language model on Shakespeare; the learning rate is the unit's (sweep) or the sweep's
+    pick (seeds). result.json gains lr, the training FLOPs per byte and the measured wall and CPU time."""
+    import time
+
+    from engramlab.astro.efficiency import training_flops_per_byte
+    from engramlab.train.registry import get_model_spec
+    from engramlab.train.run import build_configs
+
+    c = unit.config
+    if "sweep" in c:
+        lr = choose_lm_lr([io.read_json(folder.parent / n / "result.json") for n in c["sweep"]])
+    else:
+        lr = c["lr"]
+    seed = unit.seed if unit.seed is not None else c["seed"]
+    sets = {**c["model"], **c["sched"], "lr": lr, "min_lr": lr / 10}
+    t0, c0 = time.perf_counter(), time.process_time()
+    res = C.train_lm(c["name"], "small", sets, c["steps"], seed, folder, ctx)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    cfg, _ = build_configs(c["name"], "small", {k: str(v) for k, v in sets.items()})
+    fpb = training_flops_per_byte(get_model_spec(c["name"]).model_cls(cfg), c["sched"]["block_size"])
+    res.update(
+        lr=lr,
+        flops_per_byte=fpb,
+        train_flops=fpb * res["tokens"],
+        wall_s=wall,
+        cpu_s=cpu,
+        bytes_per_cpu_s=res["tokens"] / cpu,
+    )
+    io.write_json(folder / "result.json", res)
+
+
+EFF_NAMES = {"lm-astro": "AstroSNN", "lm-gpt": "GPT (preallocated KV cache)", "lm-lstm": "LSTM"}
+
+
+def _run_efficiency(unit: Unit, folder: Path, ctx) -> None:
+    """benchmarks/astro_efficiency.py's measurement on the trained language models of the lm units:
+    throughput and peak memory per context, firing rates per layer on Shakespeare validation bytes and the
+    synaptic operations per token they imply. Writes efficiency.json."""
+    from engramlab.astro.efficiency import run_benchmark
+
+    c = unit.config
+    specs = {EFF_NAMES[n.rsplit("-s", 1)[0]]: {"folder": str(folder.parent / n / "run")} for n in c["models"]}
+    res = run_benchmark(
+        specs,
+        {},
+        contexts=c["contexts"],
+        gen_tokens=c["gen_tokens"],
+        train_tokens=c["train_tokens"],
+        repeats=c["repeats"],
+        train_max_context=c["train_max_context"],
+        isolate=c["isolate"],
+    )
+    io.write_json(folder / "efficiency.json", res)
+
+
+def _run_firing(unit: Unit, folder: Path) -> None:
+    """Firing rates per layer of every seed's trained AstroSNN on Shakespeare validation bytes, and the
+    synaptic operations per token they imply. Writes firing.json."""
+    from engramlab.astro.efficiency import measure_firing
+
+    c = unit.config
+    res = measure_firing({n: str(folder.parent / n / "run") for n in c["rate_units"]}, c["windows"], c["bytes"])
+    io.write_json(folder / "firing.json", res)
+
+
 def run_unit(unit: Unit, folder: Path, ctx) -> None:
     c = unit.config
     if c["kind"] == "memory":
@@ -387,31 +546,11 @@ def run_unit(unit: Unit, folder: Path, ctx) -> None:
             lrs = {models[0]: choose_lr(done, models[0])}
         run_memory(_memory_cfg(c, seed, models, lrs), folder, progress=ctx.progress, builders=builders)
     elif c["kind"] == "lm":
-        C.train_lm("astro", "small", {**c["model"], **c["sched"]}, c["steps"], unit.seed, folder, ctx)
-    elif c["kind"] == "generation":
-        import torch
-
-        from engramlab.report.measure import generation_speed
-        from engramlab.train.engine import resolve_device
-        from engramlab.train.registry import get_model_spec
-        from engramlab.train.run import build_configs
-
-        def build(name, sets):
-            cfg, _ = build_configs(name, "small", {k: str(v) for k, v in sets.items()})
-            return get_model_spec(name).model_cls(cfg)
-
-        torch.manual_seed(0)
-        longest = max(c["contexts"]) + c["tokens"] + 1
-        astro = build("astro", c["astro"])
-        gpt = build("gpt", {**c["gpt"], "model.block_size": longest, "model.pos": "rope", "model.dropout": 0.0})
-        res = generation_speed(
-            {"AstroSNN (recurrent state)": (astro, "recurrent"), "GPT (KV cache)": (gpt, "kv_cache")},
-            c["contexts"],
-            c["tokens"],
-            c["repeats"],
-            device=str(resolve_device(ctx.device)),
-        )
-        io.write_json(folder / "generation.json", res)
+        _run_lm(unit, folder, ctx)
+    elif c["kind"] == "efficiency":
+        _run_efficiency(unit, folder, ctx)
+    elif c["kind"] == "firing":
+        _run_firing(unit, folder)
     else:
         raise ValueError(f"unknown astro experiment kind {c['kind']!r}")
 
@@ -470,31 +609,61 @@ def _lm_bpb(kind: str):
     return measure
 
 
-def _gen(o: Outputs) -> dict | None:
-    return o.json("generation", "generation.json") if o.has("generation") else None
+def _eff(o: Outputs) -> dict | None:
+    return o.json("efficiency", "efficiency.json") if o.has("efficiency") else None
 
 
-def _state_ratio(o: Outputs):
-    g = _gen(o)
-    if g is None:
+A_EFF, G_EFF, L_EFF = EFF_NAMES["lm-astro"], EFF_NAMES["lm-gpt"], EFF_NAMES["lm-lstm"]
+
+
+def _eff_value(fn):
+    """A measure of the efficiency unit: ``fn(throughput dict)`` -> one value (or [None] when not run)."""
+
+    def measure(o: Outputs):
+        e = _eff(o)
+        return [None] if e is None else [fn(e["throughput"])]
+
+    return measure
+
+
+def _last_trained(t: dict, model: str, key: str) -> float:
+    vals = [v for v in t["models"][model][key] if v is not None]
+    return vals[-1]
+
+
+_state_ratio = _eff_value(lambda t: t["models"][A_EFF]["state_bytes"][-1] / t["models"][A_EFF]["state_bytes"][0])
+_state_vs_kv = _eff_value(lambda t: t["models"][A_EFF]["state_bytes"][-1] / t["models"][G_EFF]["state_bytes"][-1])
+_latency_ratio = _eff_value(
+    lambda t: t["models"][A_EFF]["gen_ms_per_token"][-1] / t["models"][A_EFF]["gen_ms_per_token"][0]
+)
+
+
+def _ratio_at_longest(key: str, other: str, trained: bool = False):
+    def fn(t):
+        if trained:
+            return _last_trained(t, A_EFF, key) / _last_trained(t, other, key)
+        return t["models"][A_EFF][key][-1] / t["models"][other][key][-1]
+
+    return _eff_value(fn)
+
+
+def _firing(o: Outputs) -> list[dict] | None:
+    return o.json("firing", "firing.json")["firing"] if o.has("firing") else None
+
+
+def _mean_rate(o: Outputs):
+    f = _firing(o)
+    if f is None:
         return [None]
-    sb = g["state_bytes"]["AstroSNN (recurrent state)"]
-    return [sb[-1] / sb[0]]
+    return [sum((r["amsu"] + r["ffn"]) / 2 for r in x["rates"]) / len(x["rates"]) for x in f]
 
 
-def _state_vs_kv(o: Outputs):
-    g = _gen(o)
-    if g is None:
-        return [None]
-    return [g["state_bytes"]["AstroSNN (recurrent state)"][-1] / g["state_bytes"]["GPT (KV cache)"][-1]]
+def _ops_ratio(key: str):
+    def measure(o: Outputs):
+        f = _firing(o)
+        return [None] if f is None else [x["ops"][key] for x in f]
 
-
-def _latency_ratio(o: Outputs):
-    g = _gen(o)
-    if g is None:
-        return [None]
-    t = g["ms_per_token"]["AstroSNN (recurrent state)"]
-    return [t[-1] / t[0]]
+    return measure
 
 
 _READING = "the paper publishes no number; threshold is this project's criterion (docs/astro.md)"
@@ -673,22 +842,25 @@ CLAIMS = [
         figures=("ladder_score.png",),
     ),
     *_baseline_claims(),
-    ClaimSpec(
-        id="astro.lm_lif_bpb",
-        kind="baseline",
-        claim="LIF-SNN ablation as a byte language model",
-        source="ablation at matched parameters",
-        paper_value=None,
-        paper_text="not reported",
-        rule=None,
-        unit="validation bits/byte",
-        measure=_lm_bpb("lif"),
-        experiment="lm-lif",
-        figures=("lm.png",),
-    ),
+    *[
+        ClaimSpec(
+            id=f"astro.lm_{k}_bpb",
+            kind="baseline",
+            claim=f"{LM_NAMES[k]} as a byte language model (matched parameters, its own swept learning rate)",
+            source="baseline at matched parameters and training bytes",
+            paper_value=None,
+            paper_text="not reported",
+            rule=None,
+            unit="validation bits/byte",
+            measure=_lm_bpb(k),
+            experiment="lm",
+            figures=("lm.png",),
+        )
+        for k in ("lif", "gpt", "lstm")
+    ],
     ClaimSpec(
         id="astro.lm_vs_lif",
-        claim="astrocyte modulation improves spiking language modelling at matched parameters",
+        claim="astrocyte modulation improves spiking language modelling over the LIF ablation at matched parameters",
         source="abstract ('natural language generation')",
         paper_value=None,
         paper_text="1.5B-parameter model; no comparable number published",
@@ -705,6 +877,24 @@ CLAIMS = [
         figures=("lm.png",),
     ),
     ClaimSpec(
+        id="astro.lm_vs_gpt",
+        claim="AstroSNN is competitive with GPT as a language model at equal size",
+        source="abstract ('natural language generation')",
+        paper_value=None,
+        paper_text="1.5B-parameter model; no comparable number published",
+        rule={
+            "op": "<=",
+            "other": "astro.lm_gpt_bpb",
+            "margin": 0.05,
+            "partly": 0.15,
+            "basis": f"AstroSNN's bits/byte at most 0.05 above GPT's (partly: 0.15); {_READING}",
+        },
+        unit="validation bits/byte",
+        measure=_lm_bpb("astro"),
+        experiment="lm",
+        figures=("lm.png",),
+    ),
+    ClaimSpec(
         id="astro.state_constant",
         claim="the memory held for generation does not grow with the context",
         source="abstract ('reduced memory usage')",
@@ -713,19 +903,19 @@ CLAIMS = [
         rule={"op": "<=", "value": 1.0, "basis": "state bytes at the longest context / at the shortest"},
         unit="state size ratio, longest / shortest context",
         measure=_state_ratio,
-        experiment="generation",
+        experiment="efficiency",
         figures=("efficiency.png",),
     ),
     ClaimSpec(
         id="astro.memory_vs_kv",
-        claim="AstroSNN holds less memory than a Transformer's KV cache at long context",
+        claim="AstroSNN holds less memory for the context than a Transformer's KV cache at long context",
         source="abstract ('reduced memory usage')",
         paper_value=None,
         paper_text="no figure published",
         rule={"op": "<", "value": 1.0, "basis": "AstroSNN state / parameter-matched GPT's KV cache, longest context"},
         unit="memory ratio at the longest context",
         measure=_state_vs_kv,
-        experiment="generation",
+        experiment="efficiency",
         figures=("efficiency.png",),
     ),
     ClaimSpec(
@@ -742,9 +932,75 @@ CLAIMS = [
         },
         unit="latency ratio, longest / shortest context",
         measure=_latency_ratio,
-        experiment="generation",
+        experiment="efficiency",
         figures=("efficiency.png",),
         deterministic=False,
+    ),
+    *[
+        ClaimSpec(
+            id=f"astro.{phase}_vs_{other_id}",
+            claim=f"AstroSNN's {what} throughput is higher than {other}'s at long context",
+            source="abstract ('low latency, high throughput')",
+            paper_value=None,
+            paper_text="no figure published",
+            rule={
+                "op": ">=",
+                "value": 1.0,
+                "partly": 0.8,
+                "basis": f"{what} tokens/s, AstroSNN / {other}, at the longest context measured"
+                f"{' for training' if phase == 'train' else ''} (partly: at least 0.8); this project's criterion",
+            },
+            unit=f"{what} throughput ratio, AstroSNN / {other}",
+            measure=_ratio_at_longest(key, other, trained=phase == "train"),
+            experiment="efficiency",
+            figures=("efficiency.png",),
+            deterministic=False,
+        )
+        for phase, what, key in (
+            ("gen", "generation", "gen_tok_s"),
+            ("prefill", "prefill", "prefill_tok_s"),
+            ("train", "training", "train_tok_s"),
+        )
+        for other_id, other in (("gpt", G_EFF), ("lstm", L_EFF))
+    ],
+    ClaimSpec(
+        id="astro.firing_rate",
+        kind="baseline",
+        claim="mean firing rate of the trained AstroSNN's spiking units (AM-SU and feed-forward, every layer)",
+        source="measured on Shakespeare validation bytes",
+        paper_value=None,
+        paper_text="not reported",
+        rule=None,
+        unit="spikes per neuron per token",
+        measure=_mean_rate,
+        experiment="efficiency",
+        figures=("efficiency.png",),
+    ),
+    ClaimSpec(
+        id="astro.sop_spike_layers",
+        kind="baseline",
+        claim="spike-driven accumulates / dense multiply-accumulates in the layers fed by spikes (W_out, W_2)",
+        source="energy proxy from the measured firing rates",
+        paper_value=None,
+        paper_text="not reported",
+        rule=None,
+        unit="operations ratio, spike-driven / dense",
+        measure=_ops_ratio("spike_layer_ratio"),
+        experiment="efficiency",
+        figures=("efficiency.png",),
+    ),
+    ClaimSpec(
+        id="astro.sop_network",
+        kind="baseline",
+        claim="whole network per generated token: operations with the spike-fed layers as accumulates / all dense",
+        source="energy proxy from the measured firing rates",
+        paper_value=None,
+        paper_text="not reported",
+        rule=None,
+        unit="operations ratio, spike-driven / dense",
+        measure=_ops_ratio("network_ratio"),
+        experiment="efficiency",
+        figures=("efficiency.png",),
     ),
 ]
 
@@ -776,17 +1032,33 @@ def budgets(o: Outputs, device: str) -> dict:
             if n.startswith("base-"):
                 lrs.setdefault(n.split("-")[1], {}).update(r["lr"])
     out["baselines"] = {**common, "seconds": o.wall_s(names), "params": bparams or None, "chosen_lr": lrs or None}
-    for exp, kind in (("lm", "astro"), ("lm-lif", "lif")):
-        names = [f"lm-{kind}-s{s}" for s in o.seeds]
-        r = next((o.json(n, "result.json") for n in names if o.has(n)), None)
-        out[exp] = {
-            "device": device,
-            "seconds": o.wall_s(names),
-            "params": r and r["params"],
-            "tokens_per_seed": r and r["tokens"],
-            "steps": b["lm"]["steps"],
-        }
-    out["generation"] = {"device": device, "seconds": o.wall_s(["generation"]), "contexts": b["generation"]["contexts"]}
+    lm = b["lm"]
+    names = [f"lmsweep-{k}-lr{lr:g}" for k in LM_MODELS for lr in lm["lrs"]]
+    names += [f"lm-{k}-s{s}" for k in LM_MODELS for s in o.seeds]
+    per = {}
+    for k in LM_MODELS:
+        r = next((o.json(f"lm-{k}-s{s}", "result.json") for s in o.seeds if o.has(f"lm-{k}-s{s}")), None)
+        if r is not None:
+            per[k] = {
+                "params": r["params"],
+                "lr": r.get("lr"),
+                "flops_per_byte": r.get("flops_per_byte"),
+                "train_flops": r.get("train_flops"),
+            }
+    out["lm"] = {
+        "device": device,
+        "seconds": o.wall_s(names),
+        "tokens_per_seed": lm["steps"] * lm["sched"]["batch_size"] * lm["sched"]["block_size"],
+        "steps": lm["steps"],
+        "models": per or None,
+    }
+    e = b["efficiency"]
+    out["efficiency"] = {
+        "device": device,
+        "seconds": o.wall_s(["efficiency", "firing"]),
+        "contexts": e["contexts"],
+        "train_max_context": e["train_max_context"],
+    }
     return out
 
 
@@ -892,66 +1164,83 @@ def figures(o: Outputs, out: Path) -> list[dict]:
                 "astrocytic modulation of spikes, orange the design-choice ablations, green the baselines.",
             }
         )
-    runs = {
-        k: [o.json(f"lm-{k}-s{s}", "result.json") for s in o.seeds if o.has(f"lm-{k}-s{s}")] for k in ("astro", "lif")
-    }
+    runs = {k: [o.json(f"lm-{k}-s{s}", "result.json") for s in o.seeds if o.has(f"lm-{k}-s{s}")] for k in LM_MODELS}
     if any(runs.values()):
         fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
-        names = {"astro": "AstroSNN", "lif": "LIF-SNN"}
-        for i, (k, rs) in enumerate(runs.items()):
-            for j, r in enumerate(rs):
+        ks = [k for k in LM_MODELS if runs[k]]
+        for i, k in enumerate(LM_MODELS):
+            for j, r in enumerate(runs[k]):
                 st, v = zip(*r["curve"])
+                per_step = r["batch_size"] * r["block_size"]
                 ax[0].plot(
-                    st,
+                    np.array(st) * per_step / 1e6,
                     np.array(v) / np.log(2),
                     color=f"C{i}",
                     alpha=0.8,
-                    label=f"{names[k]} ({r['params']:,} params)" if j == 0 else None,
+                    label=f"{LM_NAMES[k]} ({r['params']:,} params, lr {r.get('lr', 0):g})" if j == 0 else None,
                 )
-        ks = [k for k in runs if runs[k]]
         vals = [[r["val_bpb"] for r in runs[k]] for k in ks]
         ax[1].bar(
             range(len(ks)),
             [np.mean(v) for v in vals],
             yerr=[[np.mean(v) - min(v) for v in vals], [max(v) - np.mean(v) for v in vals]],
             capsize=4,
-            color=[f"C{list(runs).index(k)}" for k in ks],
+            color=[f"C{LM_MODELS.index(k)}" for k in ks],
         )
-        ax[1].set_xticks(range(len(ks)), [names[k] for k in ks])
-        ax[0].set_xlabel("step")
+        for i, v in enumerate(vals):
+            ax[1].plot([i] * len(v), v, "k.", ms=4)
+        ax[1].set_xticks(range(len(ks)), [LM_NAMES[k] for k in ks])
+        ax[0].set_xlabel("training bytes (millions)")
         ax[0].set_ylabel("validation bits/byte")
-        ax[0].legend(fontsize=8)
+        ax[0].legend(fontsize=7)
         ax[1].set_ylabel("final validation bits/byte")
-        ax[1].set_ylim(bottom=0)
+        lo = min(min(v) for v in vals)
+        ax[1].set_ylim(max(0.0, lo - 0.3), max(max(v) for v in vals) + 0.1)
         io.save_figure(fig, out / "lm.png", bbox_inches="tight")
         figs.append(
             {
                 "file": "lm.png",
-                "caption": "Shakespeare bits/byte of AstroSNN and its LIF ablation at "
-                "matched parameters (curves per seed; final value, mean and range).",
+                "caption": "Shakespeare validation bits/byte of AstroSNN, its LIF ablation, GPT and LSTM at matched "
+                "parameters and training bytes, each at its swept learning rate: curves per seed against the "
+                "training bytes; final value (bars: mean and range, dots: seeds).",
             }
         )
-    g = _gen(o)
-    if g is not None:
-        fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
-        for name in g["ms_per_token"]:
-            ax[0].plot(g["contexts"], g["ms_per_token"][name], "o-", label=name)
-            ax[1].plot(g["contexts"], [v / 2**20 for v in g["state_bytes"][name]], "o-", label=name)
-        ax[0].set_ylabel("ms per token (batch 1)")
-        ax[1].set_ylabel("state / KV cache (MiB)")
-        for a in ax:
-            a.set_xscale("log")
-            a.set_yscale("log")
-            a.set_xlabel("context (tokens)")
-            a.legend(fontsize=8)
-        ax[0].set_title(f"latency on {g['device']}")
-        ax[1].set_title("memory held for the context")
+    e = _eff(o)
+    if e is not None:
+        t = e["throughput"]
+        fig, ax = plt.subplots(1, 4, figsize=(17, 3.6))
+        for i, (name, rows) in enumerate(t["models"].items()):
+            ctx_ = t["contexts"]
+            ax[0].plot(ctx_, rows["gen_tok_s"], "o-", color=f"C{i}", label=name)
+            ax[1].plot(ctx_, rows["prefill_tok_s"], "o-", color=f"C{i}", label=name)
+            tr = [(c_, v) for c_, v in zip(ctx_, rows["train_tok_s"]) if v is not None]
+            if tr:
+                ax[2].plot(*zip(*tr), "o-", color=f"C{i}", label=name)
+            mib = [max(v, 1) / 2**20 for v in rows["state_bytes"]]
+            ax[3].plot(ctx_, mib, "o-", color=f"C{i}", label=f"{name}: state")
+            ax[3].plot(
+                ctx_, [max(v, 1) / 2**20 for v in rows["infer_peak_bytes"]], "s:", color=f"C{i}", label=f"{name}: peak"
+            )
+        for a_, title in zip(ax, ("generation tokens/s", "prefill tokens/s", "training tokens/s", "MiB")):
+            a_.set_xscale("log")
+            a_.set_yscale("log")
+            a_.set_xlabel("context (tokens)")
+            a_.set_title(title, fontsize=9)
+        ax[0].legend(fontsize=7)
+        ax[3].legend(fontsize=6)
+        fig.suptitle(
+            f"one thread, batch 1 (training: {t['train_tokens']} tokens per pass); load average "
+            f"{e['loadavg_before'][0]:.1f} before, {e['loadavg_after'][0]:.1f} after",
+            fontsize=9,
+        )
         io.save_figure(fig, out / "efficiency.png", bbox_inches="tight")
         figs.append(
             {
                 "file": "efficiency.png",
-                "caption": "Per-token latency and memory against the context: "
-                "AstroSNN's recurrent state against a parameter-matched GPT's KV cache.",
+                "caption": "Throughput and memory against the context for the trained AstroSNN, GPT with a "
+                "preallocated KV cache and LSTM (each context in a fresh process): generation, prefill and "
+                "training tokens/s; the state or KV cache held for the context and the peak resident-set growth "
+                "while reading the prompt and generating.",
             }
         )
     return figs
@@ -992,6 +1281,128 @@ def tables(o: Outputs) -> list[dict]:
                 "rows": lr_rows,
             }
         )
+    out += _lm_tables(o) + _efficiency_tables(o) + _firing_tables(o)
+    return out
+
+
+def _lm_tables(o: Outputs) -> list[dict]:
+    lm = o.budget["lm"]
+    rows = []
+    for k in LM_MODELS:
+        sweep = [f"lmsweep-{k}-lr{lr:g}" for lr in lm["lrs"]]
+        res = [o.json(n, "result.json") if o.has(n) else None for n in sweep]
+        runs = [o.json(f"lm-{k}-s{s}", "result.json") for s in o.seeds if o.has(f"lm-{k}-s{s}")]
+        if not runs and not any(res):
+            continue
+        r0 = runs[0] if runs else next(r for r in res if r)
+        rows.append(
+            [LM_NAMES[k], f"{r0['params']:,}", f"{r0['flops_per_byte'] / 1e3:.0f}k"]
+            + [f"{r['val_bpb']:.3f}" if r else "" for r in res]
+            + [
+                f"{runs[0]['lr']:g}" if runs else "",
+                C.mean_spread([r["val_bpb"] for r in runs]),
+                f"{r0['tokens']:,}" if runs else "",
+                C.mean_spread([r["cpu_s"] for r in runs], 0) if runs else "",
+            ]
+        )
+    if not rows:
+        return []
+    return [
+        {
+            "title": f"Shakespeare bits/byte: learning-rate sweep ({lm['sweep_steps']} steps, seed {lm['sweep_seed']}) "
+            f"and the chosen rate on every seed (mean [min, max])",
+            "columns": ["model", "params", "training FLOPs / byte"]
+            + [f"sweep lr {x:g}" for x in lm["lrs"]]
+            + ["chosen lr", "val bits/byte", "training bytes per seed", "CPU s per seed"],
+            "rows": rows,
+        }
+    ]
+
+
+def _efficiency_tables(o: Outputs) -> list[dict]:
+    e = _eff(o)
+    if e is None:
+        return []
+    t = e["throughput"]
+
+    def f(v, d=0):
+        return "—" if v is None else f"{v:,.{d}f}"
+
+    rows = []
+    for name, r in t["models"].items():
+        for j, T in enumerate(t["contexts"]):
+            rows.append(
+                [
+                    name,
+                    f"{T:,}",
+                    f(r["train_tok_s"][j]),
+                    f(r["prefill_tok_s"][j]),
+                    f(r["gen_tok_s"][j]),
+                    f(r["gen_ms_per_token"][j], 2),
+                    f(r["state_bytes"][j] / 2**10, 1),
+                    f(r["infer_peak_bytes"][j] / 2**20, 1),
+                    f(None if r["train_peak_bytes"][j] is None else r["train_peak_bytes"][j] / 2**20, 1),
+                ]
+            )
+    out = [
+        {
+            "title": f"Throughput and memory, one thread, batch 1 (training: {t['train_tokens']:,} tokens per pass); "
+            f"load average {e['loadavg_before'][0]:.2f} before, {e['loadavg_after'][0]:.2f} after",
+            "columns": [
+                "model",
+                "context",
+                "training tok/s",
+                "prefill tok/s",
+                "generation tok/s",
+                "ms / generated token",
+                "state or KV cache (KiB)",
+                "peak growth, prefill + generation (MiB)",
+                "peak growth, training (MiB)",
+            ],
+            "rows": rows,
+        }
+    ]
+    return out
+
+
+def _firing_tables(o: Outputs) -> list[dict]:
+    firing = _firing(o)
+    if firing is None:
+        return []
+    out = []
+    rate_rows = []
+    for fr in firing:
+        for r in fr["rates"]:
+            rate_rows.append([fr["unit"], r["layer"], f"{r['amsu']:.3f}", f"{r['ffn']:.3f}"])
+    ops = [fr["ops"] for fr in firing]
+    if rate_rows:
+        out.append(
+            {
+                "title": "Firing rates of the trained AstroSNN on Shakespeare validation bytes (spikes per neuron "
+                "per token)",
+                "columns": ["run", "layer", "AM-SU neurons", "feed-forward neurons"],
+                "rows": rate_rows,
+            }
+        )
+        out.append(
+            {
+                "title": "Synaptic operations per token (dense multiply-accumulates against spike-driven accumulates)",
+                "columns": ["run", "spike-fed layers: dense MACs", "spike-driven ACs", "ratio", "network: dense MACs",
+                            "network, spike-fed layers as ACs", "ratio"],
+                "rows": [
+                    [
+                        fr["unit"],
+                        f"{x['spike_layer_macs']:,.0f}",
+                        f"{x['spike_layer_acs']:,.0f}",
+                        f"{x['spike_layer_ratio']:.3f}",
+                        f"{x['network_macs']:,.0f}",
+                        f"{x['network_ops_spike_driven']:,.0f}",
+                        f"{x['network_ratio']:.3f}",
+                    ]
+                    for fr, x in zip(firing, ops)
+                ],
+            }
+        )
     return out
 
 
@@ -1004,5 +1415,9 @@ def notes(o: Outputs, extra: dict) -> list[str]:
         "AstroSNN's seeds in the baseline comparison are the ladder's, at the budget's learning rate (chosen in a "
         "pilot, not by the baselines' sweep; where the budget lists astrosnn among the swept models, its sweep is in "
         "the learning-rate table).",
-        "Latency is wall-clock time on the machine of this run.",
+        "Language: every model's learning rate is the one with the lowest final validation bits/byte in the same "
+        "short sweep; the models are matched in parameters (within 3%) and training bytes, and their training "
+        "FLOPs per byte (matmul FLOPs of forward + backward, counted on a real pass) are in the language table.",
+        "Throughput, latency and peak memory are wall-clock and resident-set measurements on the machine of this "
+        "run, one thread; its load average before and after is in the efficiency table.",
     ]
