@@ -141,6 +141,39 @@ def _maxrss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def _status_kb(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+class PeakMemory:
+    """Peak resident-set growth over a phase of this process.
+
+    On Linux the kernel's high-water mark is reset to the current resident set (``/proc/self/clear_refs``,
+    value 5) at ``start()``, and ``growth()`` is ``VmHWM - VmRSS at start``. Elsewhere (or when the reset is
+    refused) it falls back to the growth of ``ru_maxrss``, which misses peaks below an earlier maximum.
+    """
+
+    def start(self) -> None:
+        self.exact = False
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            self.exact = _status_kb("VmHWM") is not None
+        except OSError:
+            pass
+        self.base = _status_kb("VmRSS") if self.exact else _maxrss()
+
+    def growth(self) -> int:
+        return max(0, (_status_kb("VmHWM") if self.exact else _maxrss()) - self.base)
+
+
 def _best(fn, repeats: int) -> tuple[float, float]:
     """Fastest (wall, thread-CPU) seconds of ``repeats`` calls of ``fn``."""
     wall = cpu = math.inf
@@ -159,9 +192,9 @@ def measure_one(
     - prefill: the parallel pass over a T-byte prompt at batch 1 (GPT: into a preallocated KV cache);
     - generation: ``gen_tokens`` recurrent steps after that prompt (restarted from the same prompt state);
     - training (``train``): forward + backward over ``max(1, train_tokens // T)`` windows of T bytes;
-    - ``infer_peak_bytes`` / ``train_peak_bytes``: growth of the process's peak resident set during
-      prefill + generation, and by the end of training, over its value after a warm-up on 64-byte inputs
-      (which compiles the TorchScript loops and primes the allocator).
+    - ``infer_peak_bytes`` / ``train_peak_bytes``: growth of the resident set's peak over its value at the
+      phase's start (``PeakMemory``), during prefill + generation and during training, each after a warm-up
+      on 64-byte inputs (which compiles the TorchScript loops and primes the allocator).
     Times are the fastest of ``repeats`` (one at T >= 4096); tokens/s are given from wall and from thread CPU.
     """
     g = torch.Generator().manual_seed(T)
@@ -213,10 +246,12 @@ def measure_one(
         train_pass(short, short)
         model.eval()
     held.clear()
-    base = _maxrss()
+    peak = PeakMemory()
+    peak.start()
+    base = peak.base
     p_wall, p_cpu = _best(prefill, reps)
     g_wall, g_cpu = _best(generate, reps)
-    infer_peak = _maxrss() - base
+    infer_peak = peak.growth()
     out = {
         "context": T,
         "prefill_tok_s": T / p_wall,
@@ -227,6 +262,7 @@ def measure_one(
         "state_bytes": held["bytes"],
         "infer_peak_bytes": infer_peak,
         "rss_before_bytes": base,
+        "peak_exact": peak.exact,
         "train_windows": None,
         "train_tok_s": None,
         "train_tok_cpu_s": None,
@@ -237,12 +273,13 @@ def measure_one(
         x = torch.randint(0, 256, (n_win, T), generator=g)
         y = torch.randint(0, 256, (n_win, T), generator=g)
         model.train()
+        peak.start()
         t_wall, t_cpu = _best(lambda: train_pass(x, y), reps)
         out.update(
             train_windows=n_win,
             train_tok_s=n_win * T / t_wall,
             train_tok_cpu_s=n_win * T / t_cpu,
-            train_peak_bytes=_maxrss() - base,
+            train_peak_bytes=peak.growth(),
         )
     return out
 

@@ -165,6 +165,7 @@ BUDGETS = {
             "train_tokens": 32,
             "repeats": 1,
             "isolate": False,
+            "peak": "hwm-reset",
             "rate_windows": 1,
             "rate_block": 16,
         },
@@ -204,6 +205,7 @@ BUDGETS = {
             "train_tokens": 1024,
             "repeats": 1,
             "isolate": False,
+            "peak": "hwm-reset",
             "rate_windows": 2,
             "rate_block": 128,
         },
@@ -256,6 +258,7 @@ BUDGETS = {
             "train_tokens": 8192,
             "repeats": 2,
             "isolate": True,
+            "peak": "hwm-reset",  # PeakMemory: the kernel's high-water mark reset at each phase's start
             "rate_windows": 8,
             "rate_block": 512,
         },
