@@ -48,6 +48,49 @@ def read_sentences(path: str | Path, min_count: int = 4) -> list[bytes]:
     return lines
 
 
+def word_swap_sentences(
+    text: bytes, swaps: dict[str, str], count: int, min_bytes: int = 24, max_bytes: int = 96
+) -> tuple[list[bytes], list[bytes]]:
+    """Concept sentences and controls matched in length and spelling, from the lines of ``text``.
+
+    A concept sentence is a line of ``min_bytes``..``max_bytes`` bytes holding exactly one of the
+    words in ``swaps`` (whole word, any case, e.g. "king"); its control is the same line with that
+    word replaced by its partner of the same length ("ring"), capitalisation kept. So each pair
+    differs only in the letters that change the word, and the two sets have identical lengths.
+    Lines are taken in order, without repeats, until ``count`` pairs are found.
+    """
+    import re
+
+    if not isinstance(count, int) or isinstance(count, bool) or count < 4:
+        raise ValueError(f"count must be an integer >= 4 (two sentences per half of the probe), got {count!r}")
+    for a, b in swaps.items():
+        if len(a) != len(b) or a == b:
+            raise ValueError(f"swap {a!r} -> {b!r}: the control word must differ and have the same length")
+    pattern = re.compile(r"\b(" + "|".join(sorted(map(re.escape, swaps), key=len, reverse=True)) + r")\b", re.I)
+    concept, control, seen = [], [], set()
+    for raw in text.decode("utf-8", "replace").splitlines():
+        line = raw.strip()
+        if not (min_bytes <= len(line.encode()) <= max_bytes) or line in seen:
+            continue
+        hits = pattern.findall(line)
+        if len(hits) != 1:
+            continue
+        seen.add(line)
+        word = hits[0]
+        repl = swaps[word.lower()]
+        if word.isupper():
+            repl = repl.upper()
+        elif word[0].isupper():
+            repl = repl[0].upper() + repl[1:]
+        concept.append(line.encode())
+        control.append(pattern.sub(repl, line, count=1).encode())
+        if len(concept) == count:
+            break
+    if len(concept) < count:
+        raise ValueError(f"found {len(concept)} lines with exactly one of {sorted(swaps)}; asked for {count}")
+    return concept, control
+
+
 @torch.no_grad()
 def sentence_synapse_factors(model, sentences: list[bytes], progress: bool = True) -> list[dict]:
     """Per layer l >= 1, the stacked factors of every sentence's sigma_l.

@@ -10,7 +10,8 @@ interrupted run and is started again from scratch. A finished unit whose configu
 Units may depend on other units (an analysis on its trainings). The launchers run every unit whose
 dependencies are done:
 
-- ``sequential`` (default): one after the other, in this process, with per-experiment progress;
+- ``sequential`` (default): one after the other in plan order (each as soon as its dependencies are
+  done), in this process, with per-experiment progress;
 - ``pool``: a local ``concurrent.futures.ProcessPoolExecutor`` (spawn context) of ``workers``;
 - ``submitit``: any ``submitit`` executor (``AutoExecutor`` for SLURM, ``LocalExecutor`` /
   ``DebugExecutor`` in the tests), in waves of ready units.
@@ -234,14 +235,15 @@ def run_units(
 
     pending = list(todo)
     try:
-        if launcher == "sequential":
+        if launcher == "sequential":  # in plan order, each unit as soon as its dependencies are done
             while pending:
-                now, pending = ready(pending)
+                now, _ = ready(pending)
                 if not now:
                     break
-                for u in now:
-                    bar.set_postfix_str(u.key)
-                    finish(u, _safe_execute(u, root, ctx))
+                u = now[0]
+                bar.set_postfix_str(u.key)
+                finish(u, _safe_execute(u, root, ctx))
+                pending = [p for p in pending if p is not u and p.key not in rep.blocked]
         elif launcher == "pool":
             import concurrent.futures as cf
             import multiprocessing as mp
