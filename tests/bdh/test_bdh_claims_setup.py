@@ -84,3 +84,25 @@ def test_tail_fitter_agrees_with_the_powerlaw_package():
     ref = powerlaw.Fit(x, xmin=5, discrete=True, verbose=False).power_law.alpha
     assert abs(ours.alpha - ref) < 0.03
     assert abs(ours.alpha - 2.5) < 0.1
+
+
+def test_stdlib_python_corpus_concatenates_py_files_in_order(tmp_path):
+    from engramlab.bdh.merge import stdlib_python_corpus
+
+    lib = tmp_path / "lib"
+    (lib / "pkg").mkdir(parents=True)
+    (lib / "test").mkdir()
+    (lib / "site-packages").mkdir()
+    (lib / "b.py").write_text("x = 1\n" * 100)
+    (lib / "pkg" / "a.py").write_text("def f():\n    return 2\n" * 60)
+    (lib / "test" / "t.py").write_text("skipped\n" * 200)
+    (lib / "site-packages" / "s.py").write_text("skipped\n" * 200)
+    (lib / "c.txt").write_text("not python\n" * 200)
+    info = stdlib_python_corpus(tmp_path / "py.txt", max_bytes=1500, stdlib=lib)
+    data = (tmp_path / "py.txt").read_bytes()
+    assert info["bytes"] == len(data) == 1500 and info["files"] == 2  # pkg/a.py cut at the limit
+    head_b = b"# file: b.py\n"
+    assert data.startswith(head_b + b"x = 1\n" * 100 + b"\n# file: pkg/a.py\ndef f():")  # sorted order
+    assert b"skipped" not in data and b"not python" not in data
+    with pytest.raises(ValueError, match="max_bytes"):
+        stdlib_python_corpus(tmp_path / "p2.txt", max_bytes=10, stdlib=lib)

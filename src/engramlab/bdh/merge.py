@@ -269,6 +269,47 @@ def merge_demo(
     return result
 
 
+def stdlib_python_corpus(path: str | Path, max_bytes: int = 1_000_000, stdlib: str | Path | None = None) -> dict:
+    """Write a byte corpus of the Python standard library's own ``.py`` files to ``path``.
+
+    Files are taken in sorted path order from ``stdlib`` (default: ``sysconfig``'s stdlib folder of
+    the running interpreter), skipping ``site-packages``, test folders and files that are not UTF-8,
+    each preceded by a ``# file: <relative path>`` line, until ``max_bytes``; every machine with
+    Python has such a corpus offline. Returns {"path", "bytes", "files", "stdlib"}.
+    """
+    import sysconfig
+
+    from engramlab.io import atomic_write_bytes
+
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1024:
+        raise ValueError(f"max_bytes must be an integer >= 1024, got {max_bytes!r}")
+    root = Path(stdlib if stdlib is not None else sysconfig.get_paths()["stdlib"])
+    if not root.is_dir():
+        raise FileNotFoundError(f"standard library folder not found: {root}")
+    parts, total, files = [], 0, 0
+    for f in sorted(root.rglob("*.py")):
+        rel = f.relative_to(root)
+        if rel.parts[0] in ("site-packages", "dist-packages") or any(p in ("test", "tests") for p in rel.parts):
+            continue
+        try:
+            body = f.read_bytes()
+            body.decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        chunk = f"# file: {rel.as_posix()}\n".encode() + body + b"\n"
+        if total + len(chunk) > max_bytes:
+            chunk = chunk[: max_bytes - total]
+        parts.append(chunk)
+        total += len(chunk)
+        files += 1
+        if total >= max_bytes:
+            break
+    if total < 1024:
+        raise ValueError(f"{root} holds only {total} bytes of .py files; need at least 1024")
+    atomic_write_bytes(Path(path), b"".join(parts))
+    return {"path": str(path), "bytes": total, "files": files, "stdlib": str(root)}
+
+
 def merge_table_markdown(result: dict[str, Any]) -> str:
     """The loss table of ``merge_demo`` as Markdown (rows: models, columns: corpora)."""
     losses = result["val_loss_nats_per_byte"]

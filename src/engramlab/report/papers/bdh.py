@@ -62,6 +62,31 @@ _SCHED = {
     "log_interval": 50,
 }
 _NO_DROP = {"model.dropout": 0.0}
+# the repeated-pattern task (Fig. 14): letters, a fresh 8-letter pattern repeated 4 times after 8 random
+# letters (40 bytes an episode, ~1 MB of episodes), L = 4, n = 2,048 neurons (d = 64, multiplier 32)
+_PATTERN = {
+    "model": {
+        "model.n_layer": 4,
+        "model.n_embd": 64,
+        "model.n_head": 4,
+        "model.mlp_internal_dim_multiplier": 32,
+        "model.chunk_size": 128,
+        **_NO_DROP,
+    },
+    "sched": {
+        "batch_size": 16,
+        "block_size": 128,
+        "lr": 1e-3,
+        "min_lr": 1e-4,
+        "warmup_steps": 50,
+        "eval_interval": 100,
+        "eval_batches": 10,
+        "log_interval": 50,
+    },
+    "steps": 1000,
+    "data": {"n_episodes": 25_000, "period": 8, "repeats": 4, "prefix": 8},
+    "eval_rows": 64,
+}
 _ANALYSIS = {
     "density_windows": 32,  # validation windows of block_size bytes for the density
     "edges_per_neuron": 8,  # kept entries of D E per neuron (the paper's Fig. 10 threshold is unstated)
@@ -81,6 +106,17 @@ _TINY_BDH = {
     "model.chunk_size": 16,
 }
 
+_TINY_SCHED = {
+    "batch_size": 4,
+    "block_size": 32,
+    "lr": 3e-3,
+    "min_lr": 3e-4,
+    "warmup_steps": 2,
+    "eval_interval": 4,
+    "eval_batches": 2,
+    "log_interval": 2,
+}
+
 BUDGETS = {
     # seconds: the CI check of the whole pipeline (built-in corpus)
     "tiny": {
@@ -88,16 +124,7 @@ BUDGETS = {
         "bdh": _TINY_BDH,
         "gpt": {"model.n_layer": 2, "model.n_embd": 32, "model.n_head": 2, "model.block_size": 32, **_NO_DROP},
         "gptf": {"model.n_layer": 2, "model.n_embd": 56, "model.n_head": 2, "model.block_size": 32, **_NO_DROP},
-        "sched": {
-            "batch_size": 4,
-            "block_size": 32,
-            "lr": 3e-3,
-            "min_lr": 3e-4,
-            "warmup_steps": 2,
-            "eval_interval": 4,
-            "eval_batches": 2,
-            "log_interval": 2,
-        },
+        "sched": _TINY_SCHED,
         "steps": 8,
         "val_bytes": 1024,
         "analysis": {
@@ -110,6 +137,14 @@ BUDGETS = {
             "probe_candidates": 8,
         },
         "variants": True,
+        "merge": {"steps": 4, "eval_bytes": 1024, "python_bytes": 100_000, "sample_bytes": 16},
+        "pattern": {
+            "model": {**_TINY_BDH, "model.mlp_internal_dim_multiplier": 16},
+            "sched": {**_TINY_SCHED, "block_size": 40},
+            "steps": 8,
+            "data": {"n_episodes": 200, "period": 8, "repeats": 4, "prefix": 8},
+            "eval_rows": 4,
+        },
         # stand-ins for the 2M / 8M parity points (a wider BDH and GPT), so the pipeline is checked;
         # the quick and full budgets leave them out (LARGER_SIZES: what they would cost)
         "larger": {
@@ -123,22 +158,42 @@ BUDGETS = {
             },
         },
         "generation": {"contexts": [8, 32], "tokens": 2, "repeats": 1},
-        "estimate_s": {"lm-bdh": 6, "lm-gpt": 3, "lm-gptf": 3, "analysis": 6, "variant": 6, "generation": 3},
+        "estimate_s": {
+            "lm-bdh": 6,
+            "lm-gpt": 3,
+            "lm-gptf": 3,
+            "analysis": 6,
+            "variant": 6,
+            "merge": 4,
+            "pattern": 4,
+            "generation": 3,
+        },
     },
-    # the full models on the built-in corpus for 40 steps
+    # the full models on the built-in corpus for 20 steps
     "quick": {
         "data": "shakespeare",
         "bdh": _BDH,
         "gpt": _GPT,
         "gptf": _GPTF,
         "sched": {**_SCHED, "batch_size": 4, "warmup_steps": 4, "eval_interval": 20, "eval_batches": 4},
-        "steps": 40,
+        "steps": 20,
         "val_bytes": 16384,
         "analysis": {**_ANALYSIS, "density_windows": 8, "graph_seeds": [0], "spiking_rows": 4, "probe_sentences": 24},
         "variants": False,
+        "merge": {"steps": 10, "eval_bytes": 8192, "python_bytes": 300_000, "sample_bytes": 64},
+        "pattern": {**_PATTERN, "steps": 20, "eval_rows": 16},
         "larger": {},
         "generation": {"contexts": [128, 512, 2048], "tokens": 8, "repeats": 2},
-        "estimate_s": {"lm-bdh": 15, "lm-gpt": 6, "lm-gptf": 15, "analysis": 25, "variant": 15, "generation": 8},
+        "estimate_s": {
+            "lm-bdh": 8,
+            "lm-gpt": 3,
+            "lm-gptf": 8,
+            "analysis": 15,
+            "variant": 8,
+            "merge": 12,
+            "pattern": 8,
+            "generation": 8,
+        },
     },
     # Finding 1 at 0.46M: 600 steps of 8 x 256 bytes = 1.23M bytes = 1.22 epochs of tiny Shakespeare
     # (3 epochs, 1,500 steps, take 2.5x longer: 3 seeds x 3 models did not fit the shared 2-core CPU);
@@ -153,6 +208,9 @@ BUDGETS = {
         "val_bytes": None,  # the whole held-out split (111,538 bytes)
         "analysis": _ANALYSIS,
         "variants": True,
+        # merging: each child fine-tuned 300 steps of 8 x 256 bytes from the seed's lm-bdh model
+        "merge": {"steps": 300, "eval_bytes": 65536, "python_bytes": 1_000_000, "sample_bytes": 200},
+        "pattern": _PATTERN,
         "larger": {},  # 2M and 8M do not fit: LARGER_SIZES
         "generation": {"contexts": [256, 1024, 4096], "tokens": 16, "repeats": 3},
         "estimate_s": {
@@ -161,6 +219,8 @@ BUDGETS = {
             "lm-gptf": 550,
             "analysis": 150,
             "variant": 650,
+            "merge": 700,
+            "pattern": 500,
             "generation": 60,
         },
     },
@@ -228,6 +288,19 @@ def plan(b: dict, seeds: list[int], extra: dict | None = None) -> list[Unit]:
         for s in seeds:
             for v, sets in _VARIANTS.items():
                 units.append(lm(v, "bdh", {**b["bdh"], **sets}, s, "variant"))
+    for s in seeds:
+        units.append(
+            Unit(
+                SYSTEM,
+                f"merge-s{s}",
+                s,
+                {"kind": "merge", "data": b["data"], **b["merge"]},
+                deps=(f"{SYSTEM}/lm-bdh-s{s}",),
+                estimate_s=est["merge"],
+            )
+        )
+    for s in seeds:
+        units.append(Unit(SYSTEM, f"pattern-s{s}", s, {"kind": "pattern", **b["pattern"]}, estimate_s=est["pattern"]))
     for size, models in b["larger"].items():
         for s in seeds:
             units.append(lm(f"parity-{size}-bdh", "bdh", models["bdh"], s, "lm-bdh"))
@@ -249,6 +322,10 @@ def run_unit(unit: Unit, folder: Path, ctx) -> None:
         _train(c, unit.seed, folder, ctx)
     elif c["kind"] == "analysis":
         _analysis(c, unit.seed, folder, ctx)
+    elif c["kind"] == "merge":
+        _merge(c, unit.seed, folder, ctx)
+    elif c["kind"] == "pattern":
+        _pattern(c, unit.seed, folder, ctx)
     elif c["kind"] == "generation":
         import torch
 
@@ -400,6 +477,55 @@ def _analysis(c: dict, seed: int, folder: Path, ctx) -> None:
     io.write_json(folder / "analysis.json", out, indent=1)
 
 
+def _merge(c: dict, seed: int, folder: Path, ctx) -> None:
+    """Paper §7.1: the seed's Shakespeare model fine-tuned on Shakespeare (A) and on the standard
+    library's Python source (B), the two merged by concatenating neurons; losses on both, samples."""
+    import torch
+
+    from engramlab.bdh.merge import merge_demo, stdlib_python_corpus
+    from engramlab.train.checkpoint import load_checkpoint
+
+    torch.manual_seed(seed)
+    py = stdlib_python_corpus(folder / "python_stdlib.txt", max_bytes=c["python_bytes"])
+    base = folder.parent / f"lm-bdh-s{seed}" / "run"
+    res = merge_demo(
+        base, c["data"], folder / "python_stdlib.txt", folder / "merge", steps=c["steps"],
+        eval_bytes=c["eval_bytes"], progress=False, seed=seed,
+    )
+    res["python_corpus"] = {k: v for k, v in py.items() if k != "path"}
+    samples = {}
+    for name, run in (("base", base), ("tuned_a", folder / "merge" / "tuned_a"),
+                      ("tuned_b", folder / "merge" / "tuned_b"), ("merged", folder / "merge" / "merged")):
+        model = load_checkpoint(run)[0].float().eval()
+        samples[name] = {}
+        for prompt in ("ROMEO:\n", "def "):
+            idx = torch.tensor([list(prompt.encode())])
+            out = model.generate(idx, c["sample_bytes"], temperature=0.8, top_k=8, seed=seed)
+            samples[name][prompt] = bytes(out[0].tolist()).decode("utf-8", "replace")
+    res["samples"] = samples
+    io.write_json(folder / "merge.json", res, indent=1)
+
+
+def _pattern(c: dict, seed: int, folder: Path, ctx) -> None:
+    """Paper Fig. 14 / §6.4: BDH trained on the repeated-pattern task, density per phase on fresh episodes."""
+    import torch
+
+    from engramlab.bdh.inspect import phase_density
+    from engramlab.data.tasks import repeated_pattern_batch, repeated_pattern_text
+    from engramlab.train.checkpoint import load_checkpoint
+
+    path = folder / "pattern.txt"
+    io.atomic_write_bytes(path, repeated_pattern_text(**c["data"], seed=seed))
+    res = C.train_lm("bdh", "small", {**c["model"], **c["sched"]}, c["steps"], seed, folder, ctx, data=str(path))
+    model = load_checkpoint(folder / "run")[0].float().eval()
+    d = c["data"]
+    g = torch.Generator().manual_seed(10_000 + seed)
+    batch = repeated_pattern_batch(c["eval_rows"], d["period"], d["repeats"], d["prefix"], generator=g)
+    res["phase_density"] = phase_density(model, batch)
+    res["layer_reported"] = "the second of the L layers (index 1), the paper's 'layer 2'"
+    io.write_json(folder / "pattern.json", res, indent=1)
+
+
 def _synapse_values(model, sentences: list[bytes], syn: dict) -> list[float]:
     """Per-sentence sigma(pre, post) of layer ``syn['layer']`` per byte (as probe computes it)."""
     import torch
@@ -527,6 +653,26 @@ def _bigram_loss(o: Outputs):
     np.add.at(counts, (tr[:-1], tr[1:]), 1.0)
     logp = np.log(counts / counts.sum(1, keepdims=True))
     return [float(-logp[va[:-1], va[1:]].mean())]
+
+
+def _merge_gap(o: Outputs):
+    """Mean over the two corpora of (merged model's loss - the child tuned on that corpus's loss)."""
+
+    def one(s):
+        L = o.json(f"merge-s{s}", "merge.json")["val_loss_nats_per_byte"]
+        return ((L["merged"]["A"] - L["tuned_a"]["A"]) + (L["merged"]["B"] - L["tuned_b"]["B"])) / 2
+
+    return o.per_seed(one)
+
+
+def _pattern_ratio(o: Outputs):
+    """x density of the second layer while repeating over while memorising (Fig. 14)."""
+
+    def one(s):
+        pd = o.json(f"pattern-s{s}", "pattern.json")["phase_density"]
+        return pd["repeat"]["x"][1] / pd["memorise"]["x"][1]
+
+    return o.per_seed(one)
 
 
 def _generation_flat(o: Outputs):
@@ -870,6 +1016,42 @@ CLAIMS = [
         figures=("loss_vs_params.png",),
     ),
     ClaimSpec(
+        id="bdh.merge_gap",
+        claim="two children of one base, fine-tuned on different corpora and merged by concatenating their "
+        "neurons, keep each child's skill on its corpus",
+        source="paper §7.1, Table 'model_merging'",
+        paper_value=0.05,
+        paper_text="merged X→En 0.40 / 0.39 vs the tuned children's 0.36 / 0.34 (+0.04-0.05); En→X +0.46-0.53",
+        rule={
+            "op": "<=",
+            "value": 0.1,
+            "partly": 0.6,
+            "basis": "agrees: at most twice the paper's +0.05 (understanding directions); partly: within its "
+            "generation directions' +0.53",
+        },
+        unit="merged minus specialised child, nats/byte (mean of both corpora)",
+        measure=_merge_gap,
+        experiment="merge",
+        figures=("merge.png",),
+    ),
+    ClaimSpec(
+        id="bdh.repetition_density",
+        claim="activity falls when a memorised pattern repeats (neurons 'get bored'), on the paper's letter task",
+        source="paper §6.4, Fig. 14",
+        paper_value=0.43,
+        paper_text="layer-2 density 4.0-7.5% while memorising vs ~2.5% repeating",
+        rule={
+            "op": "<=",
+            "value": 0.63,
+            "partly": 0.95,
+            "basis": "the paper's fall: at most 2.5/4.0 = 0.63; partly: a fall of at least 5%",
+        },
+        unit="layer-2 x density, repeating / memorising",
+        measure=_pattern_ratio,
+        experiment="pattern",
+        figures=("pattern.png",),
+    ),
+    ClaimSpec(
         id="bdh.generation_flat",
         claim="generating a token costs the same at any context length (state of fixed size, no KV cache)",
         source="paper §2.7 / §3 (state L·n·d, 'no notion of context length')",
@@ -911,6 +1093,16 @@ def budgets(o: Outputs, device: str) -> dict:
         "detach": _lm_budget(o, device, "detach"),
         "prime": _lm_budget(o, device, "prime"),
         "analysis": {"device": device, "seconds": o.wall_s([f"analysis-s{s}" for s in o.seeds])},
+        "merge": {
+            "device": device,
+            "seconds": o.wall_s([f"merge-s{s}" for s in o.seeds]),
+            "finetune_steps_per_child": o.budget["merge"]["steps"],
+        },
+        "pattern": {
+            "device": device,
+            "seconds": o.wall_s([f"pattern-s{s}" for s in o.seeds]),
+            "steps": o.budget["pattern"]["steps"],
+        },
         "generation": {
             "device": device,
             "seconds": o.wall_s(["generation"]),
@@ -1104,6 +1296,42 @@ def figures(o: Outputs, out: Path) -> list[dict]:
                     "sentences and their one-letter controls (all sentences).",
                 }
             )
+    mg = [s for s in o.seeds if o.has(f"merge-s{s}")]
+    if mg:
+        Ls = [o.json(f"merge-s{s}", "merge.json")["val_loss_nats_per_byte"] for s in mg]
+        models, corp = ("base", "tuned_a", "tuned_b", "merged"), ("A", "B")
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+        for j, c in enumerate(corp):
+            v = np.array([[L[m][c] for m in models] for L in Ls])
+            m = v.mean(0)
+            err = [m - v.min(0), v.max(0) - m]
+            lab = "Shakespeare (A)" if c == "A" else "Python stdlib (B)"
+            ax.bar(np.arange(4) + (j - 0.5) * 0.38, m, 0.38, yerr=err, capsize=3, label=lab)
+        ax.set_xticks(np.arange(4), ["base", "tuned on A", "tuned on B", "merged A+B"])
+        ax.set_ylabel("validation nats/byte")
+        ax.set_title(f"merging by concatenating neurons ({len(mg)} seeds)")
+        ax.legend(fontsize=8)
+        io.save_figure(fig, out / "merge.png", bbox_inches="tight")
+        figs.append({"file": "merge.png", "caption": "Losses of the base, the two children and their merge on both "
+                     "corpora (mean, range over seeds)."})
+    pt = [s for s in o.seeds if o.has(f"pattern-s{s}")]
+    if pt:
+        P = [o.json(f"pattern-s{s}", "pattern.json")["phase_density"] for s in pt]
+        L = len(P[0]["memorise"]["x"])
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+        for j, ph in enumerate(("prefix", "memorise", "repeat")):
+            if ph not in P[0]:
+                continue
+            v = np.array([p[ph]["x"] for p in P])
+            m = v.mean(0)
+            ax.bar(np.arange(L) + (j - 1) * 0.27, m, 0.27, yerr=[m - v.min(0), v.max(0) - m], capsize=2, label=ph)
+        ax.set_xticks(np.arange(L), [f"layer {i + 1}" for i in range(L)])
+        ax.set_ylabel("x density (exact non-zeros)")
+        ax.set_title(f"repeated-pattern task, density per phase ({len(pt)} seeds)")
+        ax.legend(fontsize=8)
+        io.save_figure(fig, out / "pattern.png", bbox_inches="tight")
+        figs.append({"file": "pattern.png", "caption": "x density per layer while reading random letters, "
+                     "memorising a new 8-letter pattern and repeating it (Fig. 14's task)."})
     if o.has("generation"):
         g = o.json("generation", "generation.json")
         fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -1160,6 +1388,21 @@ def tables(o: Outputs) -> list[dict]:
                 "title": "Language models: final validation loss (nats/byte, whole held-out split; mean [min, max])",
                 "columns": ["model", "params", "train MFLOP/byte", "val loss", "seeds", "s per seed"],
                 "rows": rows,
+            }
+        )
+    mg = [s for s in o.seeds if o.has(f"merge-s{s}")]
+    if mg:
+        Ls = [o.json(f"merge-s{s}", "merge.json")["val_loss_nats_per_byte"] for s in mg]
+        mrows = [
+            [label] + [C.mean_spread([L[m][c] for L in Ls]) for c in ("A", "B")]
+            for m, label in (("base", "base (Shakespeare)"), ("tuned_a", "tuned on Shakespeare"),
+                             ("tuned_b", "tuned on Python"), ("merged", "merged"))
+        ]
+        out.append(
+            {
+                "title": "Merging (paper Table 'model_merging' layout): validation nats/byte, mean [min, max]",
+                "columns": ["model", "Shakespeare", "Python stdlib"],
+                "rows": mrows,
             }
         )
     if o.has("generation"):
