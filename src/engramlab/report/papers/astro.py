@@ -226,7 +226,8 @@ BUDGETS = {
         # steps_factor: the baselines train for about AstroSNN's CPU time (per-step CPU at T = 100, B = 32, one
         # thread: AstroSNN 0.135 s, GPT 0.041 s, LSTM 0.017 s, leaky RNN 0.021 s)
         "baselines": {
-            "models": list(BASELINE_MODELS),
+            # astrosnn: its ladder learning rate (1e-2, from a pilot) checked by the baselines' own sweep
+            "models": list(BASELINE_MODELS) + ["astrosnn"],
             "lrs": [3e-3, 1e-2],
             "sweep_seed": 100,
             "steps_factor": {"gpt": 3, "lstm": 8, "leaky_rnn": 6},
@@ -295,6 +296,7 @@ def _cost(b: dict, task: str) -> float:
 def plan(b: dict, seeds: list[int], extra: dict | None = None) -> list[Unit]:
     est = b["estimate_s"]
     units = []
+    late = []  # AstroSNN's own learning-rate sweep: last, it only checks the ladder's rate
     mem = {"delays": b["delays"], **b["memory"]}
     for task in b["tasks"]:
         cfg = {"kind": "memory", "task": task, "n_items": b["n_items"][task], **mem}
@@ -316,7 +318,7 @@ def plan(b: dict, seeds: list[int], extra: dict | None = None) -> list[Unit]:
             bcfg = {**cfg, "steps": cfg["steps"] * factor}
             sweep = [f"sweep-{task}-{model}-lr{lr:g}" for lr in bl["lrs"]]
             for name, lr in zip(sweep, bl["lrs"]):
-                units.append(
+                (late if model == "astrosnn" else units).append(
                     Unit(
                         SYSTEM,
                         name,
@@ -396,6 +398,7 @@ def plan(b: dict, seeds: list[int], extra: dict | None = None) -> list[Unit]:
             estimate_s=2.0,
         )
     )
+    units += late
     return units
 
 
