@@ -62,7 +62,7 @@ BUDGETS = {
     # reference training of the public code (per sequence one E-step + 50 Adam steps at lr 0.01, all 10
     # passes) on the demo and on family protocol p11; 20 family protocols per seed, N 10-20, training bins
     # 200 x S x N, protocols redrawn until the true parameters decode >= 0.85; insula: 2/3/4/6 states, all
-    # 96 neurons, 100 ms bins, the contiguous 2,150-2,750 s of the recording (it holds the change of event
+    # 96 neurons, 100 ms bins, the contiguous 1,900-3,100 s of the recording (it holds the change of event
     # channels at about 2,450-2,500 s), fits capped at 15 epochs. Sized from pilot fit times to about 80
     # minutes of one CPU thread on the shared 2-core machine (load 4-5) in all.
     "full": {
@@ -83,7 +83,7 @@ BUDGETS = {
             "state_counts": [2, 3, 4, 6],
             "n_neurons": None,
             "bin_width": 0.1,
-            "time_range": [2150.0, 2750.0],
+            "time_range": [1900.0, 3100.0],
             "fit": {"max_epochs": 15},
         },
         "estimate_s": {"synthetic": 1500, "insula": 700},
