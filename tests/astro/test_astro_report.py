@@ -67,4 +67,65 @@ def test_language_and_efficiency_units_are_planned_seed_by_seed():
     names = [u.name for u in plan(BUDGETS["full"], [0, 1, 2]) if u.name.startswith("lm") or u.name in keep]
     first = names.index("lm-astro-s0")
     assert names[first : first + 5] == ["lm-astro-s0", "lm-lif-s0", "lm-gpt-s0", "lm-lstm-s0", "efficiency"]
-    assert names[-1] == "firing" and len([x for x in names if x.startswith("lmsweep-")]) == 12
+    assert names[-10] == "firing" and len([x for x in names if x.startswith("lmsweep-")]) == 12
+    # then the FLOPs-matched baselines, the LIF ablation's seeds first
+    assert names[-9:] == [f"lmflops-{k}-s{s}" for k in ("lif", "gpt", "lstm") for s in (0, 1, 2)]
+
+
+def test_flops_matched_steps_spend_the_reference_flops():
+    from engramlab.report.papers.astro import flops_matched_steps
+
+    # docs/astro.md's counts: 750 steps x 670,336 / 532,608 = 943.94; / 663,936 = 757.23; / 590,208 = 851.81
+    assert flops_matched_steps(750, 670_336, 532_608) == 944
+    assert flops_matched_steps(750, 670_336, 663_936) == 757
+    assert flops_matched_steps(750, 670_336, 590_208) == 852
+    assert flops_matched_steps(10, 5.0, 5.0) == 10 and flops_matched_steps(1, 1.0, 100.0) == 1
+    with pytest.raises(ValueError, match="FLOPs per byte must be positive"):
+        flops_matched_steps(750, 670_336, 0)
+
+
+@pytest.mark.parametrize("mode", ["tiny", "full"])
+def test_flops_matched_units_are_the_params_matched_models_at_their_swept_rate(mode):
+    from engramlab.report.papers.astro import BUDGETS, plan
+
+    units = {u.name: u for u in plan(BUDGETS[mode], [0, 1, 2])}
+    astro = units["lm-astro-s0"].config
+    for k in ("lif", "gpt", "lstm"):
+        for s in (0, 1, 2):
+            f, p = units[f"lmflops-{k}-s{s}"], units[f"lm-{k}-s{s}"]
+            assert f.seed == p.seed == s and f.deps == p.deps
+            for key in ("name", "model", "sched", "steps", "sweep"):
+                assert f.config[key] == p.config[key], (k, key)
+            assert f.config["flops_match"] == {"name": astro["name"], "model": astro["model"]}
+    assert not any("flops_match" in u.config for n, u in units.items() if not n.startswith("lmflops-"))
+
+
+def test_flops_matched_unit_trains_for_the_reference_training_flops(tmp_path):
+    from engramlab import io
+    from engramlab.astro.efficiency import training_flops_per_byte
+    from engramlab.report.papers.astro import BUDGETS, lm_model, plan, run_unit
+    from engramlab.report.units import RunContext
+    from engramlab.train.registry import get_model_spec
+    from engramlab.train.run import build_configs
+
+    lm = BUDGETS["tiny"]["lm"]
+    units = {u.name: u for u in plan(BUDGETS["tiny"], [0])}
+    unit = units["lmflops-lif-s0"]
+    folder = tmp_path / "astro" / unit.name
+    folder.mkdir(parents=True)
+    for i, n in enumerate(unit.config["sweep"]):  # planted sweep results: the pick is the last rate
+        (tmp_path / "astro" / n).mkdir()
+        io.write_json(tmp_path / "astro" / n / "result.json", {"lr": lm["lrs"][i], "val_bpb": 3.0 - i})
+
+    def fpb(kind):
+        name, sets = lm_model(lm, kind)
+        cfg, _ = build_configs(name, "small", {k: str(v) for k, v in {**sets, **lm["sched"]}.items()})
+        return training_flops_per_byte(get_model_spec(name).model_cls(cfg), lm["sched"]["block_size"])
+
+    run_unit(unit, folder, RunContext(device="cpu", progress=False))
+    r = io.read_json(folder / "result.json")
+    want = round(lm["steps"] * fpb("astro") / fpb("lif"))
+    assert want != lm["steps"]  # the tiny LIF ablation is cheaper per byte: more steps
+    assert r["steps"] == want and r["lr"] == lm["lrs"][-1]
+    assert r["tokens"] == want * lm["sched"]["batch_size"] * lm["sched"]["block_size"]
+    assert r["ref_train_flops"] == fpb("astro") * lm["steps"] * lm["sched"]["batch_size"] * lm["sched"]["block_size"]

@@ -13,7 +13,9 @@ project's criterion, said so in the rule's ``basis``. Experiments (units):
   best mean accuracy over the delays), then trained on every seed at its chosen rate;
 - language: AstroSNN, the LIF ablation, GPT and LSTM as byte language models on Shakespeare, matched in
   parameters and training bytes (their training FLOPs per byte are measured and reported), each at the
-  learning rate its own short sweep chose (the same sweep for every model), on every seed;
+  learning rate its own short sweep chose (the same sweep for every model), on every seed; and the LIF
+  ablation, GPT and LSTM again at AstroSNN's training FLOPs (the same model and rate, steps scaled by
+  AstroSNN's training FLOPs per byte over the model's, both counted by the same counter when the unit runs);
 - efficiency (``engramlab.astro.efficiency``, also benchmarks/astro_efficiency.py), once, on the trained
   language models: training, prefill and generation tokens/s and peak memory against the context for
   AstroSNN, GPT with a preallocated key/value cache and LSTM; firing rates per layer and the synaptic
@@ -85,6 +87,8 @@ LM_NAMES = {"astro": "AstroSNN", "lif": "LIF ablation", "gpt": "GPT", "lstm": "L
 # one-thread training time per byte relative to AstroSNN's (pilot at 64 x 128 bytes: AstroSNN 26k bytes/s,
 # LIF 43k, GPT 46k, LSTM 86k)
 LM_COST = {"astro": 1.0, "lif": 0.6, "gpt": 0.6, "lstm": 0.3}
+# the baselines also trained at AstroSNN's training FLOPs (the lmflops units)
+FLOPS_MATCHED = ("lif", "gpt", "lstm")
 
 
 def lm_model(lm: dict, kind: str) -> tuple[str, dict]:
@@ -282,7 +286,9 @@ def budget_text(b: dict) -> str:
         f"ablation, GPT and LSTM at matched parameters, each at the learning rate of its sweep over "
         f"{', '.join(f'{x:g}' for x in lm['lrs'])} ({lm['sweep_steps']} steps, seed {lm['sweep_seed']}), then "
         f"{lm['steps']} steps of {lm['sched']['batch_size']} x {lm['sched']['block_size']} Shakespeare bytes "
-        f"({lm['steps'] * lm['sched']['batch_size'] * lm['sched']['block_size']:,} bytes) per seed; efficiency: "
+        f"({lm['steps'] * lm['sched']['batch_size'] * lm['sched']['block_size']:,} bytes) per seed, and the LIF "
+        f"ablation, GPT and LSTM again for AstroSNN's training FLOPs (its {lm['steps']} steps x its FLOPs per byte "
+        f"/ the model's); efficiency: "
         f"training, prefill and generation tokens/s and peak memory at contexts "
         f"{', '.join(map(str, b['efficiency']['contexts']))} (training up to {b['efficiency']['train_max_context']})"
     )
@@ -399,7 +405,42 @@ def plan(b: dict, seeds: list[int], extra: dict | None = None) -> list[Unit]:
         )
     )
     units += late
+    # FLOPs-matched: each baseline's params-matched model at its swept learning rate, trained for AstroSNN's
+    # training FLOPs (steps x AstroSNN's FLOPs per byte / its own, counted when the unit runs); LIF first
+    ref_name, ref_sets = lm_model(lm, "astro")
+    for kind in FLOPS_MATCHED:
+        name, sets = lm_model(lm, kind)
+        sweep = [f"lmsweep-{kind}-lr{lr:g}" for lr in lm["lrs"]]
+        for s in seeds:
+            units.append(
+                Unit(
+                    SYSTEM,
+                    f"lmflops-{kind}-s{s}",
+                    s,
+                    {
+                        "kind": "lm",
+                        "name": name,
+                        "model": sets,
+                        "sched": lm["sched"],
+                        "steps": lm["steps"],
+                        "sweep": sweep,
+                        "flops_match": {"name": ref_name, "model": ref_sets},
+                    },
+                    deps=tuple(f"{SYSTEM}/{n}" for n in sweep),
+                    estimate_s=est["lm"] * LM_COST[kind] * 1.2,  # about a fifth more steps
+                )
+            )
     return units
+
+
+def flops_matched_steps(steps: int, ref_flops_per_byte: float, flops_per_byte: float) -> int:
+    """The steps (same batch and window) at which a model of ``flops_per_byte`` spends the training FLOPs of
+    ``steps`` steps of the reference: round(steps x reference FLOPs per byte / the model's)."""
+    if not (ref_flops_per_byte > 0 and flops_per_byte > 0):
+        raise ValueError(
+            f"FLOPs per byte must be positive, got reference {ref_flops_per_byte!r} and model {flops_per_byte!r}"
+        )
+    return max(1, round(steps * ref_flops_per_byte / flops_per_byte))
 
 
 # ----------------------------------------------------------------------------- the leaky RNN baseline
@@ -488,12 +529,23 @@ def _run_lm(unit: Unit, folder: Path, ctx) -> None:
         lr = c["lr"]
     seed = unit.seed if unit.seed is not None else c["seed"]
     sets = {**c["model"], **c["sched"], "lr": lr, "min_lr": lr / 10}
+
+    def fpb_of(name: str, model_sets: dict) -> float:
+        cfg, _ = build_configs(name, "small", {k: str(v) for k, v in {**model_sets, **c["sched"]}.items()})
+        return training_flops_per_byte(get_model_spec(name).model_cls(cfg), c["sched"]["block_size"])
+
+    fpb = fpb_of(c["name"], c["model"])
+    steps, extra = c["steps"], {}
+    if "flops_match" in c:  # the reference's training FLOPs: its steps x its FLOPs per byte
+        ref = fpb_of(c["flops_match"]["name"], c["flops_match"]["model"])
+        steps = flops_matched_steps(c["steps"], ref, fpb)
+        per_step = c["sched"]["batch_size"] * c["sched"]["block_size"]
+        extra = {"ref_flops_per_byte": ref, "ref_steps": c["steps"], "ref_train_flops": ref * c["steps"] * per_step}
     t0, c0 = time.perf_counter(), time.process_time()
-    res = C.train_lm(c["name"], "small", sets, c["steps"], seed, folder, ctx)
+    res = C.train_lm(c["name"], "small", sets, steps, seed, folder, ctx)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    cfg, _ = build_configs(c["name"], "small", {k: str(v) for k, v in sets.items()})
-    fpb = training_flops_per_byte(get_model_spec(c["name"]).model_cls(cfg), c["sched"]["block_size"])
     res.update(
+        **extra,
         lr=lr,
         flops_per_byte=fpb,
         train_flops=fpb * res["tokens"],
@@ -608,9 +660,12 @@ def _modulation_gap(o: Outputs):
     return o.per_seed(one)
 
 
-def _lm_bpb(kind: str):
+def _lm_bpb(kind: str, prefix: str = "lm"):
+    """Per seed: the final validation bits/byte of ``{prefix}-{kind}-s{seed}`` (lm: matched parameters and
+    training bytes; lmflops: matched parameters and AstroSNN's training FLOPs)."""
+
     def measure(o: Outputs):
-        return o.per_seed(lambda s: o.json(f"lm-{kind}-s{s}", "result.json")["val_bpb"])
+        return o.per_seed(lambda s: o.json(f"{prefix}-{kind}-s{s}", "result.json")["val_bpb"])
 
     return measure
 
@@ -900,6 +955,61 @@ CLAIMS = [
         experiment="lm",
         figures=("lm.png",),
     ),
+    *[
+        ClaimSpec(
+            id=f"astro.lmflops_{k}_bpb",
+            kind="baseline",
+            claim=f"{LM_NAMES[k]} as a byte language model at AstroSNN's training FLOPs (matched parameters, its "
+            "own swept learning rate, steps scaled by AstroSNN's FLOPs per byte over its own)",
+            source="baseline at matched parameters and training FLOPs",
+            paper_value=None,
+            paper_text="not reported",
+            rule=None,
+            unit="validation bits/byte",
+            measure=_lm_bpb(k, "lmflops"),
+            experiment="lmflops",
+            figures=("lm.png",),
+        )
+        for k in FLOPS_MATCHED
+    ],
+    ClaimSpec(
+        id="astro.lmflops_vs_lif",
+        claim="astrocyte modulation improves spiking language modelling over the LIF ablation at equal training FLOPs",
+        source="abstract ('natural language generation')",
+        paper_value=None,
+        paper_text="1.5B-parameter model; no comparable number published",
+        rule={
+            "op": "<=",
+            "other": "astro.lmflops_lif_bpb",
+            "margin": 0.0,
+            "partly": 0.05,
+            "basis": "AstroSNN's bits/byte not above the LIF ablation's trained for the same FLOPs "
+            f"(partly: within 0.05); {_READING}",
+        },
+        unit="validation bits/byte",
+        measure=_lm_bpb("astro"),
+        experiment="lmflops",
+        figures=("lm.png",),
+    ),
+    ClaimSpec(
+        id="astro.lmflops_vs_gpt",
+        claim="AstroSNN is competitive with GPT as a language model at equal training FLOPs",
+        source="abstract ('natural language generation')",
+        paper_value=None,
+        paper_text="1.5B-parameter model; no comparable number published",
+        rule={
+            "op": "<=",
+            "other": "astro.lmflops_gpt_bpb",
+            "margin": 0.05,
+            "partly": 0.15,
+            "basis": "AstroSNN's bits/byte at most 0.05 above GPT's trained for the same FLOPs (partly: 0.15); "
+            + _READING,
+        },
+        unit="validation bits/byte",
+        measure=_lm_bpb("astro"),
+        experiment="lmflops",
+        figures=("lm.png",),
+    ),
     ClaimSpec(
         id="astro.state_constant",
         claim="the memory held for generation does not grow with the context",
@@ -1058,6 +1168,26 @@ def budgets(o: Outputs, device: str) -> dict:
         "steps": lm["steps"],
         "models": per or None,
     }
+    names = [f"lmflops-{k}-s{s}" for k in FLOPS_MATCHED for s in o.seeds]
+    per = {}
+    for k in FLOPS_MATCHED:
+        r = next((o.json(f"lmflops-{k}-s{s}", "result.json") for s in o.seeds if o.has(f"lmflops-{k}-s{s}")), None)
+        if r is not None:
+            per[k] = {
+                "params": r["params"],
+                "lr": r.get("lr"),
+                "steps": r["steps"],
+                "tokens_per_seed": r["tokens"],
+                "flops_per_byte": r.get("flops_per_byte"),
+                "train_flops": r.get("train_flops"),
+                "astro_train_flops": r.get("ref_train_flops"),
+            }
+    out["lmflops"] = {
+        "device": device,
+        "seconds": o.wall_s(names),
+        "astro_steps": lm["steps"],
+        "models": per or None,
+    }
     e = b["efficiency"]
     out["efficiency"] = {
         "device": device,
@@ -1185,17 +1315,35 @@ def figures(o: Outputs, out: Path) -> list[dict]:
                     alpha=0.8,
                     label=f"{LM_NAMES[k]} ({r['params']:,} params, lr {r.get('lr', 0):g})" if j == 0 else None,
                 )
-        vals = [[r["val_bpb"] for r in runs[k]] for k in ks]
-        ax[1].bar(
-            range(len(ks)),
-            [np.mean(v) for v in vals],
-            yerr=[[np.mean(v) - min(v) for v in vals], [max(v) - np.mean(v) for v in vals]],
-            capsize=4,
-            color=[f"C{LM_MODELS.index(k)}" for k in ks],
-        )
-        for i, v in enumerate(vals):
+        flops = {k: [o.json(f"lmflops-{k}-s{s}", "result.json") for s in o.seeds if o.has(f"lmflops-{k}-s{s}")]
+                 for k in FLOPS_MATCHED}
+        for k, rs in flops.items():
+            for j, r in enumerate(rs):
+                st, v = zip(*r["curve"])
+                ax[0].plot(
+                    np.array(st) * r["batch_size"] * r["block_size"] / 1e6,
+                    np.array(v) / np.log(2),
+                    ls="--",
+                    color=f"C{LM_MODELS.index(k)}",
+                    alpha=0.8,
+                    label=f"{LM_NAMES[k]} at AstroSNN's FLOPs ({r['steps']} steps)" if j == 0 else None,
+                )
+        bars = [(LM_NAMES[k], [r["val_bpb"] for r in runs[k]], LM_MODELS.index(k), "") for k in ks]
+        bars += [(f"{LM_NAMES[k]}\nequal FLOPs", [r["val_bpb"] for r in rs], LM_MODELS.index(k), "//")
+                 for k, rs in flops.items() if rs]
+        vals = [v for _, v, _, _ in bars]
+        for i, (_, v, ci, hatch) in enumerate(bars):
+            ax[1].bar(
+                [i],
+                [np.mean(v)],
+                yerr=[[np.mean(v) - min(v)], [max(v) - np.mean(v)]],
+                capsize=4,
+                color=f"C{ci}",
+                hatch=hatch,
+                edgecolor="k" if hatch else None,
+            )
             ax[1].plot([i] * len(v), v, "k.", ms=4)
-        ax[1].set_xticks(range(len(ks)), [LM_NAMES[k] for k in ks])
+        ax[1].set_xticks(range(len(bars)), [b_[0] for b_ in bars], fontsize=7 if len(bars) > 4 else None)
         ax[0].set_xlabel("training bytes (millions)")
         ax[0].set_ylabel("validation bits/byte")
         ax[0].legend(fontsize=7)
@@ -1208,7 +1356,8 @@ def figures(o: Outputs, out: Path) -> list[dict]:
                 "file": "lm.png",
                 "caption": "Shakespeare validation bits/byte of AstroSNN, its LIF ablation, GPT and LSTM at matched "
                 "parameters and training bytes, each at its swept learning rate: curves per seed against the "
-                "training bytes; final value (bars: mean and range, dots: seeds).",
+                "training bytes; final value (bars: mean and range, dots: seeds). Dashed curves and hatched bars: "
+                "the same baselines trained for AstroSNN's training FLOPs (more steps of the same batch and window).",
             }
         )
     e = _eff(o)
@@ -1311,18 +1460,49 @@ def _lm_tables(o: Outputs) -> list[dict]:
                 C.mean_spread([r["cpu_s"] for r in runs], 0) if runs else "",
             ]
         )
-    if not rows:
-        return []
-    return [
-        {
-            "title": f"Shakespeare bits/byte: learning-rate sweep ({lm['sweep_steps']} steps, seed {lm['sweep_seed']}) "
-            f"and the chosen rate on every seed (mean [min, max])",
-            "columns": ["model", "params", "training FLOPs / byte"]
-            + [f"sweep lr {x:g}" for x in lm["lrs"]]
-            + ["chosen lr", "val bits/byte", "training bytes per seed", "CPU s per seed"],
-            "rows": rows,
-        }
-    ]
+    frows = []
+    for k in FLOPS_MATCHED:
+        runs = [o.json(f"lmflops-{k}-s{s}", "result.json") for s in o.seeds if o.has(f"lmflops-{k}-s{s}")]
+        if runs:
+            r0 = runs[0]
+            frows.append(
+                [
+                    LM_NAMES[k],
+                    f"{r0['flops_per_byte'] / 1e3:.0f}k",
+                    f"{r0['ref_flops_per_byte'] / r0['flops_per_byte']:.3f}",
+                    f"{r0['steps']:,}",
+                    f"{r0['tokens']:,}",
+                    f"{r0['train_flops'] / 1e12:.2f}",
+                    f"{r0['lr']:g}",
+                    C.mean_spread([r["val_bpb"] for r in runs]),
+                    C.mean_spread([r["cpu_s"] for r in runs], 0),
+                ]
+            )
+    ftable = []
+    if frows:
+        ftable = [
+            {
+                "title": f"Shakespeare bits/byte at AstroSNN's training FLOPs ({lm['steps']} AstroSNN steps; each "
+                "baseline's steps scaled by AstroSNN's FLOPs per byte over its own, same batch, window and learning "
+                "rate; mean [min, max] over seeds)",
+                "columns": ["model", "training FLOPs / byte", "AstroSNN / model", "steps", "training bytes per seed",
+                            "training TFLOPs", "lr", "val bits/byte", "CPU s per seed"],
+                "rows": frows,
+            }
+        ]
+    table = []
+    if rows:
+        table = [
+            {
+                "title": f"Shakespeare bits/byte: learning-rate sweep ({lm['sweep_steps']} steps, "
+                f"seed {lm['sweep_seed']}) and the chosen rate on every seed (mean [min, max])",
+                "columns": ["model", "params", "training FLOPs / byte"]
+                + [f"sweep lr {x:g}" for x in lm["lrs"]]
+                + ["chosen lr", "val bits/byte", "training bytes per seed", "CPU s per seed"],
+                "rows": rows,
+            }
+        ]
+    return table + ftable
 
 
 def _efficiency_tables(o: Outputs) -> list[dict]:
