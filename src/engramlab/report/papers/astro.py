@@ -1329,7 +1329,7 @@ def figures(o: Outputs, out: Path) -> list[dict]:
                     label=f"{LM_NAMES[k]} at AstroSNN's FLOPs ({r['steps']} steps)" if j == 0 else None,
                 )
         bars = [(LM_NAMES[k], [r["val_bpb"] for r in runs[k]], LM_MODELS.index(k), "") for k in ks]
-        bars += [(f"{LM_NAMES[k]}\nequal FLOPs", [r["val_bpb"] for r in rs], LM_MODELS.index(k), "//")
+        bars += [(f"{LM_NAMES[k]}, equal FLOPs", [r["val_bpb"] for r in rs], LM_MODELS.index(k), "//")
                  for k, rs in flops.items() if rs]
         vals = [v for _, v, _, _ in bars]
         for i, (_, v, ci, hatch) in enumerate(bars):
@@ -1343,7 +1343,14 @@ def figures(o: Outputs, out: Path) -> list[dict]:
                 edgecolor="k" if hatch else None,
             )
             ax[1].plot([i] * len(v), v, "k.", ms=4)
-        ax[1].set_xticks(range(len(bars)), [b_[0] for b_ in bars], fontsize=7 if len(bars) > 4 else None)
+        many = len(bars) > 4
+        ax[1].set_xticks(
+            range(len(bars)),
+            [b_[0] for b_ in bars],
+            rotation=30 if many else 0,
+            ha="right" if many else "center",
+            fontsize=8,
+        )
         ax[0].set_xlabel("training bytes (millions)")
         ax[0].set_ylabel("validation bits/byte")
         ax[0].legend(fontsize=7)
