@@ -280,7 +280,8 @@ def plan(b: dict, seeds: list[int], extra: dict | None = None) -> list[Unit]:
             SYSTEM,
             "generation",
             None,
-            {"kind": "generation", "bdh": b["bdh"], "gpt": b["gpt"], **b["generation"]},
+            # 2 heads: the RoPE GPT of the KV-cache timing needs an even head size (92 / 4 is odd)
+            {"kind": "generation", "bdh": b["bdh"], "gpt": {**b["gpt"], "model.n_head": 2}, **b["generation"]},
             estimate_s=est["generation"],
         )
     )
