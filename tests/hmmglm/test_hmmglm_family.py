@@ -107,14 +107,26 @@ def test_run_protocol_with_reference_rows():
 def test_run_family_reference_protocols_by_name(tmp_path):
     fit = FitConfig(n_epochs=1, m_steps=1, n_starts=1)
     ref = FitConfig(optimizer="reference", reference_epochs=1, reference_steps=1)
-    res = run_family(tmp_path, seeds=[0], n_protocols=2, models=("glm", "hmmglm"), default_fit=fit, train_bins=300,
-                     test_bins=200, max_neurons=12, reference=ref, reference_protocols=("p01",), progress=False)
+    res = run_family(
+        tmp_path,
+        seeds=[0],
+        n_protocols=2,
+        models=("glm", "hmmglm"),
+        default_fit=fit,
+        train_bins=300,
+        test_bins=200,
+        max_neurons=12,
+        reference=ref,
+        reference_protocols=("p01",),
+        progress=False,
+    )
     assert ["reference" in r for r in res["runs"]] == [False, True]
     assert res["n_reference_runs"] == 1 and set(res["summary_reference"]) == {"glm", "hmmglm"}
     assert res["sizes"]["reference_protocols"] == ["p01"]
     with pytest.raises(ValueError, match="p07"):
-        run_family(None, seeds=[0], n_protocols=2, default_fit=fit, reference=ref, reference_protocols=("p07",),
-                   progress=False)
+        run_family(
+            None, seeds=[0], n_protocols=2, default_fit=fit, reference=ref, reference_protocols=("p07",), progress=False
+        )
 
 
 def test_insula_study_on_a_contiguous_portion(tmp_path):
@@ -123,15 +135,31 @@ def test_insula_study_on_a_contiguous_portion(tmp_path):
     st = SpikeTimes(times, {"cue": np.array([10.0, 30.0, 55.0])}, t_start=0.0, t_stop=100.0)
     save_npz(st, tmp_path / "rec.npz")
     fit = FitConfig(n_epochs=1, m_steps=1, n_starts=1)
-    res = insula_study(tmp_path / "rec.npz", tmp_path / "out", state_counts=(2,), seeds=(0,), bin_width=0.1,
-                       n_neurons=None, fit=fit, onehot_epochs=1, time_range=(20.0, 60.0))
+    res = insula_study(
+        tmp_path / "rec.npz",
+        tmp_path / "out",
+        state_counts=(2,),
+        seeds=(0,),
+        bin_width=0.1,
+        n_neurons=None,
+        fit=fit,
+        onehot_epochs=1,
+        time_range=(20.0, 60.0),
+    )
     assert res["n_bins"] == 400 and res["time_range_s"] == pytest.approx([20.0, 60.0])
     assert {f["model"] for f in res["fits"]} == {"glm", "hmmglm", "gaussian", "onehot"}
     two = [f for f in res["fits"] if f["n_states"] == 2][0]
     assert sum(e["n_events_bins"] for e in two["events"].values()) == 2  # the events at 30 s and 55 s
     with pytest.raises(ValueError, match="time_range"):
-        insula_study(tmp_path / "rec.npz", tmp_path / "o2", state_counts=(2,), seeds=(0,), bin_width=0.1,
-                     fit=fit, time_range=(60.0, 20.0))
+        insula_study(
+            tmp_path / "rec.npz",
+            tmp_path / "o2",
+            state_counts=(2,),
+            seeds=(0,),
+            bin_width=0.1,
+            fit=fit,
+            time_range=(60.0, 20.0),
+        )
 
 
 def test_draw_identifiable_redraws_until_the_true_parameters_decode_well():

@@ -100,6 +100,7 @@ def run_protocol(
         "majority_type_accuracy": metrics.type_accuracy(data.types, torch.zeros_like(data.types)),
         "models": {},
     }
+
     def fit_score(kind, cfg):
         m = make_model(kind, 1 if kind == "glm" else S, N, link=spec.link)
         t0 = time.perf_counter()
@@ -166,9 +167,7 @@ def run_family(
     for spec in tqdm(specs, desc="protocols", disable=not progress):
         ref = reference if spec.name in reference_protocols else None
         for s in seeds:
-            runs.append(
-                run_protocol(spec, s, models, fits, threads, default_fit, ref, min_true_accuracy, max_draws)
-            )
+            runs.append(run_protocol(spec, s, models, fits, threads, default_fit, ref, min_true_accuracy, max_draws))
         result = summarise(runs, target)
         result["wall_s"] = round(time.perf_counter() - t_all, 1)
         result["threads"] = threads

@@ -1315,8 +1315,10 @@ def figures(o: Outputs, out: Path) -> list[dict]:
                     alpha=0.8,
                     label=f"{LM_NAMES[k]} ({r['params']:,} params, lr {r.get('lr', 0):g})" if j == 0 else None,
                 )
-        flops = {k: [o.json(f"lmflops-{k}-s{s}", "result.json") for s in o.seeds if o.has(f"lmflops-{k}-s{s}")]
-                 for k in FLOPS_MATCHED}
+        flops = {
+            k: [o.json(f"lmflops-{k}-s{s}", "result.json") for s in o.seeds if o.has(f"lmflops-{k}-s{s}")]
+            for k in FLOPS_MATCHED
+        }
         for k, rs in flops.items():
             for j, r in enumerate(rs):
                 st, v = zip(*r["curve"])
@@ -1329,8 +1331,11 @@ def figures(o: Outputs, out: Path) -> list[dict]:
                     label=f"{LM_NAMES[k]} at AstroSNN's FLOPs ({r['steps']} steps)" if j == 0 else None,
                 )
         bars = [(LM_NAMES[k], [r["val_bpb"] for r in runs[k]], LM_MODELS.index(k), "") for k in ks]
-        bars += [(f"{LM_NAMES[k]}, equal FLOPs", [r["val_bpb"] for r in rs], LM_MODELS.index(k), "//")
-                 for k, rs in flops.items() if rs]
+        bars += [
+            (f"{LM_NAMES[k]}, equal FLOPs", [r["val_bpb"] for r in rs], LM_MODELS.index(k), "//")
+            for k, rs in flops.items()
+            if rs
+        ]
         vals = [v for _, v, _, _ in bars]
         for i, (_, v, ci, hatch) in enumerate(bars):
             ax[1].bar(
@@ -1492,8 +1497,17 @@ def _lm_tables(o: Outputs) -> list[dict]:
                 "title": f"Shakespeare bits/byte at AstroSNN's training FLOPs ({lm['steps']} AstroSNN steps; each "
                 "baseline's steps scaled by AstroSNN's FLOPs per byte over its own, same batch, window and learning "
                 "rate; mean [min, max] over seeds)",
-                "columns": ["model", "training FLOPs / byte", "AstroSNN / model", "steps", "training bytes per seed",
-                            "training TFLOPs", "lr", "val bits/byte", "CPU s per seed"],
+                "columns": [
+                    "model",
+                    "training FLOPs / byte",
+                    "AstroSNN / model",
+                    "steps",
+                    "training bytes per seed",
+                    "training TFLOPs",
+                    "lr",
+                    "val bits/byte",
+                    "CPU s per seed",
+                ],
                 "rows": frows,
             }
         ]
@@ -1580,8 +1594,15 @@ def _firing_tables(o: Outputs) -> list[dict]:
         out.append(
             {
                 "title": "Synaptic operations per token (dense multiply-accumulates against spike-driven accumulates)",
-                "columns": ["run", "spike-fed layers: dense MACs", "spike-driven ACs", "ratio", "network: dense MACs",
-                            "network, spike-fed layers as ACs", "ratio"],
+                "columns": [
+                    "run",
+                    "spike-fed layers: dense MACs",
+                    "spike-driven ACs",
+                    "ratio",
+                    "network: dense MACs",
+                    "network, spike-fed layers as ACs",
+                    "ratio",
+                ],
                 "rows": [
                     [
                         fr["unit"],

@@ -379,8 +379,7 @@ def _train(c: dict, seed: int, folder: Path, ctx) -> None:
     res["train_flops_per_byte"] = train_flops_per_token(cfg, T)
     res["forward_flops_per_byte_by_part"] = flops_breakdown(cfg, T)
     res["flops_note"] = (
-        f"matmul FLOPs only (2 per multiply-add), training = 3 x forward, at a {T}-byte window "
-        "(engramlab.bdh.flops)"
+        f"matmul FLOPs only (2 per multiply-add), training = 3 x forward, at a {T}-byte window (engramlab.bdh.flops)"
     )
     io.write_json(folder / "result.json", res)
 
@@ -490,13 +489,23 @@ def _merge(c: dict, seed: int, folder: Path, ctx) -> None:
     py = stdlib_python_corpus(folder / "python_stdlib.txt", max_bytes=c["python_bytes"])
     base = folder.parent / f"lm-bdh-s{seed}" / "run"
     res = merge_demo(
-        base, c["data"], folder / "python_stdlib.txt", folder / "merge", steps=c["steps"],
-        eval_bytes=c["eval_bytes"], progress=False, seed=seed,
+        base,
+        c["data"],
+        folder / "python_stdlib.txt",
+        folder / "merge",
+        steps=c["steps"],
+        eval_bytes=c["eval_bytes"],
+        progress=False,
+        seed=seed,
     )
     res["python_corpus"] = {k: v for k, v in py.items() if k != "path"}
     samples = {}
-    for name, run in (("base", base), ("tuned_a", folder / "merge" / "tuned_a"),
-                      ("tuned_b", folder / "merge" / "tuned_b"), ("merged", folder / "merge" / "merged")):
+    for name, run in (
+        ("base", base),
+        ("tuned_a", folder / "merge" / "tuned_a"),
+        ("tuned_b", folder / "merge" / "tuned_b"),
+        ("merged", folder / "merge" / "merged"),
+    ):
         model = load_checkpoint(run)[0].float().eval()
         samples[name] = {}
         for prompt in ("ROMEO:\n", "def "):
@@ -1313,8 +1322,13 @@ def figures(o: Outputs, out: Path) -> list[dict]:
         ax.set_title(f"merging by concatenating neurons ({len(mg)} seeds)")
         ax.legend(fontsize=8)
         io.save_figure(fig, out / "merge.png", bbox_inches="tight")
-        figs.append({"file": "merge.png", "caption": "Losses of the base, the two children and their merge on both "
-                     "corpora (mean, range over seeds)."})
+        figs.append(
+            {
+                "file": "merge.png",
+                "caption": "Losses of the base, the two children and their merge on both "
+                "corpora (mean, range over seeds).",
+            }
+        )
     pt = [s for s in o.seeds if o.has(f"pattern-s{s}")]
     if pt:
         P = [o.json(f"pattern-s{s}", "pattern.json")["phase_density"] for s in pt]
@@ -1331,8 +1345,13 @@ def figures(o: Outputs, out: Path) -> list[dict]:
         ax.set_title(f"repeated-pattern task, density per phase ({len(pt)} seeds)")
         ax.legend(fontsize=8)
         io.save_figure(fig, out / "pattern.png", bbox_inches="tight")
-        figs.append({"file": "pattern.png", "caption": "x density per layer while reading random letters, "
-                     "memorising a new 8-letter pattern and repeating it (Fig. 14's task)."})
+        figs.append(
+            {
+                "file": "pattern.png",
+                "caption": "x density per layer while reading random letters, "
+                "memorising a new 8-letter pattern and repeating it (Fig. 14's task).",
+            }
+        )
     if o.has("generation"):
         g = o.json("generation", "generation.json")
         fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -1396,8 +1415,12 @@ def tables(o: Outputs) -> list[dict]:
         Ls = [o.json(f"merge-s{s}", "merge.json")["val_loss_nats_per_byte"] for s in mg]
         mrows = [
             [label] + [C.mean_spread([L[m][c] for L in Ls]) for c in ("A", "B")]
-            for m, label in (("base", "base (Shakespeare)"), ("tuned_a", "tuned on Shakespeare"),
-                             ("tuned_b", "tuned on Python"), ("merged", "merged"))
+            for m, label in (
+                ("base", "base (Shakespeare)"),
+                ("tuned_a", "tuned on Shakespeare"),
+                ("tuned_b", "tuned on Python"),
+                ("merged", "merged"),
+            )
         ]
         out.append(
             {

@@ -511,8 +511,13 @@ def _family_claims() -> list[ClaimSpec]:
         ),
     ]
     for key, name, what, unit, partly in (
-        ("test_ll_gap", "test_ll", "held-out likelihood", "test LL minus the generator's, per bin and neuron "
-         "(mean over protocols)", -0.002),
+        (
+            "test_ll_gap",
+            "test_ll",
+            "held-out likelihood",
+            "test LL minus the generator's, per bin and neuron (mean over protocols)",
+            -0.002,
+        ),
         ("type_accuracy", "type_accuracy", "connection types", "connection-type accuracy (mean over protocols)", -0.02),
     ):
         out += [
@@ -896,8 +901,13 @@ def tables(o: Outputs) -> list[dict]:
                 {
                     "title": f"Protocol family, public-code training (optimizer='reference') on {', '.join(names)} "
                     f"({len(rruns)} runs)",
-                    "columns": ["model", "state acc. / true-parameter acc.", "type accuracy", "test LL - generator's",
-                                "fit s"],
+                    "columns": [
+                        "model",
+                        "state acc. / true-parameter acc.",
+                        "type accuracy",
+                        "test LL - generator's",
+                        "fit s",
+                    ],
                     "rows": rrows,
                 }
             )
