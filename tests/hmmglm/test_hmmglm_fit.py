@@ -7,27 +7,12 @@ import torch
 
 from engramlab.hmmglm.models import GLM, HMMGLM, FitConfig, OneHotHMMGLM, make_model
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():  # tiny tensors: one thread avoids thread-pool stalls on a busy machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def planted():
-    g = torch.Generator().manual_seed(0)
-    S, N = 2, 5
-    true = HMMGLM(S, N)
-    W = 1.5 * torch.sign(torch.randn(S, N, N, generator=g)) * (torch.rand(S, N, N, generator=g) < 0.35)
-    with torch.no_grad():
-        true.weight.copy_(W)
-        true.bias.fill_(-0.5)
-        true.log_transition.copy_(torch.tensor([[0.97, 0.03], [0.03, 0.97]], dtype=torch.float64).log())
-    x, _ = true.sample(300, n_trials=4, seed=1)
-    return x
+def planted(planted_counts):
+    return planted_counts(0)
 
 
 def _rel_changes(h):
