@@ -73,7 +73,8 @@ def test_word_swap_controls_match_length_and_spelling():
 
 
 def test_tail_fitter_agrees_with_the_powerlaw_package():
-    powerlaw = pytest.importorskip("powerlaw")
+    import powerlaw  # a runtime dependency (pyproject): its absence must fail, not skip
+
     rng = np.random.default_rng(0)
     # discrete power law with alpha 2.5 above xmin = 5 (inverse-CDF sampling of the continuous
     # approximation, rounded), below it uniform noise
