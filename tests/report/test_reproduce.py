@@ -56,8 +56,14 @@ def test_tiny_run_writes_every_file_and_follows_the_schema(tiny_run):
             if c["id"].startswith("timescales.") and c["id"].endswith("tau_net_grows"):
                 assert c["measured"]["n_seeds"] == 0 and "gave no value" in c["measured"]["note"]
                 assert c["verdict"] == "not attempted"
-            elif c["id"].startswith("hmmglm.insula_"):  # needs the insula recording, not given here
+            elif c["id"].startswith(("hmmglm.insula_", "hmmglm.datasize_")):  # the recording; full budget only
                 assert c["measured"]["n_seeds"] == 0 and c["verdict"] in (None, "not attempted")
+            elif c["id"].startswith(("hmmglm.family_below_", "hmmglm.family_at_")):  # a group of runs may be empty
+                group, kind = c["id"].split("_")[1], c["id"].rsplit("_", 1)[1]
+                runs = json.loads((out / "units/hmmglm/synthetic-s0/family/family.json").read_text())["runs"]
+                ratios = [r["models"][kind]["state_accuracy_ratio"] for r in runs]
+                n = sum((q < 0.95) == (group == "below") for q in ratios)
+                assert c["measured"]["n_seeds"] == (1 if n else 0), c["id"]
             else:
                 assert c["measured"]["n_seeds"] >= 1, c["id"]
     for key in ("claims", "baselines"):

@@ -223,3 +223,39 @@ def _summary(runs: list[dict], target: float) -> dict:
             )
         summary[kind] = s
     return summary
+
+
+def below_target_diagnosis(runs: list[dict], kind: str, target: float = 0.95) -> dict:
+    """Is a run below the target an optimiser stuck short of the truth, or an estimate at finite data?
+
+    ``runs``: family runs (``run_protocol`` results); ``kind``: a switching model. Splits the runs into
+    those below ``target`` x the true-parameter accuracy and those at or above it, and returns per group
+    the count, the fraction whose training log-likelihood is at least the generator's (a fit above the
+    truth on its own training data is not stuck below it), the mean held-out log-likelihood minus the
+    generator's, and the mean training excess over the generator in units of k / (2 n) (k: the plain
+    HMM-GLM's free parameters, n: training bins x neurons; about 1 is what a maximum-likelihood estimate
+    overfits by, Wilks). A group without runs gives None for its means."""
+    from .datasize import n_free_parameters
+
+    def stats(rs):
+        if not rs:
+            return {"n": 0, "fit_above_truth": None, "test_ll_gap": None, "excess_over_wilks": None}
+        m = [r["models"][kind] for r in rs]
+        wilks = [
+            n_free_parameters(p["n_states"], p["n_neurons"]) / (2 * p["n_train"] * p["n_time_bins"] * p["n_neurons"])
+            for p in (r["protocol"] for r in rs)
+        ]
+        return {
+            "n": len(rs),
+            "fit_above_truth": float(np.mean([x["train_ll_minus_truth_per_bin_neuron"] >= 0 for x in m])),
+            "test_ll_gap": float(
+                np.mean([x["test_ll_per_bin_neuron"] - r["true_test_ll_per_bin_neuron"] for x, r in zip(m, rs)])
+            ),
+            "excess_over_wilks": float(
+                np.mean([x["train_ll_minus_truth_per_bin_neuron"] / w for x, w in zip(m, wilks)])
+            ),
+        }
+
+    below = [r for r in runs if r["models"][kind]["state_accuracy_ratio"] < target]
+    at = [r for r in runs if r["models"][kind]["state_accuracy_ratio"] >= target]
+    return {"below": stats(below), "at": stats(at)}

@@ -86,7 +86,20 @@ BUDGETS = {
             "time_range": [1900.0, 3100.0],
             "fit": {"max_epochs": 15},
         },
-        "estimate_s": {"synthetic": 1500, "insula": 700},
+        # docs/hmmglm.md: the identifiable family runs below the target (true-parameter accuracy >= 0.85, a
+        # switching model under 0.95 x it) refitted with the default fit on 1x, 2x and 4x their training
+        # bins (nested: the family's trials plus new trials of the same generator; the same test trials),
+        # and the Gaussian model with a stronger / weaker weight prior at 1x. Sized from a pilot (p19, seed
+        # 1: 8 s at 1x, 15 s at 4x for the three models) to about 25 minutes of one thread for 3 seeds.
+        "datasize": {
+            "factors": [1, 2, 4],
+            "target": 0.95,
+            "variants": {
+                "gaussian_prior_std_0.15": {"model": "gaussian", "settings": {"prior_std": 0.15}},
+                "gaussian_prior_std_1": {"model": "gaussian", "settings": {"prior_std": 1.0}},
+            },
+        },
+        "estimate_s": {"synthetic": 1500, "insula": 700, "datasize": 500},
     },
 }
 
@@ -121,6 +134,18 @@ def plan(b: dict, seeds: list[int], extra: dict | None = None) -> list[Unit]:
         )
         for s in seeds
     ]
+    if b.get("datasize"):  # full budget only: it refits runs of the family, so it follows the family unit
+        units += [
+            Unit(
+                SYSTEM,
+                f"datasize-s{s}",
+                s,
+                {"kind": "datasize", **b["datasize"], "family": b["family"]},
+                deps=(f"{SYSTEM}/synthetic-s{s}",),
+                estimate_s=est["datasize"],
+            )
+            for s in seeds
+        ]
     rec = (extra or {}).get("insula")
     if rec:
         units.append(
@@ -161,6 +186,28 @@ def run_unit(unit: Unit, folder: Path, ctx) -> None:
             default_fit=fam_fit,
             threads=threads,
             progress=ctx.progress,
+            **fam,
+        )
+    elif c["kind"] == "datasize":
+        from engramlab.hmmglm.datasize import run_datasize, select_runs
+        from engramlab.io import read_json
+
+        fam = dict(c["family"])
+        fam_fit = FitConfig(**fam.pop("fit"))
+        for k in ("reference_protocols",):
+            fam.pop(k, None)
+        family = read_json(folder.parent / f"synthetic-s{unit.seed}" / "family" / "family.json")
+        picked = select_runs(family, c["target"], fam.get("min_true_accuracy") or 0.0)
+        if not picked:
+            raise ValueError(f"seed {unit.seed}: no identifiable family run below the target {c['target']}")
+        run_datasize(
+            folder,
+            unit.seed,
+            picked,
+            factors=tuple(c["factors"]),
+            variants=c.get("variants"),
+            fit=fam_fit,
+            threads=max(1, ctx.threads),
             **fam,
         )
     elif c["kind"] == "insula":
@@ -206,6 +253,7 @@ def _metric(kind: str, key: str):
 
 _TABLES = "paper tables not retrieved; the authors' demo re-run (shared notes 3.4)"
 _TARGET = "robustness target of this reproduction (not a number of the paper)"
+_DIAGNOSIS = "diagnosis of the family target of this reproduction (not a statement of the paper)"
 SWITCHING = ("hmmglm", "gaussian", "onehot")
 
 
@@ -241,6 +289,42 @@ def _family_mean(kind: str, key: str, section: str = "models"):
             if not runs:
                 raise FileNotFoundError(f"no family run with {section!r} fits for seed {s}")
             return sum(value(r) for r in runs) / len(runs)
+
+        return o.per_seed(one)
+
+    return measure
+
+
+def _diagnosis(kind: str, group: str, key: str):
+    """Per seed: ``family.below_target_diagnosis`` of that seed's family runs, ``group`` ("below"/"at"), ``key``."""
+    from engramlab.hmmglm.family import below_target_diagnosis
+
+    def measure(o: Outputs):
+        return o.per_seed(lambda s: below_target_diagnosis(_family_runs(o, s), kind)[group][key])
+
+    return measure
+
+
+def _datasize(o: Outputs, s: int) -> dict:
+    name = f"datasize-s{s}"
+    if not o.has(name):
+        raise FileNotFoundError(f"{name} not run")
+    return o.json(name, "datasize.json")
+
+
+def _datasize_min(kind: str, factor: str | int = "max", variant: str | None = None):
+    """Per seed: the lowest state-accuracy ratio of ``kind`` over the refitted runs, at ``factor`` ("max": the
+    largest) or in ``variant``."""
+    from engramlab.hmmglm.datasize import fit_rows
+
+    def measure(o: Outputs):
+        def one(s):
+            res = _datasize(o, s)
+            f = None if variant else (max(res["config"]["factors"]) if factor == "max" else factor)
+            rows = fit_rows(res, kind, f, variant)
+            if not rows:
+                raise FileNotFoundError(f"datasize-s{s}: no {kind} fit at factor {f} (variant {variant})")
+            return min(row["state_accuracy_ratio"] for _, row in rows)
 
         return o.per_seed(one)
 
@@ -510,6 +594,57 @@ def _family_claims() -> list[ClaimSpec]:
             experiment="synthetic",
         ),
     ]
+    for kind in SWITCHING:
+        out.append(
+            ClaimSpec(
+                id=f"hmmglm.family_below_fit_above_truth_{kind}",
+                claim=f"where the {NAMES[kind]}'s default fit misses the family target, it is not stuck short of the "
+                "truth: its training log-likelihood is at least the generator's (fraction of the below-target runs)",
+                source=_DIAGNOSIS,
+                paper_value=None,
+                paper_text="—",
+                rule={
+                    "op": ">=",
+                    "value": 1.0,
+                    "partly": 0.9,
+                    "basis": "every below-target run of every seed; partly 9 in 10",
+                },
+                unit="fraction of below-target runs with train LL >= the generator's",
+                measure=_diagnosis(kind, "below", "fit_above_truth"),
+                experiment="synthetic",
+            )
+        )
+        for group, what in (("below", "below the target"), ("at", "at or above the target")):
+            out.append(
+                ClaimSpec(
+                    id=f"hmmglm.family_{group}_test_ll_gap_{kind}",
+                    kind="baseline",
+                    claim=f"{NAMES[kind]} held-out likelihood minus the generator's, family runs {what}",
+                    source="baseline",
+                    paper_value=None,
+                    paper_text="—",
+                    rule=None,
+                    unit="test LL minus the generator's, per bin and neuron (mean over those runs)",
+                    measure=_diagnosis(kind, group, "test_ll_gap"),
+                    experiment="synthetic",
+                )
+            )
+        out.append(
+            ClaimSpec(
+                id=f"hmmglm.family_below_excess_over_wilks_{kind}",
+                kind="baseline",
+                claim=f"{NAMES[kind]}, family runs below the target: training LL minus the generator's, in units of "
+                "k/(2n), the expected overfit of a maximum-likelihood estimate (k: plain HMM-GLM parameters, n: "
+                "training bins x neurons)",
+                source="baseline",
+                paper_value=None,
+                paper_text="—",
+                rule=None,
+                unit="(train LL - generator's) / (k / 2n) (mean over those runs)",
+                measure=_diagnosis(kind, "below", "excess_over_wilks"),
+                experiment="synthetic",
+            )
+        )
     for key, name, what, unit, partly in (
         (
             "test_ll_gap",
@@ -693,7 +828,57 @@ def _insula_claims() -> list[ClaimSpec]:
     return out
 
 
-CLAIMS += _family_claims() + _reference_claims() + _insula_claims()
+def _datasize_claims() -> list[ClaimSpec]:
+    out = []
+    for kind in SWITCHING:
+        out += [
+            ClaimSpec(
+                id=f"hmmglm.datasize_ratio_1x_{kind}",
+                kind="baseline",
+                claim=f"{NAMES[kind]}, default fit refitted on the identifiable family runs below the target, the "
+                "family's training data",
+                source="baseline",
+                paper_value=None,
+                paper_text="—",
+                rule=None,
+                unit="state accuracy / true-parameter accuracy (min over those runs)",
+                measure=_datasize_min(kind, 1),
+                experiment="datasize",
+            ),
+            ClaimSpec(
+                id=f"hmmglm.datasize_ratio_{kind}",
+                claim=f"with more training data (the largest factor, 4x the family's bins) the default fit of the "
+                f"{NAMES[kind]} meets the family target on the identifiable runs that miss it at the family's size "
+                "(worst run of each seed)",
+                source=_DIAGNOSIS,
+                paper_value=None,
+                paper_text="—",
+                rule={"op": ">=", "value": 0.95, "partly": 0.85, "basis": "worst run >= 0.95; partly >= 0.85"},
+                unit="state accuracy / true-parameter accuracy (min over those runs)",
+                measure=_datasize_min(kind),
+                experiment="datasize",
+            ),
+        ]
+    for variant, std in (("gaussian_prior_std_0.15", "0.15"), ("gaussian_prior_std_1", "1")):
+        out.append(
+            ClaimSpec(
+                id=f"hmmglm.datasize_{variant.replace('.', '')}",
+                kind="baseline",
+                claim=f"Gaussian HMM-GLM with weight prior sd {std} (default 1/3) on the same runs, the family's "
+                "training data",
+                source="baseline",
+                paper_value=None,
+                paper_text="—",
+                rule=None,
+                unit="state accuracy / true-parameter accuracy (min over those runs)",
+                measure=_datasize_min("gaussian", variant=variant),
+                experiment="datasize",
+            )
+        )
+    return out
+
+
+CLAIMS += _family_claims() + _reference_claims() + _insula_claims() + _datasize_claims()
 
 
 def budgets(o: Outputs, device: str) -> dict:
@@ -715,6 +900,11 @@ def budgets(o: Outputs, device: str) -> dict:
             "family_reference_protocols": b["family"].get("reference_protocols", []),
         },
         "insula": {"device": "cpu", "seconds": o.wall_s(["insula"]), **b["insula"]},
+        "datasize": {
+            "device": "cpu",
+            "seconds": o.wall_s([f"datasize-s{s}" for s in o.seeds]),
+            **(b.get("datasize") or {"note": "full budget only"}),
+        },
     }
 
 
@@ -877,6 +1067,7 @@ def tables(o: Outputs) -> list[dict]:
                 "min_true_accuracy; training bins max(train_bins, bins_per_sn x S x N)",
             }
         )
+        out.append(_diagnosis_table(runs, len(fam)))
         rruns = [r for r in runs if "reference" in r]
         if rruns:
             rrows = []
@@ -911,6 +1102,9 @@ def tables(o: Outputs) -> list[dict]:
                     "rows": rrows,
                 }
             )
+    ds = [_datasize(o, s) for s in o.seeds if o.has(f"datasize-s{s}")]
+    if ds:
+        out.append(_datasize_table(ds))
     if o.has("insula") and (o.dir("insula") / "insula.json").is_file():
         ins = o.json("insula", "insula.json")
         from engramlab.hmmglm.real import insula_table
@@ -944,11 +1138,103 @@ def tables(o: Outputs) -> list[dict]:
     return out
 
 
+def _diagnosis_table(runs: list[dict], n_seeds: int) -> dict:
+    from engramlab.hmmglm.family import below_target_diagnosis
+
+    def f(v, digits):
+        return "—" if v is None else f"{v:.{digits}f}"
+
+    rows = []
+    for kind in SWITCHING:
+        d = below_target_diagnosis(runs, kind)
+        b, a = d["below"], d["at"]
+        rows.append(
+            [
+                NAMES[kind],
+                f"{b['n']} / {a['n']}",
+                f(b["fit_above_truth"], 2),
+                f(a["fit_above_truth"], 2),
+                f(b["test_ll_gap"], 4),
+                f(a["test_ll_gap"], 4),
+                f(b["excess_over_wilks"], 2),
+                f(a["excess_over_wilks"], 2),
+            ]
+        )
+    return {
+        "title": f"Protocol family, runs below the target (< 0.95 x true-parameter accuracy) against those at it "
+        f"(all {len(runs)} runs of {n_seeds} seeds)",
+        "columns": [
+            "model",
+            "runs below / at",
+            "train LL >= generator's, below",
+            "same, at",
+            "test LL - generator's, below",
+            "same, at",
+            "train excess / (k/2n), below",
+            "same, at",
+        ],
+        "rows": rows,
+        "note": "k: free parameters of the plain HMM-GLM (S N^2 + N + S(S-1)); n: training bins x neurons; a "
+        "maximum-likelihood estimate exceeds the generator's training log-likelihood by about k/(2n) per bin "
+        "and neuron (Wilks), so a ratio near 1 is a fit at the likelihood's optimum, not stuck below it",
+    }
+
+
+def _datasize_table(results: list[dict]) -> dict:
+    from engramlab.hmmglm.datasize import fit_rows
+
+    rows = []
+    factors = sorted({f for r in results for f in r["config"]["factors"]})
+    variants = [v for v in results[0]["config"]["variants"]]
+    for kind in SWITCHING:
+        for label, factor, variant in [(f"{f}x", f, None) for f in factors] + [
+            (f"1x, {v}", None, v) for v in variants if results[0]["config"]["variants"][v]["model"] == kind
+        ]:
+            pairs = [p for r in results for p in fit_rows(r, kind, factor, variant)]
+            if not pairs:
+                continue
+            ratio = [f["state_accuracy_ratio"] for _, f in pairs]
+            excess = [f["train_ll_minus_truth_per_bin_neuron"] / f["wilks_excess_per_bin_neuron"] for _, f in pairs]
+            rows.append(
+                [
+                    NAMES[kind],
+                    label,
+                    C.mean_spread(ratio, 3),
+                    f"{sum(q < 0.95 for q in ratio)} / {len(ratio)}",
+                    C.mean_spread([f["test_ll_minus_truth_per_bin_neuron"] for _, f in pairs], 4),
+                    C.mean_spread(excess, 2),
+                    C.mean_spread([f["fit_s"] for _, f in pairs], 1),
+                ]
+            )
+    names = [f"{r['protocol']['name']}/s{r['protocol']['seed']}" for res in results for r in res["runs"]]
+    return {
+        "title": f"Training data against state recovery: the {len(names)} identifiable family runs below the target "
+        f"({', '.join(names)}), default fits on 1x-{factors[-1]}x the family's training bins",
+        "columns": [
+            "model",
+            "training data",
+            "state acc. / true-parameter acc.",
+            "runs below 0.95",
+            "test LL - generator's",
+            "train excess / (k/2n)",
+            "fit s",
+        ],
+        "rows": rows,
+        "note": "kx: the family's training trials plus (k-1) x as many new trials of the same generator; the "
+        "network and the test trials are the family's; 1x refits the family's own runs",
+    }
+
+
 def notes(o: Outputs, extra: dict) -> list[str]:
     out = []
     if not o.has("insula"):
         out.append(
             "The insula recording was not given (--insula PATH, or `engramlab data fetch insula`), so the "
             "real-data claims are not attempted."
+        )
+    if o.budget.get("datasize") is None:
+        out.append(
+            "The training-data study (refits of the family's below-target runs on more data) belongs to the full "
+            "budget only, so its records are not attempted here."
         )
     return out

@@ -1,0 +1,174 @@
+"""The family's below-target diagnosis and the training-data study (hmmglm.family / hmmglm.datasize), and the
+claims measures that read them (report/papers/hmmglm)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engramlab.hmmglm.datasize import fit_rows, n_free_parameters, run_datasize, select_runs
+from engramlab.hmmglm.family import below_target_diagnosis, run_protocol
+from engramlab.hmmglm.models import HMMGLM, FitConfig
+from engramlab.hmmglm.simulate import protocol_family
+
+
+def _run(name, ratio, train_excess, test_ll, true_test_ll, S=2, N=10, n_train=2, T=500, true_acc=0.9):
+    return {
+        "protocol": {"name": name, "seed": 0, "n_states": S, "n_neurons": N, "n_train": n_train, "n_time_bins": T},
+        "true_state_accuracy": true_acc,
+        "true_test_ll_per_bin_neuron": true_test_ll,
+        "models": {
+            "hmmglm": {
+                "state_accuracy_ratio": ratio,
+                "train_ll_minus_truth_per_bin_neuron": train_excess,
+                "test_ll_per_bin_neuron": test_ll,
+            }
+        },
+    }
+
+
+def test_below_target_diagnosis_on_hand_built_runs():
+    runs = [
+        _run("a", 0.80, 0.0020, -0.505, -0.500),  # below, above the truth on training data
+        _run("b", 0.90, -0.0010, -0.520, -0.510),  # below, under the truth (a stuck fit)
+        _run("c", 0.949, 0.0030, -0.402, -0.400, S=3, N=20, n_train=4, T=1000),  # below (just)
+        _run("d", 0.95, 0.0010, -0.601, -0.600),  # at: exactly the target counts as met
+        _run("e", 1.01, 0.0005, -0.700, -0.697),
+    ]
+    d = below_target_diagnosis(runs, "hmmglm")
+    b, a = d["below"], d["at"]
+    assert b["n"] == 3 and a["n"] == 2
+    assert b["fit_above_truth"] == pytest.approx(2 / 3)
+    assert a["fit_above_truth"] == 1.0
+    assert b["test_ll_gap"] == pytest.approx((-0.005 - 0.010 - 0.002) / 3)
+    assert a["test_ll_gap"] == pytest.approx((-0.001 - 0.003) / 2)
+    # k/(2n): S=2, N=10: k = 200 + 10 + 2 = 212, n = 1000 bins x 10 neurons; S=3, N=20: k = 1200 + 20 + 6
+    w2, w3 = 212 / (2 * 1000 * 10), 1226 / (2 * 4000 * 20)
+    assert b["excess_over_wilks"] == pytest.approx((0.0020 / w2 - 0.0010 / w2 + 0.0030 / w3) / 3)
+    empty = below_target_diagnosis(runs[3:], "hmmglm")["below"]
+    assert empty == {"n": 0, "fit_above_truth": None, "test_ll_gap": None, "excess_over_wilks": None}
+
+
+def test_free_parameters_are_the_plain_models_own():
+    for S, N in ((2, 3), (4, 7)):
+        m = HMMGLM(S, N)
+        learned = sum(p.numel() for p in m.parameters())  # weights and biases
+        assert n_free_parameters(S, N) == learned + S * (S - 1)  # + the free transition probabilities
+
+
+def test_select_runs_keeps_identifiable_runs_below_the_target():
+    def run(name, true_acc, **ratios):
+        return {
+            "protocol": {"name": name},
+            "true_state_accuracy": true_acc,
+            "models": {k: {"state_accuracy_ratio": q} for k, q in ratios.items()},
+        }
+
+    fam = {
+        "runs": [
+            run("p00", 0.90, hmmglm=0.7),
+            run("p01", 0.80, hmmglm=0.5),  # not identifiable
+            run("p02", 0.95, hmmglm=0.99),  # at the target
+            run("p03", 0.85, hmmglm=0.99, onehot=0.94),
+        ]
+    }
+    assert select_runs(fam, 0.95, 0.85) == ["p00", "p03"]
+    assert select_runs(fam, 0.95, 0.0) == ["p00", "p01", "p03"]
+
+
+def _tiny_family():
+    return {"n_protocols": 2, "train_bins": 400, "test_bins": 400, "max_neurons": 10}
+
+
+@pytest.fixture(scope="module")
+def tiny_study():
+    torch.set_num_threads(1)
+    fit = FitConfig(n_epochs=2, m_steps=2)
+    variants = {"strong": {"model": "gaussian", "settings": {"prior_std": 0.1}}}
+    res = run_datasize(None, 0, ["p01"], factors=(1, 3), models=("hmmglm", "gaussian"), variants=variants, fit=fit,
+                       **_tiny_family())
+    return res, fit
+
+
+def test_datasize_factor_one_is_the_family_run_and_larger_factors_add_training_trials(tiny_study):
+    res, fit = tiny_study
+    (run,) = res["runs"]
+    f = _tiny_family()
+    spec = {s.name: s for s in protocol_family(f.pop("n_protocols"), **f)}["p01"]
+    fam = run_protocol(spec, 0, models=("hmmglm", "gaussian"), default_fit=fit)
+    assert run["true_state_accuracy"] == fam["true_state_accuracy"]
+    assert run["true_test_ll_per_bin_neuron"] == pytest.approx(fam["true_test_ll_per_bin_neuron"])
+    bins = spec.n_train * spec.n_time_bins
+    for kind in ("hmmglm", "gaussian"):
+        (_, one), = fit_rows(res, kind, 1)
+        assert one["train_bins"] == bins
+        assert one["state_accuracy"] == fam["models"][kind]["state_accuracy"]
+        assert one["test_ll_per_bin_neuron"] == pytest.approx(fam["models"][kind]["test_ll_per_bin_neuron"])
+        (_, three), = fit_rows(res, kind, 3)
+        assert three["train_bins"] == 3 * bins
+        assert three["wilks_excess_per_bin_neuron"] == pytest.approx(one["wilks_excess_per_bin_neuron"] / 3)
+        assert three["state_accuracy_ratio"] == pytest.approx(three["state_accuracy"] / run["true_state_accuracy"])
+    (_, strong), = fit_rows(res, "gaussian", variant="strong")
+    assert strong["factor"] == 1 and strong["train_bins"] == bins
+    assert run["n_extra_trials"] == 2 * spec.n_train and fit_rows(res, "onehot") == []
+
+
+def test_datasize_refuses_bad_arguments():
+    fam = _tiny_family()
+    with pytest.raises(ValueError, match=r"protocols \['p07'\] are not in the family"):
+        run_datasize(None, 0, ["p07"], **fam)
+    with pytest.raises(ValueError, match="factors must be integers >= 1"):
+        run_datasize(None, 0, ["p00"], factors=(0, 2), **fam)
+    with pytest.raises(ValueError, match="variant 'x' must be a dict with 'model'"):
+        run_datasize(None, 0, ["p00"], variants={"x": {"model": "glm"}}, **fam)
+
+
+class _Outputs:
+    """The part of report.units.Outputs the measures use, over hand-built unit files."""
+
+    def __init__(self, files: dict, seeds):
+        self.files, self.seeds = files, list(seeds)
+
+    def has(self, name):
+        return any(n == name for n, _ in self.files)
+
+    def json(self, name, file):
+        if (name, file) not in self.files:
+            raise FileNotFoundError(name)
+        return self.files[(name, file)]
+
+    def per_seed(self, fn):
+        out = []
+        for s in self.seeds:
+            try:
+                out.append(fn(s))
+            except FileNotFoundError:
+                out.append(None)
+        return out
+
+
+def test_claims_measures_read_the_diagnosis_and_the_datasize_units():
+    from engramlab.report.papers import hmmglm as paper
+
+    runs0 = [_run("a", 0.8, 0.002, -0.51, -0.50), _run("b", 0.97, 0.001, -0.60, -0.598)]
+    runs1 = [_run("a", 0.6, -0.001, -0.53, -0.50), _run("b", 0.7, 0.003, -0.61, -0.60)]
+    fits = [
+        {"model": "hmmglm", "variant": None, "factor": 1, "state_accuracy_ratio": 0.7},
+        {"model": "hmmglm", "variant": None, "factor": 4, "state_accuracy_ratio": 0.96},
+        {"model": "gaussian", "variant": "v", "factor": 1, "state_accuracy_ratio": 0.5},
+    ]
+    fits2 = [{**f, "state_accuracy_ratio": f["state_accuracy_ratio"] + 0.02} for f in fits]
+    ds = {"config": {"factors": [1, 2, 4]}, "runs": [{"fits": fits}, {"fits": fits2}]}
+    files = {
+        ("synthetic-s0", "family/family.json"): {"runs": runs0},
+        ("synthetic-s1", "family/family.json"): {"runs": runs1},
+        ("datasize-s0", "datasize.json"): ds,
+    }
+    o = _Outputs(files, [0, 1])
+    assert paper._diagnosis("hmmglm", "below", "fit_above_truth")(o) == [1.0, 0.5]
+    assert paper._diagnosis("hmmglm", "below", "test_ll_gap")(o) == pytest.approx([-0.01, -0.02])
+    assert paper._diagnosis("hmmglm", "at", "test_ll_gap")(o) == [pytest.approx(-0.002), None]
+    assert paper._datasize_min("hmmglm")(o) == [0.96, None]  # seed 1's unit did not run
+    assert paper._datasize_min("hmmglm", 1)(o) == [0.7, None]
+    assert paper._datasize_min("gaussian", variant="v")(o) == [0.5, None]
+    assert paper._datasize_min("gaussian")(o) == [None, None]  # no such rows: nothing measured
