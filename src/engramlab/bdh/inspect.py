@@ -93,6 +93,51 @@ def trace_density(trace: list[dict[str, torch.Tensor]], rel_threshold: float = R
     return out
 
 
+def density_overall(trace: list[dict[str, torch.Tensor]], rel_threshold: float = REL_THRESHOLD) -> dict:
+    """Density of x and y over all layers together: active entries of every layer / all entries.
+
+    {"x", "y", "x_above", "y_above"}: the two counts of ``trace_density`` (exact non-zeros, and
+    entries above ``rel_threshold`` of each layer's own maximum), pooled over the layers.
+    """
+    if not trace:
+        raise ValueError("density_overall needs the trace of at least one layer, got an empty list")
+    out = {}
+    for key in ("x", "y"):
+        n = sum(layer[key].numel() for layer in trace)
+        if n == 0:
+            raise ValueError(f"trace entries {key!r} are empty: nothing to count")
+        for suffix, r in (("", 0.0), ("_above", rel_threshold)):
+            active = sum(float(density(layer[key], rel_threshold=r)) * layer[key].numel() for layer in trace)
+            out[key + suffix] = active / n
+    return out
+
+
+def power_law_extrapolate(xs, ys, at: float) -> dict:
+    """Least-squares line through (log2 x, log2 y), read at ``at``: y = c * x**slope.
+
+    Returns {"slope", "per_doubling" (2**slope: the factor y changes by when x doubles), "at",
+    "value" (the fitted y at ``at``), "residual_rms" (of log2 y)}. Needs two or more distinct
+    x and positive x, y.
+    """
+    x, y = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"xs and ys must be equal-length lists, got shapes {x.shape} and {y.shape}")
+    if len(np.unique(x)) < 2:
+        raise ValueError(f"a line needs two or more distinct xs, got {x.tolist()}")
+    if (x <= 0).any() or (y <= 0).any() or not math.isfinite(float(at)) or at <= 0:
+        raise ValueError(f"logarithms need positive values: xs {x.tolist()}, ys {y.tolist()}, at {at}")
+    lx, ly = np.log2(x), np.log2(y)
+    slope, icpt = np.polyfit(lx, ly, 1)
+    res = ly - (icpt + slope * lx)
+    return {
+        "slope": float(slope),
+        "per_doubling": float(2.0**slope),
+        "at": float(at),
+        "value": float(2.0 ** (icpt + slope * math.log2(at))),
+        "residual_rms": float(np.sqrt(np.mean(res**2))),
+    }
+
+
 def firing_rates(a: torch.Tensor) -> torch.Tensor:
     """Per-neuron firing rate: fraction of positions where it is non-zero. a (B, H, T, N) -> (H*N,)."""
     if a.dim() != 4:

@@ -12,6 +12,8 @@ Experiments (units), per seed:
   concept-synapse probe on word-swapped sentences (§6.3);
 - ``detach-s*``, ``prime-s*``: BDH-GPU trained without backprop through time (keys and values
   detached, §7.2) and BDH-GPU′ (gated state, all-layer logits), at the same budget;
+- ``sparsity-m*-s*``: a smaller BDH-GPU (d = 64) at expansion multipliers n/d = 8, 16, 32, with the
+  x and y density (both counts) on fixed held-out windows measured during training (§4.1);
 
 and once, ``generation``: per-token generation time against the context. Each unit writes its
 JSON as it finishes; ``engramlab reproduce`` skips finished units when rerun on the same folder.
@@ -97,6 +99,26 @@ _ANALYSIS = {
     "probe_candidates": 200,  # candidate synapses per layer
 }
 
+# the sparsity sweep (§4.1): x and y density against the training step at n/d = 8, 16, 32 (the paper:
+# 128). d = 64 (half the parity model's width, so that the n/d = 32 model fits one core), 4 shared layers,
+# 4 heads; the parity schedule (8 x 256 bytes, lr 1e-3 cosine to 1e-4) for 480 steps (0.98 epochs), the
+# density on the same 32 held-out windows at step 0 and every 60 steps. Measured on one core beside another
+# 1-thread run: 0.19, 0.33, 0.67 s per step at n/d = 8, 16, 32
+_SPARSITY = {
+    "model": {
+        "model.n_layer": 4,
+        "model.n_embd": 64,
+        "model.n_head": 4,
+        "model.dropout": 0.0,
+        "model.chunk_size": 64,
+    },
+    "multipliers": [8, 16, 32],
+    "sched": {**_SCHED, "eval_interval": 60},
+    "steps": 480,
+    "windows": 32,
+}
+SPARSITY_TARGET = 128  # the paper's n/d (mlp_internal_dim_multiplier), where the ~5% is reported
+
 _TINY_BDH = {
     "model.n_layer": 2,
     "model.n_embd": 32,
@@ -158,6 +180,13 @@ BUDGETS = {
             },
         },
         "generation": {"contexts": [8, 32], "tokens": 2, "repeats": 1},
+        "sparsity": {
+            "model": {k: v for k, v in _TINY_BDH.items() if k != "model.mlp_internal_dim_multiplier"},
+            "multipliers": [8, 16, 32],
+            "sched": _TINY_SCHED,
+            "steps": 8,
+            "windows": 2,
+        },
         "estimate_s": {
             "lm-bdh": 6,
             "lm-gpt": 3,
@@ -167,9 +196,11 @@ BUDGETS = {
             "merge": 4,
             "pattern": 4,
             "generation": 3,
+            "sparsity": 1,
         },
     },
-    # the full models on the built-in corpus for 20 steps
+    # the full models on the built-in corpus for 20 steps (no sparsity sweep: the quick run's 15-minute
+    # estimate for all systems is spent; the tiny budget checks its pipeline)
     "quick": {
         "data": "shakespeare",
         "bdh": _BDH,
@@ -184,6 +215,7 @@ BUDGETS = {
         "pattern": {**_PATTERN, "steps": 20, "eval_rows": 16},
         "larger": {},
         "generation": {"contexts": [128, 512, 2048], "tokens": 8, "repeats": 2},
+        "sparsity": None,
         "estimate_s": {
             "lm-bdh": 8,
             "lm-gpt": 3,
@@ -213,6 +245,7 @@ BUDGETS = {
         "pattern": _PATTERN,
         "larger": {},  # 2M and 8M do not fit: LARGER_SIZES
         "generation": {"contexts": [256, 1024, 4096], "tokens": 16, "repeats": 3},
+        "sparsity": _SPARSITY,
         "estimate_s": {
             "lm-bdh": 550,
             "lm-gpt": 170,
@@ -222,6 +255,7 @@ BUDGETS = {
             "merge": 700,
             "pattern": 500,
             "generation": 60,
+            "sparsity": 110,  # at n/d = 8; n/d = 16 and 32 take 2x and 4x
         },
     },
 }
@@ -246,6 +280,16 @@ def budget_text(b: dict) -> str:
         f"{b['data']} (lr {s['lr']:g}, cosine to {s['min_lr']:g}), validation on the held-out 10%"
         + ("; BDH without BPTT and BDH-GPU′ at the same budget" if b["variants"] else "")
         + f"; generation timed at contexts {', '.join(map(str, b['generation']['contexts']))}"
+        + (_sparsity_text(b["sparsity"]) if b.get("sparsity") else "")
+    )
+
+
+def _sparsity_text(sp: dict) -> str:
+    m, s = sp["model"], sp["sched"]
+    return (
+        f"; sparsity sweep: BDH-GPU {m['model.n_layer']} layers, d = {m['model.n_embd']}, {m['model.n_head']} "
+        f"heads at n/d = {', '.join(map(str, sp['multipliers']))}, {sp['steps']} steps of {s['batch_size']} x "
+        f"{s['block_size']} bytes, x/y density on {sp['windows']} held-out windows every {s['eval_interval']} steps"
     )
 
 
@@ -302,6 +346,14 @@ def plan(b: dict, seeds: list[int], extra: dict | None = None) -> list[Unit]:
         )
     for s in seeds:
         units.append(Unit(SYSTEM, f"pattern-s{s}", s, {"kind": "pattern", **b["pattern"]}, estimate_s=est["pattern"]))
+    sp = b.get("sparsity")
+    if sp:
+        for s in seeds:
+            for m in sp["multipliers"]:
+                cfg = {"kind": "sparsity", "data": b["data"], "multiplier": m}
+                cfg.update({k: sp[k] for k in ("model", "sched", "steps", "windows")})
+                scale = m / sp["multipliers"][0]
+                units.append(Unit(SYSTEM, f"sparsity-m{m}-s{s}", s, cfg, estimate_s=est["sparsity"] * scale))
     for size, models in b["larger"].items():
         for s in seeds:
             units.append(lm(f"parity-{size}-bdh", "bdh", models["bdh"], s, "lm-bdh"))
@@ -327,6 +379,8 @@ def run_unit(unit: Unit, folder: Path, ctx) -> None:
         _merge(c, unit.seed, folder, ctx)
     elif c["kind"] == "pattern":
         _pattern(c, unit.seed, folder, ctx)
+    elif c["kind"] == "sparsity":
+        _sparsity(c, unit.seed, folder, ctx)
     elif c["kind"] == "generation":
         import torch
 
@@ -536,6 +590,68 @@ def _pattern(c: dict, seed: int, folder: Path, ctx) -> None:
     io.write_json(folder / "pattern.json", res, indent=1)
 
 
+def _sparsity(c: dict, seed: int, folder: Path, ctx) -> None:
+    """Paper §4.1: train a BDH-GPU at one n/d and measure the x and y density (both counts, per layer and
+    pooled over layers) on the same held-out windows at step 0 and at every evaluation of the training."""
+    import numpy as np
+    import torch
+
+    from engramlab.bdh.inspect import density_overall, trace_density
+    from engramlab.data.text import load_corpus
+    from engramlab.train.engine import Trainer
+    from engramlab.train.registry import get_model_spec
+    from engramlab.train.run import build_configs
+
+    sets = {**c["model"], "model.mlp_internal_dim_multiplier": c["multiplier"], **c["sched"], "seed": seed}
+    cfg, tcfg = build_configs("bdh", "small", {k: str(v) for k, v in sets.items()}, c["data"], c["steps"])
+    torch.manual_seed(tcfg.seed)
+    model = get_model_spec("bdh").model_cls(cfg)
+    corpus = load_corpus(tcfg.data, tcfg.val_fraction)
+    T = tcfg.block_size
+    val = np.asarray(corpus.val, dtype=np.int64)
+    nw = min(c["windows"], (len(val) - 1) // T)
+    rows = torch.from_numpy(val[: nw * T].reshape(nw, T))
+    points: list[dict] = []
+
+    class _DensityTrainer(Trainer):
+        def evaluate(self):
+            res = super().evaluate()
+            net = self.raw_model
+            net.eval()
+            with torch.no_grad():
+                _, trace = net.forward_trace(rows.to(self.device))
+            net.train()
+            trace = [{k: layer[k].float().cpu() for k in ("x", "y")} for layer in trace]
+            points.append(
+                {
+                    "step": self.step,
+                    "val_loss": res["val_loss"],
+                    "overall": density_overall(trace),
+                    "layers": trace_density(trace),
+                }
+            )
+            return res
+
+    trainer = _DensityTrainer(model, tcfg, folder / "run", "bdh", corpus=corpus, device=ctx.device, progress=False)
+    trainer.evaluate()  # step 0: the untrained model
+    trainer.fit()
+    out = {
+        "seed": seed,
+        "multiplier": c["multiplier"],
+        "n_embd": cfg.n_embd,
+        "n_neurons": cfg.n_neurons,
+        "params": model.num_params(),
+        "steps": tcfg.steps,
+        "tokens": tcfg.steps * tcfg.batch_size * tcfg.block_size,
+        "windows": nw,
+        "block_size": T,
+        "count": "overall: active entries of all layers / all entries; the '_above' count: above 1% of each "
+        "layer's largest |activation| on these windows",
+        "points": points,
+    }
+    io.write_json(folder / "sparsity.json", out, indent=1)
+
+
 def _synapse_values(model, sentences: list[bytes], syn: dict) -> list[float]:
     """Per-sentence sigma(pre, post) of layer ``syn['layer']`` per byte (as probe computes it)."""
     import torch
@@ -708,6 +824,44 @@ def _larger_gap(size: str):
     return measure
 
 
+def _sparsity_end(o: Outputs, s: int, m: int, key: str) -> float:
+    """Density ``key`` (x, y, x_above, y_above; pooled over layers) at the last step of sparsity-m{m}-s{s}."""
+    return o.json(f"sparsity-m{m}-s{s}", "sparsity.json")["points"][-1]["overall"][key]
+
+
+def _sparsity_fit(o: Outputs, s: int, key: str) -> dict | None:
+    """The seed's end densities against n/d, fitted by a power law (a line in log-log) read at n/d = 128."""
+    from engramlab.bdh.inspect import power_law_extrapolate
+
+    ms = [m for m in o.budget["sparsity"]["multipliers"] if o.has(f"sparsity-m{m}-s{s}")]
+    if len(ms) < 2:
+        return None
+    return power_law_extrapolate(ms, [_sparsity_end(o, s, m, key) for m in ms], SPARSITY_TARGET)
+
+
+def _sparsity_at(m: int, key: str):
+    def measure(o: Outputs):
+        if not o.budget.get("sparsity") or m not in o.budget["sparsity"]["multipliers"]:
+            return [None]
+        return o.per_seed(lambda s: _sparsity_end(o, s, m, key))
+
+    return measure
+
+
+def _sparsity_trend(key: str, field: str):
+    def measure(o: Outputs):
+        if not o.budget.get("sparsity"):
+            return [None]
+
+        def one(s):
+            fit = _sparsity_fit(o, s, key)
+            return None if fit is None else fit[field]
+
+        return o.per_seed(one)
+
+    return measure
+
+
 _NATS = "validation nats/byte (whole held-out split)"
 
 CLAIMS = [
@@ -845,6 +999,65 @@ CLAIMS = [
         experiment="analysis",
         figures=("density.png",),
     ),
+    *[
+        ClaimSpec(
+            id=f"bdh.sparsity_{k}_m{m}",
+            claim=f"{k} activations are about 5% non-zero at the end of training, at n/d = {m}",
+            source="paper §4.1 (Empirical Finding 1, at n/d = 128)",
+            paper_value=0.05,
+            paper_text=f"~5% of {k} non-zero (n/d = 128)",
+            rule={"op": "<=", "value": 0.10, "partly": 0.20, "basis": "as bdh.density_x"},
+            unit="fraction exactly non-zero (all layers)",
+            measure=_sparsity_at(m, k),
+            experiment="sparsity",
+            figures=("sparsity_steps.png", "sparsity_multiplier.png"),
+        )
+        for k in ("x", "y")
+        for m in _SPARSITY["multipliers"]
+    ],
+    *[
+        ClaimSpec(
+            id=f"bdh.sparsity_trend_{k}",
+            claim=f"{k} density falls as the expansion n/d grows (8, 16, 32)",
+            source="paper §4.1 (sparsity credited to the high dimension n, among others)",
+            paper_value=None,
+            paper_text="~5% at n/d = 128; no density given at other n/d",
+            rule={
+                "op": "<=",
+                "value": 0.9,
+                "partly": 0.98,
+                "basis": "the paper gives no trend; agrees: density falls by 10% or more per doubling of n/d "
+                "(power-law fit over n/d = 8, 16, 32 per seed); partly: by 2% or more",
+            },
+            unit="factor per doubling of n/d (end density, exact count)",
+            measure=_sparsity_trend(k, "per_doubling"),
+            experiment="sparsity",
+            figures=("sparsity_multiplier.png",),
+        )
+        for k in ("x", "y")
+    ],
+    *[
+        ClaimSpec(
+            id=f"bdh.sparsity_{k}_at_128",
+            claim=f"{k} density extrapolated to the paper's n/d = 128 is about 5%"
+            + (" (entries above 1% of the layer's maximum)" if k.endswith("_above") else " (exact non-zeros)"),
+            source="paper §4.1 (Empirical Finding 1)",
+            paper_value=0.05,
+            paper_text=f"~5% of {k[0]} active at n/d = 128",
+            rule={
+                "op": "<=",
+                "value": 0.10,
+                "partly": 0.20,
+                "basis": "as bdh.density_x, on a power law fitted per seed to the end densities at n/d = 8, "
+                "16, 32 and read at 128 (an extrapolation by a factor of 4, at d = 64 and under 1 epoch)",
+            },
+            unit="fraction active at n/d = 128 (extrapolated, all layers)",
+            measure=_sparsity_trend(k, "value"),
+            experiment="sparsity",
+            figures=("sparsity_multiplier.png",),
+        )
+        for k in ("x", "y", "x_above", "y_above")
+    ],
     ClaimSpec(
         id="bdh.gx_modularity",
         claim="the thresholded neuron graph G_x = D_x E is more modular than random graphs",
@@ -1119,6 +1332,24 @@ def budgets(o: Outputs, device: str) -> dict:
             "contexts": o.budget["generation"]["contexts"],
         },
     }
+    sp = o.budget.get("sparsity")
+    if sp:
+        names = [f"sparsity-m{m}-s{s}" for m in sp["multipliers"] for s in o.seeds]
+        params = {}
+        for m in sp["multipliers"]:
+            done = [s for s in o.seeds if o.has(f"sparsity-m{m}-s{s}")]
+            if done:
+                params[str(m)] = o.json(f"sparsity-m{m}-s{done[0]}", "sparsity.json")["params"]
+        out["sparsity"] = {
+            "device": device,
+            "seconds": o.wall_s(names),
+            "steps": sp["steps"],
+            "multipliers": sp["multipliers"],
+            "n_embd": sp["model"]["model.n_embd"],
+            "n_layer": sp["model"]["model.n_layer"],
+            "params_by_multiplier": params,
+            "tokens_per_run": sp["steps"] * sp["sched"]["batch_size"] * sp["sched"]["block_size"],
+        }
     for size, m in LARGER_SIZES.items():
         if size in o.budget["larger"]:
             out[f"parity-{size}"] = _lm_budget(o, device, f"parity-{size}-bdh")
@@ -1352,6 +1583,7 @@ def figures(o: Outputs, out: Path) -> list[dict]:
                 "memorising a new 8-letter pattern and repeating it (Fig. 14's task).",
             }
         )
+    figs += _sparsity_figures(o, out, plt)
     if o.has("generation"):
         g = o.json("generation", "generation.json")
         fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -1377,6 +1609,82 @@ def figures(o: Outputs, out: Path) -> list[dict]:
                 "context: BDH's recurrent state, GPT with a KV cache, BDH recomputing the prefix.",
             }
         )
+    return figs
+
+
+_SPARSITY_COUNTS = (("", "-", "exact non-zeros"), ("_above", "--", "> 1% of the layer max"))
+
+
+def _sparsity_done(o: Outputs) -> dict[int, list[int]]:
+    sp = o.budget.get("sparsity")
+    if not sp:
+        return {}
+    done = {m: [s for s in o.seeds if o.has(f"sparsity-m{m}-s{s}")] for m in sp["multipliers"]}
+    return {m: ss for m, ss in done.items() if ss}
+
+
+def _sparsity_figures(o: Outputs, out: Path, plt) -> list[dict]:
+    import numpy as np
+
+    done = _sparsity_done(o)
+    if not done:
+        return []
+    figs = []
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for ax, k in zip(axes, ("x", "y")):
+        for i, (m, ss) in enumerate(done.items()):
+            P = [o.json(f"sparsity-m{m}-s{s}", "sparsity.json")["points"] for s in ss]
+            steps = [p["step"] for p in P[0]]
+            for suffix, ls, label in _SPARSITY_COUNTS:
+                v = np.array([[p["overall"][k + suffix] for p in pts] for pts in P])
+                ax.plot(steps, v.mean(0), ls, color=f"C{i}", label=f"n/d = {m}, {label}")
+                ax.fill_between(steps, v.min(0), v.max(0), color=f"C{i}", alpha=0.15, lw=0)
+        ax.axhline(0.05, color="k", ls=":", lw=1)
+        ax.set_yscale("log")
+        ax.set_xlabel("training step")
+        ax.set_title(f"{k} density on held-out windows (dotted: ~5%)", fontsize=10)
+    axes[0].set_ylabel("fraction active (all layers)")
+    axes[0].legend(fontsize=7)
+    io.save_figure(fig, out / "sparsity_steps.png", bbox_inches="tight")
+    n_seeds = max(len(ss) for ss in done.values())
+    figs.append(
+        {
+            "file": "sparsity_steps.png",
+            "caption": "x and y density during training at each expansion n/d, both counts (mean over "
+            f"{n_seeds} seeds, band: range); step 0 is the untrained model.",
+        }
+    )
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ms = list(done)
+    grid = np.array([ms[0], SPARSITY_TARGET], dtype=float)
+    for k, color in (("x", "C0"), ("x_above", "C9"), ("y", "C2"), ("y_above", "C8")):
+        v = [[_sparsity_end(o, s, m, k) for s in done[m]] for m in ms]
+        mean = np.array([np.mean(a) for a in v])
+        err = [mean - [min(a) for a in v], [max(a) for a in v] - mean]
+        label = f"{k[0]}, {'> 1% of max' if k.endswith('_above') else 'exact'}"
+        ax.errorbar(ms, mean, yerr=err, fmt="o-", color=color, capsize=3, label=label)
+        for s in o.seeds:
+            fit = _sparsity_fit(o, s, k)
+            if fit is not None:
+                c0 = fit["value"] / SPARSITY_TARGET ** fit["slope"]
+                ax.plot(grid, c0 * grid ** fit["slope"], ":", color=color, lw=0.9)
+                ax.plot([SPARSITY_TARGET], [fit["value"]], "x", color=color)
+    ax.axhline(0.05, color="k", ls=":", lw=1, label="paper: ~5% at n/d = 128")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks([*ms, SPARSITY_TARGET], [str(m) for m in [*ms, SPARSITY_TARGET]])
+    ax.set_xlabel("expansion n/d (mlp_internal_dim_multiplier)")
+    ax.set_ylabel("fraction active at the last step")
+    ax.set_title("end density against n/d; dotted: power law per seed, × its value at 128")
+    ax.legend(fontsize=7)
+    io.save_figure(fig, out / "sparsity_multiplier.png", bbox_inches="tight")
+    figs.append(
+        {
+            "file": "sparsity_multiplier.png",
+            "caption": "End-of-training density against n/d (mean, range over seeds) with each seed's power-law "
+            "fit extended to the paper's n/d = 128 (dotted lines, crosses).",
+        }
+    )
     return figs
 
 
@@ -1427,6 +1735,24 @@ def tables(o: Outputs) -> list[dict]:
                 "title": "Merging (paper Table 'model_merging' layout): validation nats/byte, mean [min, max]",
                 "columns": ["model", "Shakespeare", "Python stdlib"],
                 "rows": mrows,
+            }
+        )
+    done = _sparsity_done(o)
+    if done:
+        srows = []
+        for m, ss in done.items():
+            R = [o.json(f"sparsity-m{m}-s{s}", "sparsity.json") for s in ss]
+            secs = o.wall_s([f"sparsity-m{m}-s{s}" for s in ss])
+            ends = [C.mean_spread([r["points"][-1]["overall"][k] for r in R]) for k in ("x", "x_above", "y", "y_above")]
+            loss = C.mean_spread([r["points"][-1]["val_loss"] for r in R])
+            per_seed = round(secs / len(R)) if secs else None
+            srows.append([m, R[0]["n_neurons"], R[0]["params"], *ends, loss, len(R), per_seed])
+        out.append(
+            {
+                "title": "Sparsity sweep: density at the last step (all layers; mean [min, max] over seeds)",
+                "columns": ["n/d", "neurons n", "params", "x exact", "x > 1% max", "y exact", "y > 1% max"]
+                + ["val loss", "seeds", "s per seed"],
+                "rows": srows,
             }
         )
     if o.has("generation"):
