@@ -119,6 +119,13 @@ def budget_text(b: dict) -> str:
         f"training also on {fam.get('reference_protocols') or 'none'}; insula recording (if given): states "
         f"{ins['state_counts']}, {ins['n_neurons'] or 'all'} most active neurons, {ins['bin_width']} s bins, "
         f"portion {ins.get('time_range') or 'whole recording'} s"
+        + (
+            f"; training data: the identifiable family runs below the target refitted on "
+            f"{'/'.join(str(f) for f in b['datasize']['factors'])} x their training bins, and the Gaussian model "
+            f"with the prior variants {sorted(b['datasize']['variants'])}"
+            if b.get("datasize")
+            else ""
+        )
     )
 
 
