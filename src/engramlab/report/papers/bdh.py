@@ -1774,6 +1774,16 @@ def notes(o: Outputs, extra: dict) -> list[str]:
         "Training FLOPs per byte count matrix products only (2 per multiply-add, training = 3 x forward) at the "
         "training window (engramlab.bdh.flops).",
     ]
+    sp = o.budget.get("sparsity")
+    if sp:
+        out.append(
+            f"The sparsity sweep trains its own BDH-GPU ({sp['model']['model.n_layer']} layers, d = "
+            f"{sp['model']['model.n_embd']}, {sp['steps']} steps), not the parity model; its densities count all "
+            f"layers of {sp['windows']} consecutive held-out windows. The value at n/d = {SPARSITY_TARGET} is a power "
+            f"law fitted to each seed's end densities at n/d = {', '.join(map(str, sp['multipliers']))} and read "
+            f"{SPARSITY_TARGET // max(sp['multipliers'])}x beyond the largest: what the trend gives if it held, not a "
+            "measurement."
+        )
     missing = [n for n in o.units if not o.has(n)]
     if missing:
         out.append("Experiments of this budget not run here (their claims are 'not attempted'): " + ", ".join(missing))
