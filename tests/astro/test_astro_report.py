@@ -67,7 +67,10 @@ def test_language_and_efficiency_units_are_planned_seed_by_seed():
     names = [u.name for u in plan(BUDGETS["full"], [0, 1, 2]) if u.name.startswith("lm") or u.name in keep]
     first = names.index("lm-astro-s0")
     assert names[first : first + 5] == ["lm-astro-s0", "lm-lif-s0", "lm-gpt-s0", "lm-lstm-s0", "efficiency"]
-    assert names[-10] == "firing" and len([x for x in names if x.startswith("lmsweep-")]) == 12
+    # the sweep: 4 models x the 4 rates 1e-3, 3e-3, 1e-2, 3e-2
+    sweep = sorted(x for x in names if x.startswith("lmsweep-"))
+    assert names[-10] == "firing" and len(sweep) == 16
+    assert {x.rsplit("-lr", 1)[1] for x in sweep} == {"0.001", "0.003", "0.01", "0.03"}
     # then the FLOPs-matched baselines, the LIF ablation's seeds first
     assert names[-9:] == [f"lmflops-{k}-s{s}" for k in ("lif", "gpt", "lstm") for s in (0, 1, 2)]
 

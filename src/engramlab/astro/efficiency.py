@@ -195,17 +195,18 @@ def measure_one(
     - ``infer_peak_bytes`` / ``train_peak_bytes``: growth of the resident set's peak over its value at the
       phase's start (``PeakMemory``), during prefill + generation and during training, each after a warm-up
       on 64-byte inputs (which compiles the TorchScript loops and primes the allocator).
-    Times are the fastest of ``repeats`` (one at T >= 4096); tokens/s are given from wall and from thread CPU.
+    Times are the fastest of ``repeats`` at every context; tokens/s are given from wall and from thread CPU.
     """
     g = torch.Generator().manual_seed(T)
     prompt = torch.randint(0, 256, (1, T), generator=g)
     nxt = torch.randint(0, 256, (gen_tokens, 1), generator=g)
     n_win = max(1, train_tokens // T)
-    reps = 1 if T >= 4096 else repeats
+    reps = repeats
     is_gpt = isinstance(model, GPT)
     held: dict = {}
 
     def prefill(p=prompt):
+        held.clear()  # drop the previous repeat's cache or state first, so the peak is one prefill's
         if is_gpt:
             held["cache"] = KVCacheGPT(model, 1, p.shape[1] + gen_tokens)
             held["cache"].prefill(p)
