@@ -85,8 +85,9 @@ def tiny_study():
     torch.set_num_threads(1)
     fit = FitConfig(n_epochs=2, m_steps=2)
     variants = {"strong": {"model": "gaussian", "settings": {"prior_std": 0.1}}}
-    res = run_datasize(None, 0, ["p01"], factors=(1, 3), models=("hmmglm", "gaussian"), variants=variants, fit=fit,
-                       **_tiny_family())
+    res = run_datasize(
+        None, 0, ["p01"], factors=(1, 3), models=("hmmglm", "gaussian"), variants=variants, fit=fit, **_tiny_family()
+    )
     return res, fit
 
 
@@ -100,15 +101,15 @@ def test_datasize_factor_one_is_the_family_run_and_larger_factors_add_training_t
     assert run["true_test_ll_per_bin_neuron"] == pytest.approx(fam["true_test_ll_per_bin_neuron"])
     bins = spec.n_train * spec.n_time_bins
     for kind in ("hmmglm", "gaussian"):
-        (_, one), = fit_rows(res, kind, 1)
+        ((_, one),) = fit_rows(res, kind, 1)
         assert one["train_bins"] == bins
         assert one["state_accuracy"] == fam["models"][kind]["state_accuracy"]
         assert one["test_ll_per_bin_neuron"] == pytest.approx(fam["models"][kind]["test_ll_per_bin_neuron"])
-        (_, three), = fit_rows(res, kind, 3)
+        ((_, three),) = fit_rows(res, kind, 3)
         assert three["train_bins"] == 3 * bins
         assert three["wilks_excess_per_bin_neuron"] == pytest.approx(one["wilks_excess_per_bin_neuron"] / 3)
         assert three["state_accuracy_ratio"] == pytest.approx(three["state_accuracy"] / run["true_state_accuracy"])
-    (_, strong), = fit_rows(res, "gaussian", variant="strong")
+    ((_, strong),) = fit_rows(res, "gaussian", variant="strong")
     assert strong["factor"] == 1 and strong["train_bins"] == bins
     assert run["n_extra_trials"] == 2 * spec.n_train and fit_rows(res, "onehot") == []
 
