@@ -21,7 +21,7 @@ from engramlab.io import write_json
 
 from .family import draw_identifiable, score_model
 from .models import FitConfig, make_model
-from .simulate import protocol_family
+from .simulate import DEFAULT_MAX_RATE, MAX_COUNT_FACTOR, protocol_family
 
 SWITCHING = ("hmmglm", "gaussian", "onehot")
 EXTRA_SEED_OFFSET = 7919  # the appended trials are sampled with seed data_seed + this (disjoint from the family's)
@@ -108,14 +108,14 @@ def run_datasize(
     min_true_accuracy: float | None = None,
     max_draws: int = 8,
     threads: int = 1,
-    max_count: float = 20.0,
+    max_count: float = MAX_COUNT_FACTOR * DEFAULT_MAX_RATE,
 ) -> dict:
     """The study for one ``seed``; writes ``out``/datasize.json after every fit (a partial run keeps what it
     did). The family arguments (``n_protocols`` ... ``max_draws``) must be the family study's for the data
-    to be the family's. Appended trials with a count above ``max_count`` (4 x simulate's max_rate, the
-    bound the family's trials were drawn under) are replaced by new draws. ``variants``: name -> {"model":
-    kind, "settings": model keyword arguments}, fitted at factor 1 only. Returns {"config", "runs": one per
-    protocol with "fits": one row per fit}."""
+    to be the family's. Appended trials with a count above ``max_count`` (simulate's MAX_COUNT_FACTOR x
+    DEFAULT_MAX_RATE, the bound the family's trials were drawn under) are replaced by new draws.
+    ``variants``: name -> {"model": kind, "settings": model keyword arguments}, fitted at factor 1 only.
+    Returns {"config", "runs": one per protocol with "fits": one row per fit}."""
     torch.set_num_threads(threads)
     specs = {
         sp.name: sp

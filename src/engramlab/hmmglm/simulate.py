@@ -139,7 +139,12 @@ def _inverse_link(r: torch.Tensor, link: str) -> torch.Tensor:
     return torch.log(r)
 
 
-def simulate_protocol(spec: ProtocolSpec, seed: int = 0, max_rate: float = 5.0) -> SyntheticData:
+# a protocol's sampled counts stay within MAX_COUNT_FACTOR x max_rate per bin (the run-away bound of unbounded links)
+DEFAULT_MAX_RATE = 5.0
+MAX_COUNT_FACTOR = 4
+
+
+def simulate_protocol(spec: ProtocolSpec, seed: int = 0, max_rate: float = DEFAULT_MAX_RATE) -> SyntheticData:
     """Draw the parameters of ``spec`` with ``seed`` and sample its trials from an :class:`HMMGLM`.
 
     For the unbounded links (softplus, exp) the weights are shrunk by 0.8 and redrawn until no firing
@@ -186,7 +191,7 @@ def simulate_protocol(spec: ProtocolSpec, seed: int = 0, max_rate: float = 5.0) 
             model.weight.copy_(W)
             model.bias.copy_(bias)
         spikes, states = model.sample(spec.n_time_bins, n_trials=spec.n_trials, seed=int(seed) + 1)
-        if spec.link == "sigmoid" or float(spikes.max()) <= 4 * max_rate:
+        if spec.link == "sigmoid" or float(spikes.max()) <= MAX_COUNT_FACTOR * max_rate:
             x, conv, _ = model._prepare(spikes)
             from . import glm
 
