@@ -37,6 +37,34 @@ def test_full_budget_trains_past_one_epoch_of_tiny_shakespeare():
     assert b["larger"] == {}  # 2M / 8M are not in the full budget (LARGER_SIZES says what they cost)
 
 
+def _n_params(cls_cfg, model_cls, sets):
+    return sum(t.numel() for t in model_cls(_cfg(cls_cfg, sets)).parameters())
+
+
+def test_parity_sizes_train_three_epochs_with_matched_baselines():
+    from engramlab.baselines.gpt import GPT
+    from engramlab.bdh.model import BDH
+
+    b = papers.get("bdh").BUDGETS["full"]
+    par, T = b["parity"], b["sched"]["block_size"]
+    epochs = par["steps"] * b["sched"]["batch_size"] * T / 1_003_855
+    assert 3.0 <= epochs < 3.1  # docs/bdh.md: 3.06 epochs of the training split
+    params = {}
+    for size, m in par["sizes"].items():
+        bdh = _n_params(BDHConfig, BDH, m["bdh"])
+        gpt = _n_params(GPTConfig, GPT, m["gpt"])
+        assert abs(gpt - bdh) / bdh < 0.05, size  # same parameters
+        fb = train_flops_per_token(_cfg(BDHConfig, m["bdh"]), T)
+        ff = train_flops_per_token(_cfg(GPTConfig, m["gptf"]), T)
+        assert abs(ff - fb) / fb < 0.02, size  # same training FLOPs per byte
+        params[size] = bdh
+    assert params == {"130k": 131_072, "460k": 458_752}  # 3 n d + 2 V d, n = 8 d: d = 64 and 128
+    # the analysis reads the best-trained model: the largest 3-epoch BDH
+    units = {u.name: u for u in papers.get("bdh").plan(b, [0])}
+    assert units["analysis-s0"].deps == ("bdh/parity-460k-bdh-s0",)
+    assert units["parity-460k-bdh-s0"].config["steps"] == par["steps"] and units["lm-bdh-s0"].config["steps"] == 600
+
+
 def test_word_swap_controls_match_length_and_spelling():
     text = (
         b"The King is dead, long live the king.\n"  # two hits: skipped

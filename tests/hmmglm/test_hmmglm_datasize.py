@@ -127,8 +127,8 @@ def test_datasize_refuses_bad_arguments():
 class _Outputs:
     """The part of report.units.Outputs the measures use, over hand-built unit files."""
 
-    def __init__(self, files: dict, seeds):
-        self.files, self.seeds = files, list(seeds)
+    def __init__(self, files: dict, seeds, budget=None):
+        self.files, self.seeds, self.budget = files, list(seeds), budget or {}
 
     def has(self, name):
         return any(n == name for n, _ in self.files)
@@ -173,3 +173,44 @@ def test_claims_measures_read_the_diagnosis_and_the_datasize_units():
     assert paper._datasize_min("hmmglm", 1)(o) == [0.7, None]
     assert paper._datasize_min("gaussian", variant="v")(o) == [0.5, None]
     assert paper._datasize_min("gaussian")(o) == [None, None]  # no such rows: nothing measured
+
+
+def test_family_claims_read_the_4x_family_and_the_diagnosis_the_1x_family():
+    from engramlab.report.papers import hmmglm as paper
+
+    small = [_run("a", 0.8, 0.002, -0.51, -0.50), _run("b", 0.97, 0.001, -0.60, -0.598)]
+    large = [_run("a", 0.96, 0.001, -0.505, -0.50), _run("b", 0.99, 0.0005, -0.599, -0.598)]
+    files = {
+        ("synthetic-s0", "family/family.json"): {"runs": small},
+        ("family4x-s0", "family/family.json"): {"runs": large},
+    }
+    o = _Outputs(files, [0], budget={"family_4x": {"n_protocols": 2}})
+    assert paper._family_ratio_min("hmmglm")(o) == [0.96]
+    assert paper._family_ratio_min("hmmglm", small=True)(o) == [0.8]
+    assert paper._family_n_below("hmmglm")(o) == [0]
+    assert paper._diagnosis("hmmglm", "below", "fit_above_truth")(o) == [1.0]  # the 1x run "a" (0.8)
+    # a budget with one family: the family claims read the synthetic unit's, the 1x records stay empty
+    one = _Outputs({k: v for k, v in files.items() if k[0] == "synthetic-s0"}, [0])
+    assert paper._family_ratio_min("hmmglm")(one) == [0.8]
+    assert paper._family_n_below("hmmglm")(one) == [1]
+    assert paper._family_ratio_min("hmmglm", small=True)(one) == [None]
+    # the seed's 4x unit missing: nothing measured for it
+    assert paper._family_ratio_min("hmmglm")(_Outputs(dict([next(iter(files.items()))]), [0], o.budget)) == [None]
+
+
+def test_family_unit_runs_the_family_at_its_own_sizes(tmp_path):
+    from engramlab.io import read_json
+    from engramlab.report.papers import hmmglm as paper
+    from engramlab.report.units import RunContext, Unit
+
+    fam = {"n_protocols": 1, "train_bins": 600, "test_bins": 200, "bins_per_sn": 20, "max_neurons": 10}
+    cfg = {"kind": "family", "fit": {"n_epochs": 1}, "reference": {}, "family": {**fam, "fit": {"n_epochs": 1}}}
+    folder = tmp_path / "family4x-s0"
+    folder.mkdir()
+    paper.run_unit(Unit("hmmglm", "family4x-s0", 0, cfg), folder, RunContext(threads=1))
+    out = read_json(folder / "family" / "family.json")
+    assert out["sizes"]["train_bins"] == 600 and out["sizes"]["bins_per_sn"] == 20 and out["n_runs"] == 1
+    p = out["runs"][0]["protocol"]
+    want = max(600, 20 * p["n_states"] * p["n_neurons"])  # protocol_family: whole trials of T bins, at least that
+    assert p["n_train"] * p["n_time_bins"] >= want and (p["n_train"] - 1) * p["n_time_bins"] < want
+    assert set(out["runs"][0]["models"]) == {"glm", "hmmglm", "gaussian", "onehot"}
