@@ -214,3 +214,21 @@ def test_family_unit_runs_the_family_at_its_own_sizes(tmp_path):
     want = max(600, 20 * p["n_states"] * p["n_neurons"])  # protocol_family: whole trials of T bins, at least that
     assert p["n_train"] * p["n_time_bins"] >= want and (p["n_train"] - 1) * p["n_time_bins"] < want
     assert set(out["runs"][0]["models"]) == {"glm", "hmmglm", "gaussian", "onehot"}
+
+
+def test_family_target_split_by_the_generators_own_accuracy():
+    from engramlab.report.papers import hmmglm as paper
+
+    runs = [
+        _run("a", 0.97, 0.001, -0.5, -0.5, true_acc=0.9),
+        _run("b", 0.96, 0.001, -0.5, -0.5, true_acc=0.85),  # at the bound: identifiable
+        _run("c", 0.74, 0.001, -0.5, -0.5, true_acc=0.63),
+    ]
+    budget = {"family_4x": {"min_true_accuracy": 0.85}}
+    o = _Outputs({("family4x-s0", "family/family.json"): {"runs": runs}}, [0], budget)
+    assert paper._family_ratio_split("hmmglm", True)(o) == [0.96]
+    assert paper._family_ratio_split("hmmglm", False)(o) == [0.74]
+    assert paper._family_n_unidentifiable(o) == [1]
+    assert paper._family_ratio_min("hmmglm")(o) == [0.74]  # the whole family keeps every run
+    o2 = _Outputs({("family4x-s0", "family/family.json"): {"runs": runs[:2]}}, [0], budget)
+    assert paper._family_ratio_split("hmmglm", False)(o2) == [None] and paper._family_n_unidentifiable(o2) == [0]
