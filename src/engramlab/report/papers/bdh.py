@@ -298,7 +298,16 @@ BUDGETS = {
             "pattern": 500,
             "generation": 60,
             "sparsity": 110,  # at n/d = 8; n/d = 16 and 32 take 2x and 4x
-            "parity": 800,  # per unit, the 0.46M BDH (the 0.13M models and the GPTs take less)
+            # per unit: CPU seconds of one thread measured in the published run
+            "parity": {
+                "130k-bdh": 330,
+                "130k-gpt": 130,
+                "130k-gptf": 300,
+                "460k-bdh": 790,
+                "460k-gpt": 230,
+                "460k-gptf": 760,
+                "460k-prime": 1200,
+            },
         },
     },
 }
@@ -343,7 +352,10 @@ def plan(b: dict, seeds: list[int], extra: dict | None = None) -> list[Unit]:
     def lm(name, model_name, model, s, kind, steps=None):
         cfg = {"kind": "lm", "model_name": model_name, "model": model, "sched": b["sched"]}
         cfg.update(steps=steps or b["steps"], data=b["data"], val_bytes=b["val_bytes"])
-        return Unit(SYSTEM, f"{name}-s{s}", s, cfg, estimate_s=est[kind])
+        e = est[kind]
+        if isinstance(e, dict):  # per model: parity-{size}-{family}
+            e = e[name.split("-", 1)[1]]
+        return Unit(SYSTEM, f"{name}-s{s}", s, cfg, estimate_s=e)
 
     par = b.get("parity")
     # the analysis reads the best-trained BDH: the largest 3-epoch parity model where the budget has them
