@@ -83,6 +83,22 @@ def test_baseline_has_no_verdict():
     assert cl.judge(m(1.0), None) is None
 
 
+def test_worst_seed_rule_judges_the_least_favourable_seed():
+    measured = cl.summarize([0.99, 0.937, 0.97], "ratio")  # mean 0.9657
+    ge = {"op": ">=", "value": 0.95, "partly": 0.85}
+    assert cl.judge(measured, ge) == "agrees"  # the mean
+    assert cl.judge(measured, {**ge, "of": "worst"}) == "partly"  # seed 1: 0.937 < 0.95
+    assert cl.judge(measured, {**ge, "of": "mean"}) == "agrees"
+    le = {"op": "<=", "value": 0.1, "partly": 0.2, "of": "worst"}
+    assert cl.judge(cl.summarize([0.05, 0.25, None], "x"), le) == "not reproduced"  # the largest, 0.25
+    assert cl.judge(cl.summarize([0.05, 0.08], "x"), le) == "agrees"
+    with pytest.raises(cl.ClaimsError, match="schema"):
+        cl.check_rule({**ge, "of": "median"}, "x.y")
+    from engramlab.report.render import fmt_rule
+
+    assert fmt_rule({**ge, "of": "worst"}, {}) == "every seed ≥ 0.95; partly ≥ 0.85"
+
+
 @pytest.mark.parametrize(
     "rule, match",
     [

@@ -64,6 +64,7 @@ RULE_SCHEMA: dict = {
         "other": {"type": "string", "pattern": r"^[a-z0-9_]+\.[a-z0-9_]+$"},
         "margin": _NUM,
         "partly": _NUM,
+        "of": {"enum": ["mean", "worst"]},
         "basis": {"type": "string"},
     },
     "oneOf": [
@@ -280,7 +281,9 @@ def judge(measured: dict | None, rule: dict | None, others: dict[str, dict] | No
     measured: the record's ``measured`` ({"mean": ...}); rule: its ``rule``; others: claim id ->
     that record's ``measured`` (needed when the rule names ``other``). A missing or non-finite mean
     (nothing measured), or a missing ``other``, gives ``not attempted``. A baseline (rule None)
-    has no verdict: None.
+    has no verdict: None. ``rule["of"] == "worst"`` judges the least favourable seed instead of the
+    mean (the smallest value for ``>``/``>=``, the largest for ``<``/``<=``): a claim that must
+    hold for every seed.
     """
     if rule is None:
         return None
@@ -288,6 +291,9 @@ def judge(measured: dict | None, rule: dict | None, others: dict[str, dict] | No
     mean = None if measured is None else measured.get("mean")
     if not _finite(mean):
         return "not attempted"
+    if rule.get("of") == "worst":
+        vals = [v for v in (measured.get("values") or []) if _finite(v)]
+        mean = (min if rule["op"] in (">", ">=") else max)(vals) if vals else mean
     op = rule["op"]
     if "other" in rule:
         other = (others or {}).get(rule["other"])

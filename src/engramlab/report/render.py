@@ -83,11 +83,11 @@ def fmt_rule(rule: dict | None, means: dict[str, float | None]) -> str:
             text += f"; partly {op} {rule['other']} {'+' if p >= 0 else '−'} {fmt_num(abs(p))}"
             if ref is not None:
                 text += f" (= {fmt_num(ref + p)})"
-        return text
+        return text if rule.get("of") != "worst" else f"every seed {text}"
     text = f"{op} {fmt_num(rule['value'])}"
     if "partly" in rule:
         text += f"; partly {op} {fmt_num(rule['partly'])}"
-    return text
+    return text if rule.get("of") != "worst" else f"every seed {text}"
 
 
 def fmt_budget(b: dict) -> str:
