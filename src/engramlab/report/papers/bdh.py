@@ -3,10 +3,12 @@
 Experiments (units), per seed:
 
 - ``lm-bdh-s*``: BDH-GPU (4 shared layers, d = 128, 4 heads, multiplier 8: 0.46M parameters)
-  trained on tiny Shakespeare bytes (Finding 1, Fig. 7);
+  trained on tiny Shakespeare bytes for 1.22 epochs (the variants' same-budget reference, the merge base);
 - ``lm-gpt-s*``: a GPT-2-style Transformer matched in parameters, same bytes and schedule;
 - ``lm-gptf-s*``: a wider GPT matched in training FLOPs per byte (``engramlab.bdh.flops``);
-- ``analysis-s*`` (after ``lm-bdh-s*``, no training): x/y density with both counts (§4.1), the
+- ``parity-{130k,460k}-{bdh,gpt,gptf}-s*``, ``parity-460k-prime-s*``: Finding 1 (Fig. 7) at two
+  sizes for 3 epochs: BDH-GPU, both GPTs, and BDH-GPU′ at 0.46M;
+- ``analysis-s*`` (after the 3-epoch 0.46M BDH-GPU, no training): x/y density with both counts (§4.1), the
   neuron graphs G_x, G_y with modularity against random and random low-rank graphs and the
   degree tails fitted with the ``powerlaw`` package (§5), the spiking evaluation (§2.5) and the
   concept-synapse probe on word-swapped sentences (§6.3);
@@ -361,8 +363,8 @@ def plan(b: dict, seeds: list[int], extra: dict | None = None) -> list[Unit]:
     # the analysis reads the best-trained BDH: the largest 3-epoch parity model where the budget has them
     analysed = f"parity-{list(par['sizes'])[-1]}-bdh" if par else "lm-bdh"
 
-    # in order of priority (the sequential launcher keeps it): BDH, its analysis and the params-matched
-    # GPT seed by seed, then the FLOPs-matched GPT, generation, the variants
+    # in order of priority (the sequential launcher keeps it): the 1.22-epoch BDH and params-matched GPT
+    # seed by seed, the FLOPs-matched GPT, the 3-epoch parity models, the analyses, generation, the variants
     for s in seeds:
         units.append(lm("lm-bdh", "bdh", b["bdh"], s, "lm-bdh"))
         units.append(lm("lm-gpt", "gpt", b["gpt"], s, "lm-gpt"))
