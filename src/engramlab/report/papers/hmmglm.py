@@ -288,6 +288,20 @@ def _metric(kind: str, key: str):
 
 _TABLES = "paper tables not retrieved; the authors' demo re-run (shared notes 3.4)"
 _TARGET = "robustness target of this reproduction (not a number of the paper)"
+
+
+def _target_rule(what: str) -> dict:
+    """The family's robustness target: the worst ``what`` (protocol, run) of every seed at >= 0.95 x the
+    true-parameter state accuracy; partly >= 0.85."""
+    return {
+        "op": ">=",
+        "value": 0.95,
+        "partly": 0.85,
+        "of": "worst",
+        "basis": f"worst {what} of every seed >= 0.95; partly >= 0.85",
+    }
+
+
 _DIAGNOSIS = "diagnosis of the family target of this reproduction (not a statement of the paper)"
 SWITCHING = ("hmmglm", "gaussian", "onehot")
 
@@ -603,13 +617,7 @@ def _family_claims() -> list[ClaimSpec]:
                 source=_TARGET,
                 paper_value=None,
                 paper_text="—",
-                rule={
-                    "op": ">=",
-                    "value": 0.95,
-                    "partly": 0.85,
-                    "of": "worst",
-                    "basis": "worst protocol of every seed >= 0.95; partly >= 0.85",
-                },
+                rule=_target_rule("protocol"),
                 unit="state accuracy / true-parameter accuracy (min over protocols)",
                 measure=_family_ratio_min(kind),
                 experiment="family",
@@ -630,13 +638,7 @@ def _family_claims() -> list[ClaimSpec]:
                     source=_TARGET,
                     paper_value=None,
                     paper_text="—",
-                    rule={
-                        "op": ">=",
-                        "value": 0.95,
-                        "partly": 0.85,
-                        "of": "worst",
-                        "basis": "worst such protocol of every seed >= 0.95; partly >= 0.85",
-                    },
+                    rule=_target_rule("such protocol"),
                     unit="state accuracy / true-parameter accuracy (min over those protocols)",
                     measure=_family_ratio_split(kind, ident),
                     experiment="family",
@@ -665,13 +667,7 @@ def _family_claims() -> list[ClaimSpec]:
                 source=_TARGET,
                 paper_value=None,
                 paper_text="—",
-                rule={
-                    "op": ">=",
-                    "value": 0.95,
-                    "partly": 0.85,
-                    "of": "worst",
-                    "basis": "worst protocol of every seed >= 0.95; partly >= 0.85",
-                },
+                rule=_target_rule("protocol"),
                 unit="state accuracy / true-parameter accuracy (min over protocols)",
                 measure=_family_ratio_min(kind, small=True),
                 experiment="synthetic",
@@ -1013,13 +1009,7 @@ def _datasize_claims() -> list[ClaimSpec]:
                 source=_DIAGNOSIS,
                 paper_value=None,
                 paper_text="—",
-                rule={
-                    "op": ">=",
-                    "value": 0.95,
-                    "partly": 0.85,
-                    "of": "worst",
-                    "basis": "worst run of every seed >= 0.95; partly >= 0.85",
-                },
+                rule=_target_rule("run"),
                 unit="state accuracy / true-parameter accuracy (min over those runs)",
                 measure=_datasize_min(kind),
                 experiment="datasize",
