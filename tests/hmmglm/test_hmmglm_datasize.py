@@ -186,14 +186,15 @@ def test_family_claims_read_the_4x_family_and_the_diagnosis_the_1x_family():
     }
     o = _Outputs(files, [0], budget={"family_4x": {"n_protocols": 2}})
     assert paper._family_ratio_min("hmmglm")(o) == [0.96]
-    assert paper._family_ratio_min("hmmglm", small=True)(o) == [0.8]
+    assert paper._family_ratio_min("hmmglm", "1x")(o) == [0.8]
+    assert paper._family_ratio_min("hmmglm", "4x")(o) == [None]  # the 4x family is the target: reported there
     assert paper._family_n_below("hmmglm")(o) == [0]
     assert paper._diagnosis("hmmglm", "below", "fit_above_truth")(o) == [1.0]  # the 1x run "a" (0.8)
     # a budget with one family: the family claims read the synthetic unit's, the 1x records stay empty
     one = _Outputs({k: v for k, v in files.items() if k[0] == "synthetic-s0"}, [0])
     assert paper._family_ratio_min("hmmglm")(one) == [0.8]
     assert paper._family_n_below("hmmglm")(one) == [1]
-    assert paper._family_ratio_min("hmmglm", small=True)(one) == [None]
+    assert paper._family_ratio_min("hmmglm", "1x")(one) == [None]
     # the seed's 4x unit missing: nothing measured for it
     assert paper._family_ratio_min("hmmglm")(_Outputs(dict([next(iter(files.items()))]), [0], o.budget)) == [None]
 
@@ -226,9 +227,30 @@ def test_family_target_split_by_the_generators_own_accuracy():
     ]
     budget = {"family_4x": {"min_true_accuracy": 0.85}}
     o = _Outputs({("family4x-s0", "family/family.json"): {"runs": runs}}, [0], budget)
-    assert paper._family_ratio_split("hmmglm", True)(o) == [0.96]
-    assert paper._family_ratio_split("hmmglm", False)(o) == [0.74]
+    assert paper._family_low_snr_ratio("hmmglm")(o) == [0.74]
     assert paper._family_n_unidentifiable(o) == [1]
     assert paper._family_ratio_min("hmmglm")(o) == [0.74]  # the whole family keeps every run
     o2 = _Outputs({("family4x-s0", "family/family.json"): {"runs": runs[:2]}}, [0], budget)
-    assert paper._family_ratio_split("hmmglm", False)(o2) == [None] and paper._family_n_unidentifiable(o2) == [0]
+    assert paper._family_low_snr_ratio("hmmglm")(o2) == [None] and paper._family_n_unidentifiable(o2) == [0]
+
+
+def test_family_claims_read_the_8x_family_with_its_low_snr_runs_set_apart():
+    from engramlab.report.papers import hmmglm as paper
+
+    kept = [_run("a", 0.97, 0.001, -0.5, -0.5, true_acc=0.9), _run("d", 0.955, 0.001, -0.5, -0.5, true_acc=0.88)]
+    apart = [_run("c", 0.74, 0.001, -0.5, -0.5, true_acc=0.63), _run("e", 0.81, 0.001, -0.5, -0.5, true_acc=0.7)]
+    four = [_run("a", 0.93, 0.001, -0.5, -0.5, true_acc=0.9), _run("c", 0.6, 0.001, -0.5, -0.5, true_acc=0.63)]
+    f8 = {"runs": kept, "low_snr_runs": apart, "sizes": {"replace_low_snr": True}}
+    budget = {"family_8x": {"min_true_accuracy": 0.85, "n_protocols": 2}, "family_4x": {"min_true_accuracy": 0.85}}
+    files = {("family8x-s0", "family/family.json"): f8, ("family4x-s0", "family/family.json"): {"runs": four}}
+    o = _Outputs(files, [0], budget)
+    assert paper._family_ratio_min("hmmglm")(o) == [0.955]  # the identifiable protocols only
+    assert paper._family_n_below("hmmglm")(o) == [0]
+    assert paper._family_low_snr_ratio("hmmglm")(o) == [0.74]  # the runs set apart
+    assert paper._family_n_unidentifiable(o) == [2]
+    assert paper._family_ratio_min("hmmglm", "4x")(o) == [0.6]  # the 4x family keeps its low-SNR run
+    assert [paper._family_unit(o, 0, w) for w in ("target", "4x", "1x")] == [
+        "family8x-s0",
+        "family4x-s0",
+        "synthetic-s0",
+    ]

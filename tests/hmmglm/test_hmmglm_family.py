@@ -165,3 +165,34 @@ def test_draw_identifiable_redraws_until_the_true_parameters_decode_well():
     assert draws3[1]["true_state_accuracy"] == pytest.approx(own)
     _, _, first = draw_identifiable(spec, 5, min_true_accuracy=0.0, max_draws=3)  # met at once
     assert len(first) == 1
+
+
+def test_run_family_sets_low_snr_protocols_apart_and_draws_the_next_ones():
+    from engramlab.hmmglm.family import draw_identifiable
+
+    sizes = dict(train_bins=300, test_bins=200, max_neurons=12)
+    specs = protocol_family(6, seed=0, **sizes)
+    acc = [draw_identifiable(sp, 0)[1] for sp in specs]  # one draw each (max_draws=1 below)
+    thr = sorted(acc)[2]  # the two least identifiable of the six fall below it
+    want_kept = [sp.name for sp, a in zip(specs, acc) if a >= thr][:2]
+    last = [sp.name for sp in specs].index(want_kept[-1])
+    want_apart = [sp.name for sp, a in zip(specs[: last + 1], acc) if a < thr]
+    fit = FitConfig(n_epochs=1, m_steps=1, n_starts=1)
+    common = dict(seeds=[0], n_protocols=2, models=("hmmglm",), default_fit=fit, max_draws=1, progress=False)
+    res = run_family(None, min_true_accuracy=thr, replace_low_snr=True, **common, **sizes)
+    assert [r["protocol"]["name"] for r in res["runs"]] == want_kept
+    assert [r["protocol"]["name"] for r in res["low_snr_runs"]] == want_apart and res["n_low_snr_runs"] == len(
+        want_apart
+    )
+    assert all(r["true_state_accuracy"] < thr for r in res["low_snr_runs"])
+    assert all("state_accuracy_ratio" in r["models"]["hmmglm"] for r in res["low_snr_runs"])  # fitted all the same
+    assert res["n_runs"] == 2 and res["sizes"]["replace_low_snr"] is True
+    if want_apart:
+        assert res["summary_low_snr"]["hmmglm"]["state_accuracy_ratio_min"] == pytest.approx(
+            min(r["models"]["hmmglm"]["state_accuracy_ratio"] for r in res["low_snr_runs"])
+        )
+    # without replacement the same threshold keeps every protocol in, in order
+    plain = run_family(None, min_true_accuracy=thr, **common, **sizes)
+    assert [r["protocol"]["name"] for r in plain["runs"]] == ["p00", "p01"] and "low_snr_runs" not in plain
+    with pytest.raises(ValueError, match="min_true_accuracy"):
+        run_family(None, replace_low_snr=True, **common, **sizes)

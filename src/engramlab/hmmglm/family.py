@@ -143,46 +143,75 @@ def run_family(
     reference_protocols=(),
     min_true_accuracy: float | None = None,
     max_draws: int = 8,
+    replace_low_snr: bool = False,
 ) -> dict:
     """The whole study; writes ``out``/family.json after every protocol (a partial run keeps what it did).
     Sizes: :func:`simulate.protocol_family` (``train_bins``, ``test_bins``, ``bins_per_sn``, ``max_neurons``).
     ``reference``: the public code's training (a FitConfig with optimizer="reference") is also run on the
-    protocols named in ``reference_protocols`` (e.g. ``("p00", "p11")``; none by default)."""
+    protocols named in ``reference_protocols`` (e.g. ``("p00", "p11")``; none by default).
+
+    ``replace_low_snr`` (needs ``min_true_accuracy``): a protocol whose true parameters still decode below
+    ``min_true_accuracy`` after ``max_draws`` draws is fitted and scored all the same but kept apart, under
+    ``low_snr_runs`` (with its own summary, ``summary_low_snr``), and the next protocol of the same random
+    family (p20, p21, ... for 20 protocols) takes its place, so that each seed has ``n_protocols``
+    identifiable protocols. At most ``2 n_protocols`` spare protocols are drawn; ``n_runs`` says how many
+    were reached."""
     from tqdm.auto import tqdm
 
+    if replace_low_snr and min_true_accuracy is None:
+        raise ValueError("replace_low_snr=True needs min_true_accuracy (the identifiability threshold), got None")
+    n_specs = 3 * n_protocols if replace_low_snr else n_protocols
     specs = protocol_family(
-        n_protocols,
+        n_specs,
         seed=family_seed,
         train_bins=train_bins,
         test_bins=test_bins,
         max_neurons=max_neurons,
         bins_per_sn=bins_per_sn,
     )
-    runs = []
+    runs, low_snr = [], []
     result: dict = {}
     t_all = time.perf_counter()
-    unknown = set(reference_protocols) - {sp.name for sp in specs}
+    unknown = set(reference_protocols) - {sp.name for sp in specs[:n_protocols]}
     if unknown:
-        raise ValueError(f"reference_protocols {sorted(unknown)} are not in the family p00..p{len(specs) - 1:02d}")
-    for spec in tqdm(specs, desc="protocols", disable=not progress):
-        ref = reference if spec.name in reference_protocols else None
-        for s in seeds:
-            runs.append(run_protocol(spec, s, models, fits, threads, default_fit, ref, min_true_accuracy, max_draws))
-        result = summarise(runs, target)
-        result["wall_s"] = round(time.perf_counter() - t_all, 1)
-        result["threads"] = threads
-        result["default_fit"] = asdict(default_fit or FitConfig())
-        result["sizes"] = {
-            "train_bins": train_bins,
-            "test_bins": test_bins,
-            "bins_per_sn": bins_per_sn,
-            "max_neurons": max_neurons,
-            "reference_protocols": list(reference_protocols),
-            "min_true_accuracy": min_true_accuracy,
-            "max_draws": max_draws,
-        }
-        if out is not None:
-            write_json(Path(out) / "family.json", result)
+        raise ValueError(f"reference_protocols {sorted(unknown)} are not in the family p00..p{n_protocols - 1:02d}")
+    bar = tqdm(total=n_protocols * len(seeds), desc="protocols", disable=not progress)
+    for s in seeds:
+        kept = 0
+        for spec in specs:
+            if kept == n_protocols:
+                break
+            ref = reference if spec.name in reference_protocols else None
+            run = run_protocol(spec, s, models, fits, threads, default_fit, ref, min_true_accuracy, max_draws)
+            if replace_low_snr and run["true_state_accuracy"] < min_true_accuracy:
+                low_snr.append(run)
+            else:
+                runs.append(run)
+                kept += 1
+                bar.update(1)
+            result = summarise(runs, target)
+            if replace_low_snr:
+                result["n_low_snr_runs"] = len(low_snr)
+                if low_snr:
+                    result["summary_low_snr"] = _summary(low_snr, target)
+                result["low_snr_runs"] = low_snr
+            result["wall_s"] = round(time.perf_counter() - t_all, 1)
+            result["threads"] = threads
+            result["default_fit"] = asdict(default_fit or FitConfig())
+            result["sizes"] = {
+                "n_protocols": n_protocols,
+                "train_bins": train_bins,
+                "test_bins": test_bins,
+                "bins_per_sn": bins_per_sn,
+                "max_neurons": max_neurons,
+                "reference_protocols": list(reference_protocols),
+                "min_true_accuracy": min_true_accuracy,
+                "max_draws": max_draws,
+                "replace_low_snr": replace_low_snr,
+            }
+            if out is not None:
+                write_json(Path(out) / "family.json", result)
+    bar.close()
     return result
 
 
