@@ -196,3 +196,28 @@ def test_run_family_sets_low_snr_protocols_apart_and_draws_the_next_ones():
     assert [r["protocol"]["name"] for r in plain["runs"]] == ["p00", "p01"] and "low_snr_runs" not in plain
     with pytest.raises(ValueError, match="min_true_accuracy"):
         run_family(None, replace_low_snr=True, **common, **sizes)
+
+
+def test_draw_identifiable_with_screening_trials_decides_on_them_not_on_the_test_trials():
+    from engramlab.hmmglm.family import SCREEN_SEED_OFFSET, draw_identifiable
+    from engramlab.hmmglm.simulate import simulate_protocol
+
+    spec = _tiny_spec()
+    _, acc, draws = draw_identifiable(spec, 5, min_true_accuracy=1.01, max_draws=3, screen_bins=2 * spec.n_time_bins)
+    for d in draws:  # each draw's screening accuracy: two fresh trials of that draw's own generator
+        data = simulate_protocol(spec, d["data_seed"])
+        x, z = data.model.sample(spec.n_time_bins, n_trials=2, seed=d["data_seed"] + SCREEN_SEED_OFFSET)
+        assert d["screen_state_accuracy"] == pytest.approx(
+            float((data.model.most_likely_states(x.float()) == z).float().mean())
+        )
+        zt = data.states[data.n_train :]
+        assert d["true_state_accuracy"] == pytest.approx(
+            float((data.model.most_likely_states(data.test) == zt).float().mean())
+        )
+    # the kept draw is the best on the screening trials, and what is returned is its test accuracy
+    kept = max(draws, key=lambda d: d["screen_state_accuracy"])
+    assert kept["kept"] and acc == kept["true_state_accuracy"]
+    # a threshold met by the first draw's screening trials stops there, whatever its test accuracy
+    thr = draws[0]["screen_state_accuracy"]
+    _, acc1, one = draw_identifiable(spec, 5, min_true_accuracy=thr, max_draws=3, screen_bins=2 * spec.n_time_bins)
+    assert len(one) == 1 and acc1 == draws[0]["true_state_accuracy"]

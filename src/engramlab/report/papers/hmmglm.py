@@ -1111,6 +1111,7 @@ def _family_budget(o: Outputs) -> dict:
         "min_true_accuracy": fam.get("min_true_accuracy"),
         "max_draws": fam.get("max_draws", 8),
         "replace_low_snr": fam.get("replace_low_snr", False),
+        "screen_bins": fam.get("screen_bins"),
         "reference_protocols": fam.get("reference_protocols", []),
     }
 
