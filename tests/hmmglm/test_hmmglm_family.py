@@ -221,3 +221,22 @@ def test_draw_identifiable_with_screening_trials_decides_on_them_not_on_the_test
     thr = draws[0]["screen_state_accuracy"]
     _, acc1, one = draw_identifiable(spec, 5, min_true_accuracy=thr, max_draws=3, screen_bins=2 * spec.n_time_bins)
     assert len(one) == 1 and acc1 == draws[0]["true_state_accuracy"]
+
+
+def test_stable_trials_drop_run_away_trials_and_keep_their_states_aligned():
+    from engramlab.hmmglm.simulate import stable_trials
+
+    class Planted:  # batch k: trial j has count 10k + j in every bin and state j; trial 1 of batch 0 runs away
+        def sample(self, T, n_trials, seed):
+            x = torch.stack([torch.full((T, 2), 10.0 * seed + j) for j in range(n_trials)])
+            if seed == 0:
+                x[1, -1, 0] = 1e9
+                x[2, 0, 1] = -torch.iinfo(torch.int64).max  # what an overflowed Poisson draw returns
+            return x, torch.arange(n_trials)[:, None].expand(n_trials, T).clone()
+
+    x, z, dropped = stable_trials(Planted(), 4, 3, seed=0, max_count=50.0)
+    assert dropped == 2 and x.shape == (3, 4, 2)
+    assert x[:, 0, 0].tolist() == [0.0, 10.0, 11.0]  # batch 0 trial 0, then batch 1 trials 0 and 1
+    assert z[:, 0].tolist() == [0, 0, 1]
+    with pytest.raises(RuntimeError, match="stable trials"):
+        stable_trials(Planted(), 4, 3, seed=0, max_count=5.0, max_batches=1)

@@ -21,7 +21,7 @@ from engramlab.io import write_json
 
 from .family import draw_identifiable, score_model
 from .models import FitConfig, make_model
-from .simulate import DEFAULT_MAX_RATE, MAX_COUNT_FACTOR, protocol_family
+from .simulate import DEFAULT_MAX_RATE, MAX_COUNT_FACTOR, protocol_family, stable_trials
 
 SWITCHING = ("hmmglm", "gaussian", "onehot")
 EXTRA_SEED_OFFSET = 7919  # the appended trials are sampled with seed data_seed + this (disjoint from the family's)
@@ -57,24 +57,6 @@ def _fit_row(kind, factor, settings, label, train, data, run, cfg) -> dict:
     row["state_accuracy_ratio"] = row["state_accuracy"] / run["true_state_accuracy"]
     row["test_ll_minus_truth_per_bin_neuron"] = row["test_ll_per_bin_neuron"] - run["true_test_ll_per_bin_neuron"]
     return row
-
-
-def _extra_trials(model, T: int, n: int, seed: int, max_count: float, max_batches: int = 50):
-    """``n`` new trials of ``T`` bins from the generator ``model``, drawn in batches (seeds ``seed``,
-    ``seed + 1``, ...). A trial with a count above ``max_count`` (a run-away of an unbounded link; the family's
-    own trials were drawn under the same bound, simulate.simulate_protocol) is dropped and replaced.
-    Returns (trials (n, T, N) float, number dropped)."""
-    if n == 0:
-        return None, 0
-    good, dropped = [], 0
-    for k in range(max_batches):
-        x = model.sample(T, n_trials=n, seed=seed + k)[0].float()
-        ok = torch.isfinite(x).all(-1).all(-1) & (x >= 0).all(-1).all(-1) & (x <= max_count).all(-1).all(-1)
-        good.append(x[ok])
-        dropped += int((~ok).sum())
-        if sum(len(g) for g in good) >= n:
-            return torch.cat(good)[:n], dropped
-    raise RuntimeError(f"fewer than {n} stable trials in {max_batches} batches of the generator (dropped {dropped})")
 
 
 def _check(protocols, factors, variants, names):
@@ -161,7 +143,9 @@ def run_datasize(
         kept = next(d["data_seed"] for d in draws if d["kept"])
         S, N, T = spec.n_states, spec.n_neurons, spec.n_time_bins
         n_extra = (factors[-1] - 1) * data.n_train
-        extra, rejected = _extra_trials(data.model, T, n_extra, kept + EXTRA_SEED_OFFSET, max_count)
+        extra, rejected = None, 0
+        if n_extra:
+            extra, _, rejected = stable_trials(data.model, T, n_extra, kept + EXTRA_SEED_OFFSET, max_count)
         n_test = data.test.shape[0] * T * N
         run = {
             "protocol": {**asdict(spec), "seed": seed, "data_seed": kept},

@@ -23,7 +23,15 @@ from engramlab.io import write_json
 
 from . import metrics
 from .models import MODELS, FitConfig, make_model
-from .simulate import ProtocolSpec, SyntheticData, protocol_family, simulate_protocol
+from .simulate import (
+    DEFAULT_MAX_RATE,
+    MAX_COUNT_FACTOR,
+    ProtocolSpec,
+    SyntheticData,
+    protocol_family,
+    simulate_protocol,
+    stable_trials,
+)
 
 
 def score_model(m, data: SyntheticData) -> dict:
@@ -71,7 +79,8 @@ def draw_identifiable(
     Without ``screen_bins`` the accuracy that decides is the one on the test trials, so the kept draw's
     test accuracy is selected upwards (the draws that pass are partly the lucky ones), which biases the
     ratio fit / truth on those trials downwards. With ``screen_bins`` each draw's generator also samples
-    max(1, round(screen_bins / T)) fresh screening trials (seed ``data_seed + SCREEN_SEED_OFFSET``), the
+    max(1, round(screen_bins / T)) fresh screening trials (seed ``data_seed + SCREEN_SEED_OFFSET``; a run-away
+    trial of an unbounded link is replaced, :func:`simulate.stable_trials`), the
     decision uses their accuracy (``screen_state_accuracy``), and the test trials' accuracy (returned)
     is that of an unselected sample. Returns (data, true test accuracy, draws: one record each)."""
     best, draws = None, []
@@ -84,8 +93,11 @@ def draw_identifiable(
         decide = acc
         if screen_bins:
             n = max(1, round(screen_bins / spec.n_time_bins))
-            x, z = data.model.sample(spec.n_time_bins, n_trials=n, seed=data_seed + SCREEN_SEED_OFFSET)
-            decide = rec["screen_state_accuracy"] = _true_accuracy(data.model, x.float(), z, S)
+            x, z, dropped = stable_trials(
+                data.model, spec.n_time_bins, n, data_seed + SCREEN_SEED_OFFSET, MAX_COUNT_FACTOR * DEFAULT_MAX_RATE
+            )
+            decide = rec["screen_state_accuracy"] = _true_accuracy(data.model, x, z, S)
+            rec["screen_trials_dropped"] = dropped
         draws.append(rec)
         if best is None or decide > best[2]:
             best = (data, acc, decide)

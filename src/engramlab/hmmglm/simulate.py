@@ -252,3 +252,21 @@ def protocol_family(
             )
         )
     return out
+
+
+def stable_trials(model, T: int, n: int, seed: int, max_count: float, max_batches: int = 50):
+    """``n`` new trials of ``T`` bins from the generator ``model``, drawn in batches of ``n`` (seeds ``seed``,
+    ``seed + 1``, ...). A trial with a count above ``max_count``, negative or not finite (a run-away of an
+    unbounded link; a protocol's own trials are drawn under the same bound, :func:`simulate_protocol`) is
+    dropped and replaced. Returns (spikes (n, T, N) float, states (n, T), number dropped)."""
+    xs, zs, dropped = [], [], 0
+    for k in range(max_batches):
+        x, z = model.sample(T, n_trials=n, seed=seed + k)
+        x = x.float()
+        ok = torch.isfinite(x).all(-1).all(-1) & (x >= 0).all(-1).all(-1) & (x <= max_count).all(-1).all(-1)
+        xs.append(x[ok])
+        zs.append(z[ok])
+        dropped += int((~ok).sum())
+        if sum(len(v) for v in xs) >= n:
+            return torch.cat(xs)[:n], torch.cat(zs)[:n], dropped
+    raise RuntimeError(f"fewer than {n} stable trials in {max_batches} batches of the generator (dropped {dropped})")
