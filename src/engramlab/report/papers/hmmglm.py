@@ -699,36 +699,25 @@ def _family_claims() -> list[ClaimSpec]:
                 experiment="family",
             )
         )
-        out.append(
-            ClaimSpec(
-                id=f"hmmglm.family1x_state_ratio_{kind}",
-                claim=f"at an eighth of the training data (max(4000, 200 x S x N) bins, protocols redrawn at most 8 "
-                f"times, the low-SNR ones kept in) the default fit of the {NAMES[kind]} reaches at least 0.95 x "
-                "the true-parameter state accuracy on every protocol",
-                source=_TARGET,
-                paper_value=None,
-                paper_text="—",
-                rule=_target_rule("protocol"),
-                unit="state accuracy / true-parameter accuracy (min over protocols)",
-                measure=_family_ratio_min(kind, "1x"),
-                experiment="synthetic",
+        for size, share, bins, experiment in (
+            ("1x", "an eighth of", "max(4000, 200 x S x N)", "synthetic"),
+            ("4x", "half", "max(16000, 800 x S x N)", "family"),
+        ):
+            out.append(
+                ClaimSpec(
+                    id=f"hmmglm.family{size}_state_ratio_{kind}",
+                    claim=f"at {share} the training data ({bins} bins, protocols redrawn at most 8 times, the "
+                    f"low-SNR ones kept in) the default fit of the {NAMES[kind]} reaches at least 0.95 x the "
+                    "true-parameter state accuracy on every protocol",
+                    source=_TARGET,
+                    paper_value=None,
+                    paper_text="—",
+                    rule=_target_rule("protocol"),
+                    unit="state accuracy / true-parameter accuracy (min over protocols)",
+                    measure=_family_ratio_min(kind, size),
+                    experiment=experiment,
+                )
             )
-        )
-        out.append(
-            ClaimSpec(
-                id=f"hmmglm.family4x_state_ratio_{kind}",
-                claim=f"at half the training data (max(16000, 800 x S x N) bins, protocols redrawn at most 8 times, "
-                f"the low-SNR ones kept in) the default fit of the {NAMES[kind]} reaches at least 0.95 x the "
-                "true-parameter state accuracy on every protocol",
-                source=_TARGET,
-                paper_value=None,
-                paper_text="—",
-                rule=_target_rule("protocol"),
-                unit="state accuracy / true-parameter accuracy (min over protocols)",
-                measure=_family_ratio_min(kind, "4x"),
-                experiment="family",
-            )
-        )
     out.append(
         ClaimSpec(
             id="hmmglm.family_n_low_snr",
