@@ -232,6 +232,10 @@ def test_family_target_split_by_the_generators_own_accuracy():
     assert paper._family_ratio_min("hmmglm")(o) == [0.74]  # the whole family keeps every run
     o2 = _Outputs({("family4x-s0", "family/family.json"): {"runs": runs[:2]}}, [0], budget)
     assert paper._family_low_snr_ratio("hmmglm")(o2) == [None] and paper._family_n_unidentifiable(o2) == [0]
+    # screened without replacement: the screening accuracy decides, not the test-trial one
+    screened = [{**runs[0], "identifiability": 0.8}, {**runs[1], "identifiability": 0.86}, runs[2]]
+    o3 = _Outputs({("family4x-s0", "family/family.json"): {"runs": screened}}, [0], budget)
+    assert paper._family_low_snr_ratio("hmmglm")(o3) == [0.74] and paper._family_n_unidentifiable(o3) == [2]
 
 
 def test_family_claims_read_the_8x_family_with_its_low_snr_runs_set_apart():

@@ -240,3 +240,50 @@ def test_stable_trials_drop_run_away_trials_and_keep_their_states_aligned():
     assert z[:, 0].tolist() == [0, 0, 1]
     with pytest.raises(RuntimeError, match="stable trials"):
         stable_trials(Planted(), 4, 3, seed=0, max_count=5.0, max_batches=1)
+
+
+def _without_times(run: dict) -> dict:
+    from engramlab.io import to_jsonable
+
+    run = to_jsonable(run)  # as in family.json (tuples as lists)
+    return {**run, "models": {k: {q: v for q, v in m.items() if q != "fit_s"} for k, m in run["models"].items()}}
+
+
+def test_run_family_resumes_an_interrupted_study_and_refuses_another(tmp_path, monkeypatch):
+    from engramlab.hmmglm import family
+    from engramlab.io import read_json, to_jsonable, write_json
+
+    fit = FitConfig(n_epochs=1, m_steps=1, n_starts=1)
+    kw = dict(
+        seeds=[0, 1], n_protocols=2, models=("hmmglm",), default_fit=fit, progress=False, train_bins=300,
+        test_bins=200, max_neurons=12,
+    )  # fmt: skip
+    whole = family.run_family(tmp_path / "whole", **kw)
+    # an attempt killed after its first protocol: family.json holds that one run
+    part = tmp_path / "part"
+    first = family.run_family(part, **{**kw, "seeds": [0], "n_protocols": 1})
+    saved = read_json(part / "family.json")
+    write_json(part / "family.json", {**saved, "sizes": whole["sizes"], "study": whole["study"]})
+    calls, real = [], family.run_protocol
+
+    def counted(spec, seed, *a):
+        calls.append((spec.name, seed))
+        return real(spec, seed, *a)
+
+    monkeypatch.setattr(family, "run_protocol", counted)
+    res = family.run_family(part, resume=True, **kw)
+    assert calls == [("p01", 0), ("p00", 1), ("p01", 1)]  # the finished protocol is not run again
+    assert res["resumed_runs"] == 1 and res["n_runs"] == 4
+    assert res["runs"][0] == saved["runs"][0] == to_jsonable(first["runs"][0])  # kept as it was, fit time included
+    assert [_without_times(r) for r in res["runs"]] == [_without_times(r) for r in whole["runs"]]
+    assert res["wall_s"] >= saved["wall_s"]  # the attempts add up
+    assert read_json(part / "family.json")["n_runs"] == 4
+    # without resume the file is simply rewritten from the start
+    calls.clear()
+    family.run_family(part, **kw)
+    assert len(calls) == 4
+    # another study's file is refused, naming the setting that differs
+    with pytest.raises(ValueError, match=r"sizes.*another out folder"):
+        family.run_family(part, resume=True, **{**kw, "train_bins": 400})
+    with pytest.raises(ValueError, match="default_fit"):
+        family.run_family(part, resume=True, **{**kw, "default_fit": FitConfig(n_epochs=2, m_steps=1, n_starts=1)})

@@ -225,6 +225,42 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path):
     assert (out / "report.html").is_file()
 
 
+def test_an_interrupted_family_unit_continues_protocol_by_protocol(tmp_path, monkeypatch):
+    from engramlab.hmmglm import family
+    from engramlab.io import read_json, write_json
+    from engramlab.report.units import RunContext, Unit, execute_unit, unit_dir
+
+    fam = {"n_protocols": 2, "train_bins": 300, "test_bins": 200, "max_neurons": 10, "fit": {"n_epochs": 1}}
+    cfg = {"kind": "family", "fit": {"n_epochs": 1}, "reference": {}, "family": fam}
+    unit, ctx = Unit("hmmglm", "family4x-s0", 0, cfg), RunContext(threads=1)
+    real, calls = family.run_protocol, []
+
+    def killed_after_one(spec, seed, *a):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(spec.name)
+        return real(spec, seed, *a)
+
+    monkeypatch.setattr(family, "run_protocol", killed_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        execute_unit(unit, tmp_path, ctx)
+    folder = unit_dir(tmp_path, unit)
+    assert read_json(folder / "family" / "family.json")["n_runs"] == 1 and not (folder / "DONE.json").exists()
+    calls.clear()
+    monkeypatch.setattr(family, "run_protocol", lambda spec, seed, *a: calls.append(spec.name) or real(spec, seed, *a))
+    info = execute_unit(unit, tmp_path, ctx)
+    assert calls == ["p01"] and info["attempt"] == 2  # p00 was kept, not run again
+    out = read_json(folder / "family" / "family.json")
+    assert out["n_runs"] == 2 and out["resumed_runs"] == 1
+    # a leftover of another configuration is started again from scratch
+    (folder / "DONE.json").unlink()
+    write_json(folder / "STARTED.json", {"config_hash": "another", "attempt": 1})
+    calls.clear()
+    assert execute_unit(unit, tmp_path, ctx)["attempt"] == 1 and calls == ["p00", "p01"]
+    # units that are not resumable restart too (see the Ctrl-C test): the synthetic unit keeps nothing
+    assert not papers.get("hmmglm").resumable(Unit("hmmglm", "synthetic-s0", 0, {"kind": "synthetic"}))
+
+
 def test_report_renders_committed_claims_without_running(tiny_run, tmp_path, capsys):
     src, res = tiny_run
     dst = tmp_path / "rendered"

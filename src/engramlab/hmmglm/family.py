@@ -188,8 +188,14 @@ def run_family(
     max_draws: int = 8,
     replace_low_snr: bool = False,
     screen_bins: int | None = None,
+    resume: bool = False,
 ) -> dict:
     """The whole study; writes ``out``/family.json after every protocol (a partial run keeps what it did).
+    ``resume``: an ``out``/family.json left by an interrupted run of the same study (same sizes, fits,
+    models and target) is continued: its protocols are kept as they are, and only the missing ones are
+    run (each protocol's result depends only on its spec, seed and fits, so the result is the one of an
+    uninterrupted run); ``wall_s`` adds up the attempts and ``resumed_runs`` counts the protocols kept. A
+    family.json of another study is an error.
     Sizes: :func:`simulate.protocol_family` (``train_bins``, ``test_bins``, ``bins_per_sn``, ``max_neurons``).
     ``reference``: the public code's training (a FitConfig with optimizer="reference") is also run on the
     protocols named in ``reference_protocols`` (e.g. ``("p00", "p11")``; none by default).
@@ -221,6 +227,30 @@ def run_family(
     unknown = set(reference_protocols) - {sp.name for sp in specs[:n_protocols]}
     if unknown:
         raise ValueError(f"reference_protocols {sorted(unknown)} are not in the family p00..p{n_protocols - 1:02d}")
+    sizes = {
+        "n_protocols": n_protocols,
+        "train_bins": train_bins,
+        "test_bins": test_bins,
+        "bins_per_sn": bins_per_sn,
+        "max_neurons": max_neurons,
+        "reference_protocols": list(reference_protocols),
+        "min_true_accuracy": min_true_accuracy,
+        "max_draws": max_draws,
+        "replace_low_snr": replace_low_snr,
+        "screen_bins": screen_bins,
+    }
+    study = {
+        "target_ratio": target,
+        "family_seed": family_seed,
+        "models": list(models),
+        "default_fit": asdict(default_fit or FitConfig()),
+        "fits": {k: asdict(v) for k, v in (fits or {}).items()},
+        "reference_fit": asdict(reference) if reference is not None else None,
+        "sizes": sizes,
+    }
+    done, wall_before = {}, 0.0
+    if resume and out is not None and (Path(out) / "family.json").is_file():
+        done, wall_before = _resumable_runs(Path(out) / "family.json", study)
     bar = tqdm(total=n_protocols * len(seeds), desc="protocols", disable=not progress)
     for s in seeds:
         kept = 0
@@ -228,7 +258,7 @@ def run_family(
             if kept == n_protocols:
                 break
             ref = reference if spec.name in reference_protocols else None
-            run = run_protocol(
+            run = done.get((spec.name, s)) or run_protocol(
                 spec, s, models, fits, threads, default_fit, ref, min_true_accuracy, max_draws, screen_bins
             )
             if replace_low_snr and run["identifiability"] < min_true_accuracy:
@@ -243,25 +273,35 @@ def run_family(
                 if low_snr:
                     result["summary_low_snr"] = _summary(low_snr, target)
                 result["low_snr_runs"] = low_snr
-            result["wall_s"] = round(time.perf_counter() - t_all, 1)
+            result["wall_s"] = round(wall_before + time.perf_counter() - t_all, 1)
             result["threads"] = threads
-            result["default_fit"] = asdict(default_fit or FitConfig())
-            result["sizes"] = {
-                "n_protocols": n_protocols,
-                "train_bins": train_bins,
-                "test_bins": test_bins,
-                "bins_per_sn": bins_per_sn,
-                "max_neurons": max_neurons,
-                "reference_protocols": list(reference_protocols),
-                "min_true_accuracy": min_true_accuracy,
-                "max_draws": max_draws,
-                "replace_low_snr": replace_low_snr,
-                "screen_bins": screen_bins,
-            }
+            result["default_fit"] = study["default_fit"]
+            result["sizes"] = sizes
+            result["study"] = study
+            if done:
+                result["resumed_runs"] = len(done)
             if out is not None:
                 write_json(Path(out) / "family.json", result)
     bar.close()
     return result
+
+
+def _resumable_runs(path: Path, study: dict) -> tuple[dict, float]:
+    """The runs of an interrupted family.json by (protocol, seed), and its wall time so far; refuses a file
+    written by another study (the first differing setting is named)."""
+    from engramlab.io import read_json, to_jsonable
+
+    saved = read_json(path)
+    # files from before the study record: their sizes and default fit still have to agree
+    before = saved.get("study") or {"sizes": saved.get("sizes"), "default_fit": saved.get("default_fit")}
+    for key, want in to_jsonable(study).items():
+        if key in before and before[key] != want:
+            raise ValueError(
+                f"{path} was written by another family study ({key}: {before[key]!r}, this run: {want!r}); "
+                "give another out folder, or remove the file to start again"
+            )
+    done = {(r["protocol"]["name"], r["protocol"]["seed"]): r for r in saved["runs"] + saved.get("low_snr_runs", [])}
+    return done, float(saved.get("wall_s", 0.0))
 
 
 def summarise(runs: list[dict], target: float = 0.95) -> dict:

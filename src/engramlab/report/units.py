@@ -4,7 +4,10 @@ One unit is one system x one configuration x one seed (``bdh/lm-bdh-s0``). It ru
 folder ``ROOT/units/<system>/<name>/`` and, when it has finished, writes ``DONE.json`` there
 last and atomically (its configuration, seed and wall time). A rerun skips every unit whose
 marker exists with the same configuration; a folder without a marker is the leftover of an
-interrupted run and is started again from scratch. A finished unit whose configuration differs
+interrupted run and is started again from scratch, unless the system declares the unit resumable
+(``resumable(unit)`` in its paper module, e.g. the HMM-GLM protocol families, which keep every
+finished protocol) and the folder's ``STARTED.json`` has the same configuration: then the folder is
+handed back to the unit, which continues it. A finished unit whose configuration differs
 (another mode in the same folder) is an error unless ``overwrite`` is given.
 
 Units may depend on other units (an analysis on its trainings). The launchers run every unit whose
@@ -37,6 +40,7 @@ from typing import Any
 from engramlab import io
 
 DONE = "DONE.json"
+STARTED = "STARTED.json"  # written when a unit starts: its configuration and how many attempts it has had
 
 
 @dataclass(frozen=True)
@@ -120,20 +124,28 @@ def execute_unit(unit: Unit, root: str, ctx: RunContext) -> dict:
     folder = unit_dir(root, unit)
     if is_done(root, unit):
         return io.read_json(folder / DONE)
-    if folder.exists():  # an interrupted earlier attempt: start again
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+    module = _system_module(unit.system)
+    attempt = 1
+    if folder.exists():  # an interrupted earlier attempt: continue it if it can be, else start again
+        before = _started(folder)
+        if getattr(module, "resumable", lambda u: False)(unit) and before.get("config_hash") == unit.config_hash():
+            attempt = int(before.get("attempt", 1)) + 1
+        else:
+            shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    io.write_json(folder / STARTED, {"config_hash": unit.config_hash(), "attempt": attempt})
     torch.set_num_threads(max(1, int(ctx.threads)))
     t0 = time.perf_counter()
     c0 = time.process_time()
-    _system_module(unit.system).run_unit(unit, folder, ctx)
+    module.run_unit(unit, folder, ctx)
     info = {
         "key": unit.key,
         "seed": unit.seed,
         "config": unit.config,
         "config_hash": unit.config_hash(),
-        "wall_s": time.perf_counter() - t0,
+        "wall_s": time.perf_counter() - t0,  # of the last attempt (a resumed unit: see "attempt")
         "cpu_s": time.process_time() - c0,
+        "attempt": attempt,
         "threads": ctx.threads,
         "device": ctx.device,
         "load_avg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
@@ -141,6 +153,13 @@ def execute_unit(unit: Unit, root: str, ctx: RunContext) -> dict:
     }
     io.write_json(folder / DONE, info)
     return info
+
+
+def _started(folder: Path) -> dict:
+    try:
+        return io.read_json(folder / STARTED)
+    except (OSError, ValueError):
+        return {}
 
 
 def _safe_execute(unit: Unit, root: str, ctx: RunContext) -> dict:
