@@ -114,10 +114,11 @@ BUDGETS = {
             "fit": {"max_epochs": 100},
         },
         # docs/hmmglm.md: the family the targets are judged on. Twice the 4x family's training data (max(32000,
-        # 1600 x S x N) bins), 4000 test bins, up to 16 draws per protocol; a protocol whose true parameters
-        # still decode below 0.85 is fitted all the same but set apart (the low-SNR runs) and the next
-        # protocol of the same random family takes its place, so every seed has 20 identifiable protocols.
-        # Sized from the 4x units (about 620 s of one thread per seed) to about 2000 s per seed.
+        # 1600 x S x N) bins), 8000 test bins, up to 16 draws per protocol; a protocol whose true parameters
+        # still decode below 0.85 on the screening trials is fitted all the same but set apart (the low-SNR
+        # runs) and the next protocol of the same random family takes its place, so every seed has 20
+        # identifiable protocols. Sized from the 4x units (about 620 s of one thread per seed) to about 2000 s
+        # of CPU per seed; measured 2000-3000 s (one thread, three units at once on 2 cores).
         "family_8x": {
             "n_protocols": 20,
             "train_bins": 32000,
