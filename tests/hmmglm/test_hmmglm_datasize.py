@@ -258,3 +258,22 @@ def test_family_claims_read_the_8x_family_with_its_low_snr_runs_set_apart():
         "family4x-s0",
         "synthetic-s0",
     ]
+
+
+def test_larger_network_spot_check_judges_the_identifiable_runs_and_counts_the_rest():
+    from engramlab.report.papers import hmmglm as paper
+
+    runs = [
+        {**_run("p01", 0.97, 0.001, -0.5, -0.5), "identifiability": 0.9},
+        {**_run("p03", 0.955, 0.001, -0.5, -0.5), "identifiability": 0.85},  # at the bound: identifiable
+        {**_run("p04", 0.70, 0.001, -0.5, -0.5), "identifiability": 0.8},  # reported apart
+    ]
+    budget = {"family_wide": {"min_true_accuracy": 0.85}}
+    files = {("familywide-s0", "family/family.json"): {"runs": runs}}
+    o = _Outputs(files, [0, 1], budget)  # seed 1 has no unit: None
+    assert paper._wide_ratio_min("hmmglm")(o) == [0.955, None]
+    assert paper._wide_n_low_snr(o) == [1, None]
+    none_ok = _Outputs({("familywide-s0", "family/family.json"): {"runs": runs[2:]}}, [0], budget)
+    assert paper._wide_ratio_min("hmmglm")(none_ok) == [None] and paper._wide_n_low_snr(none_ok) == [1]
+    no_budget = _Outputs(files, [0], {})
+    assert paper._wide_ratio_min("hmmglm")(no_budget) == [None] and paper._wide_n_low_snr(no_budget) == [None]

@@ -287,3 +287,19 @@ def test_run_family_resumes_an_interrupted_study_and_refuses_another(tmp_path, m
         family.run_family(part, resume=True, **{**kw, "train_bins": 400})
     with pytest.raises(ValueError, match="default_fit"):
         family.run_family(part, resume=True, **{**kw, "default_fit": FitConfig(n_epochs=2, m_steps=1, n_starts=1)})
+
+
+def test_run_family_runs_a_named_subset_of_the_same_networks():
+    fit = FitConfig(n_epochs=1, m_steps=1, n_starts=1)
+    kw = dict(seeds=[0], models=("hmmglm",), default_fit=fit, progress=False, train_bins=300, test_bins=200)
+    whole = run_family(None, n_protocols=4, max_neurons=12, **kw)
+    part = run_family(None, n_protocols=4, max_neurons=12, protocols=("p03", "p01"), **kw)
+    assert [r["protocol"]["name"] for r in part["runs"]] == ["p01", "p03"]  # in family order
+    # the same networks, data and fits as in the whole family (fit times aside)
+    assert [_without_times(r) for r in part["runs"]] == [_without_times(whole["runs"][i]) for i in (1, 3)]
+    assert part["sizes"]["protocols"] == ["p01", "p03"] and part["sizes"]["n_protocols"] == 4
+    with pytest.raises(ValueError, match=r"protocols \['p09'\] are not in the family p00..p03"):
+        run_family(None, n_protocols=4, max_neurons=12, protocols=("p09",), **kw)
+    with pytest.raises(ValueError, match="exclude each other"):
+        run_family(None, n_protocols=4, max_neurons=12, protocols=("p01",), replace_low_snr=True,
+                   min_true_accuracy=0.5, **kw)  # fmt: skip

@@ -189,14 +189,16 @@ def run_family(
     replace_low_snr: bool = False,
     screen_bins: int | None = None,
     resume: bool = False,
+    protocols=(),
 ) -> dict:
     """The whole study; writes ``out``/family.json after every protocol (a partial run keeps what it did).
     ``resume``: an ``out``/family.json left by an interrupted run of the same study (same sizes, fits,
     models and target) is continued: its protocols are kept as they are, and only the missing ones are
     run (each protocol's result depends only on its spec, seed and fits, so the result is the one of an
     uninterrupted run); ``wall_s`` adds up the attempts and ``resumed_runs`` counts the protocols kept. A
-    family.json of another study is an error.
-    Sizes: :func:`simulate.protocol_family` (``train_bins``, ``test_bins``, ``bins_per_sn``, ``max_neurons``).
+    family.json of another study is an error. ``protocols``: run only these protocols of the family of
+    ``n_protocols`` (e.g. ``("p01", "p03")``; all by default), each the same network as in the whole
+    family. Sizes: :func:`simulate.protocol_family` (``train_bins``, ``test_bins``, ``bins_per_sn``, ``max_neurons``).
     ``reference``: the public code's training (a FitConfig with optimizer="reference") is also run on the
     protocols named in ``reference_protocols`` (e.g. ``("p00", "p11")``; none by default).
 
@@ -224,9 +226,15 @@ def run_family(
     runs, low_snr = [], []
     result: dict = {}
     t_all = time.perf_counter()
-    unknown = set(reference_protocols) - {sp.name for sp in specs[:n_protocols]}
-    if unknown:
-        raise ValueError(f"reference_protocols {sorted(unknown)} are not in the family p00..p{n_protocols - 1:02d}")
+    for what, names in (("reference_protocols", reference_protocols), ("protocols", protocols)):
+        unknown = set(names) - {sp.name for sp in specs[:n_protocols]}
+        if unknown:
+            raise ValueError(f"{what} {sorted(unknown)} are not in the family p00..p{n_protocols - 1:02d}")
+    if protocols:
+        if replace_low_snr:
+            raise ValueError("protocols (a chosen subset) and replace_low_snr=True exclude each other")
+        specs = [sp for sp in specs if sp.name in set(protocols)]
+    n_wanted = len(specs) if protocols else n_protocols  # per seed
     sizes = {
         "n_protocols": n_protocols,
         "train_bins": train_bins,
@@ -239,6 +247,8 @@ def run_family(
         "replace_low_snr": replace_low_snr,
         "screen_bins": screen_bins,
     }
+    if protocols:
+        sizes["protocols"] = [sp.name for sp in specs]
     study = {
         "target_ratio": target,
         "family_seed": family_seed,
@@ -251,11 +261,11 @@ def run_family(
     done, wall_before = {}, 0.0
     if resume and out is not None and (Path(out) / "family.json").is_file():
         done, wall_before = _resumable_runs(Path(out) / "family.json", study)
-    bar = tqdm(total=n_protocols * len(seeds), desc="protocols", disable=not progress)
+    bar = tqdm(total=n_wanted * len(seeds), desc="protocols", disable=not progress)
     for s in seeds:
         kept = 0
         for spec in specs:
-            if kept == n_protocols:
+            if kept == n_wanted:
                 break
             ref = reference if spec.name in reference_protocols else None
             run = done.get((spec.name, s)) or run_protocol(
