@@ -138,11 +138,25 @@ BUDGETS = {
         # N = 33/37/35/31; p00, N = 46 and S = 5, alone would take about 4,000 s),
         # with the 8x family's data rule, screening and fit; each protocol redrawn at most 16 times, a
         # protocol still below 0.85 is reported apart (familywide_n_low_snr), not replaced. Sized from the 8x
-        # fit times (about 1.05 us of one thread per bin x S x N^2, all models) to about 1,800 s per seed;
-        # the whole N 10..50 family would take about 8 hours per seed (docs/hmmglm.md, limitations).
+        # fit times (about 1.05 us of one thread per bin x S x N^2, all models) to about 1,800 s per seed
+        # (measured: 750 s of CPU); the whole N 10..50 family would take hours per seed (docs/hmmglm.md).
         "family_wide": {
             "n_protocols": 20,
             "protocols": ["p01", "p03", "p04", "p05"],
+            "train_bins": 32000,
+            "test_bins": 8000,
+            "screen_bins": 4000,
+            "bins_per_sn": 1600,
+            "max_neurons": 50,
+            "min_true_accuracy": 0.85,
+            "max_draws": 16,
+            "fit": {"max_epochs": 100},
+        },
+        # the same spot check on the two largest networks of that family run here: its first two protocols
+        # with N >= 45 and S <= 3 (p20: S = 3, N = 45; p24: S = 2, N = 46, exp link); about 1,200 s per seed
+        "family_wide_45": {
+            "n_protocols": 25,
+            "protocols": ["p20", "p24"],
             "train_bins": 32000,
             "test_bins": 8000,
             "screen_bins": 4000,
@@ -159,6 +173,7 @@ BUDGETS = {
             "family_4x": 1200,
             "family_8x": 3000,
             "family_wide": 2000,
+            "family_wide_45": 1500,
         },
     },
 }
@@ -191,6 +206,7 @@ def budget_text(b: dict) -> str:
 
 # the larger-data families of a budget (budget key, unit prefix), the one the family targets are judged on first
 _FAMILIES = (("family_8x", "family8x"), ("family_4x", "family4x"))
+_WIDE = (("family_wide", "familywide"), ("family_wide_45", "familywide45"))  # the larger-network spot check
 
 
 def plan(b: dict, seeds: list[int], extra: dict | None = None) -> list[Unit]:
@@ -217,17 +233,18 @@ def plan(b: dict, seeds: list[int], extra: dict | None = None) -> list[Unit]:
                 )
                 for s in seeds
             ]
-    if b.get("family_wide"):  # full budget only: the larger-network spot check
-        units += [
-            Unit(
-                SYSTEM,
-                f"familywide-s{s}",
-                s,
-                {"kind": "family", "fit": b["fit"], "reference": b["reference"], "family": b["family_wide"]},
-                estimate_s=est["family_wide"],
-            )
-            for s in seeds
-        ]
+    for key, name in _WIDE:  # full budget only: the larger-network spot check
+        if b.get(key):
+            units += [
+                Unit(
+                    SYSTEM,
+                    f"{name}-s{s}",
+                    s,
+                    {"kind": "family", "fit": b["fit"], "reference": b["reference"], "family": b[key]},
+                    estimate_s=est[key],
+                )
+                for s in seeds
+            ]
     if b.get("datasize"):  # full budget only: it refits runs of the family, so it follows the family unit
         units += [
             Unit(
@@ -453,20 +470,22 @@ def _family_low_snr_ratio(kind: str):
     return measure
 
 
-def _wide_runs(o: Outputs, s: int, identifiable: bool) -> list[dict] | None:
-    """Seed ``s``'s runs of the larger-network spot check (units ``familywide-s*``) whose identifiability is
-    at least (``identifiable``) or below the budget's min_true_accuracy; None where the budget has none."""
-    b = o.budget.get("family_wide")
-    if not b:
-        return None
-    lo = b.get("min_true_accuracy") or 0.0
-    runs = o.json(f"familywide-s{s}", "family/family.json")["runs"]
-    return [r for r in runs if (r["identifiability"] >= lo) == identifiable]
+def _wide_runs(o: Outputs, s: int, identifiable: bool) -> list[dict]:
+    """Seed ``s``'s runs of the larger-network spot check (units ``familywide-s*``, ``familywide45-s*``: the
+    budget's ``_WIDE`` entries) whose identifiability is at least (``identifiable``) or below that entry's
+    min_true_accuracy."""
+    out = []
+    for key, name in _WIDE:
+        if o.budget.get(key):
+            lo = o.budget[key].get("min_true_accuracy") or 0.0
+            runs = o.json(f"{name}-s{s}", "family/family.json")["runs"]
+            out += [r for r in runs if (r["identifiability"] >= lo) == identifiable]
+    return out
 
 
 def _wide_ratio_min(kind: str):
     def measure(o: Outputs):
-        if not o.budget.get("family_wide"):
+        if not any(o.budget.get(key) for key, _ in _WIDE):
             return [None]
         return o.per_seed(
             lambda s: min((r["models"][kind]["state_accuracy_ratio"] for r in _wide_runs(o, s, True)), default=None)
@@ -476,7 +495,7 @@ def _wide_ratio_min(kind: str):
 
 
 def _wide_n_low_snr(o: Outputs):
-    if not o.budget.get("family_wide"):
+    if not any(o.budget.get(key) for key, _ in _WIDE):
         return [None]
     return o.per_seed(lambda s: len(_wide_runs(o, s, False)))
 
@@ -808,8 +827,9 @@ def _family_claims() -> list[ClaimSpec]:
         out.append(
             _target_claim(
                 f"hmmglm.familywide_state_ratio_{kind}",
-                "on larger networks (N 31-37: the first four protocols with N >= 30 and S <= 3 of the family "
-                "drawn with N in 10..50; same data rule, screening and fit as the 8x family) the default fit of "
+                "on larger networks (N 31-46: of the family drawn with N in 10..50, the first four protocols "
+                "with N >= 30 and S <= 3 and the first two with N >= 45 and S <= 3; same data rule, screening "
+                "and fit as the 8x family) the default fit of "
                 f"the {NAMES[kind]} reaches at least 0.95 x the true-parameter Viterbi state accuracy on every "
                 "protocol whose true parameters decode at least 0.85 on the screening trials (a spot check)",
                 "protocol",
