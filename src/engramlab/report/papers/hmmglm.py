@@ -221,19 +221,7 @@ def plan(b: dict, seeds: list[int], extra: dict | None = None) -> list[Unit]:
         )
         for s in seeds
     ]
-    for key, name in _FAMILIES:
-        if b.get(key):
-            units += [
-                Unit(
-                    SYSTEM,
-                    f"{name}-s{s}",
-                    s,
-                    {"kind": "family", "fit": b["fit"], "reference": b["reference"], "family": b[key]},
-                    estimate_s=est[key],
-                )
-                for s in seeds
-            ]
-    for key, name in _WIDE:  # full budget only: the larger-network spot check
+    for key, name in _FAMILIES + _WIDE:  # the larger families and the larger-network spot check: full only
         if b.get(key):
             units += [
                 Unit(
