@@ -28,6 +28,18 @@ SUMMARY = (
     "networks better than the plain HMM-GLM and the single GLM, with the best held-out likelihood."
 )
 
+# The data rule, screening, redraws and fit of the 8x family (docs/hmmglm.md), shared by the spot check of
+# larger networks. Identifiability is judged on 4000 bins of fresh screening trials, not on the test trials.
+_SIZES_8X = {
+    "train_bins": 32000,
+    "test_bins": 8000,
+    "screen_bins": 4000,
+    "bins_per_sn": 1600,
+    "min_true_accuracy": 0.85,
+    "max_draws": 16,
+    "fit": {"max_epochs": 100},
+}
+
 BUDGETS = {
     "tiny": {
         "protocol": {"n_trials": 4, "n_train": 2, "n_time_bins": 200},
@@ -121,17 +133,10 @@ BUDGETS = {
         # of CPU per seed; measured 2000-3000 s (one thread, three units at once on 2 cores).
         "family_8x": {
             "n_protocols": 20,
-            "train_bins": 32000,
-            "test_bins": 8000,
-            # identifiability is judged on 4000 bins of fresh screening trials, not on the test trials
-            "screen_bins": 4000,
-            "bins_per_sn": 1600,
+            **_SIZES_8X,
             "max_neurons": 20,
-            "min_true_accuracy": 0.85,
-            "max_draws": 16,
             "replace_low_snr": True,
             "reference_protocols": ["p11"],
-            "fit": {"max_epochs": 100},
         },
         # docs/hmmglm.md: larger networks, a spot check. The family of 20 protocols drawn with N in 10..50
         # (max_neurons=50; p01/p03/p04/p05 are its first four with N >= 30 and, for cost, S <= 3: S = 3/3/2/2,
@@ -140,32 +145,10 @@ BUDGETS = {
         # protocol still below 0.85 is reported apart (familywide_n_low_snr), not replaced. Sized from the 8x
         # fit times (about 1.05 us of one thread per bin x S x N^2, all models) to about 1,800 s per seed
         # (measured: 750 s of CPU); the whole N 10..50 family would take hours per seed (docs/hmmglm.md).
-        "family_wide": {
-            "n_protocols": 20,
-            "protocols": ["p01", "p03", "p04", "p05"],
-            "train_bins": 32000,
-            "test_bins": 8000,
-            "screen_bins": 4000,
-            "bins_per_sn": 1600,
-            "max_neurons": 50,
-            "min_true_accuracy": 0.85,
-            "max_draws": 16,
-            "fit": {"max_epochs": 100},
-        },
+        "family_wide": {"n_protocols": 20, "protocols": ["p01", "p03", "p04", "p05"], **_SIZES_8X, "max_neurons": 50},
         # the same spot check on the two largest networks of that family run here: its first two protocols
         # with N >= 45 and S <= 3 (p20: S = 3, N = 45; p24: S = 2, N = 46, exp link); about 1,200 s per seed
-        "family_wide_45": {
-            "n_protocols": 25,
-            "protocols": ["p20", "p24"],
-            "train_bins": 32000,
-            "test_bins": 8000,
-            "screen_bins": 4000,
-            "bins_per_sn": 1600,
-            "max_neurons": 50,
-            "min_true_accuracy": 0.85,
-            "max_draws": 16,
-            "fit": {"max_epochs": 100},
-        },
+        "family_wide_45": {"n_protocols": 25, "protocols": ["p20", "p24"], **_SIZES_8X, "max_neurons": 50},
         "estimate_s": {
             "synthetic": 1500,
             "insula": 700,
