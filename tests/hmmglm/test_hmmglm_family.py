@@ -278,6 +278,10 @@ def test_run_family_resumes_an_interrupted_study_and_refuses_another(tmp_path, m
     assert [_without_times(r) for r in res["runs"]] == [_without_times(r) for r in whole["runs"]]
     assert res["wall_s"] >= saved["wall_s"]  # the attempts add up
     assert read_json(part / "family.json")["n_runs"] == 4
+    # a resumed call for one seed takes only that seed's runs from the file
+    calls.clear()
+    one = family.run_family(part, resume=True, **{**kw, "seeds": [1]})
+    assert calls == [] and one["resumed_runs"] == 2 and one["n_runs"] == 2
     # without resume the file is simply rewritten from the start
     calls.clear()
     family.run_family(part, **kw)

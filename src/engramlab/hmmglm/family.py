@@ -195,7 +195,7 @@ def run_family(
     ``resume``: an ``out``/family.json left by an interrupted run of the same study (same sizes, fits,
     models and target) is continued: its protocols are kept as they are, and only the missing ones are
     run (each protocol's result depends only on its spec, seed and fits, so the result is the one of an
-    uninterrupted run); ``wall_s`` adds up the attempts and ``resumed_runs`` counts the protocols kept. A
+    uninterrupted run); ``wall_s`` adds up the attempts and ``resumed_runs`` counts the runs taken from it. A
     family.json of another study is an error. ``protocols``: run only these protocols of the family of
     ``n_protocols`` (e.g. ``("p01", "p03")``; all by default), each the same network as in the whole
     family. Sizes: :func:`simulate.protocol_family` (``train_bins``, ``test_bins``, ``bins_per_sn``, ``max_neurons``).
@@ -262,13 +262,16 @@ def run_family(
     if resume and out is not None and (Path(out) / "family.json").is_file():
         done, wall_before = _resumable_runs(Path(out) / "family.json", study)
     bar = tqdm(total=n_wanted * len(seeds), desc="protocols", disable=not progress)
+    reused = 0
     for s in seeds:
         kept = 0
         for spec in specs:
             if kept == n_wanted:
                 break
             ref = reference if spec.name in reference_protocols else None
-            run = done.get((spec.name, s)) or run_protocol(
+            run = done.get((spec.name, s))
+            reused += run is not None
+            run = run or run_protocol(
                 spec, s, models, fits, threads, default_fit, ref, min_true_accuracy, max_draws, screen_bins
             )
             if replace_low_snr and run["identifiability"] < min_true_accuracy:
@@ -288,8 +291,8 @@ def run_family(
             result["default_fit"] = study["default_fit"]
             result["sizes"] = sizes
             result["study"] = study
-            if done:
-                result["resumed_runs"] = len(done)
+            if reused:
+                result["resumed_runs"] = reused
             if out is not None:
                 write_json(Path(out) / "family.json", result)
     bar.close()
