@@ -140,7 +140,7 @@ BUDGETS = {
         },
         # docs/hmmglm.md: larger networks, a spot check. The family of 20 protocols drawn with N in 10..50
         # (max_neurons=50; p01/p03/p04/p05 are its first four with N >= 30 and, for cost, S <= 3: S = 3/3/2/2,
-        # N = 33/37/35/31; p00, N = 46 and S = 5, alone would take about 4,000 s),
+        # N = 33/37/35/31; p00, N = 46 and S = 5, alone would take about 2,500 s),
         # with the 8x family's data rule, screening and fit; each protocol redrawn at most 16 times, a
         # protocol still below 0.85 is reported apart (familywide_n_low_snr), not replaced. Sized from the 8x
         # fit times (about 1.05 us of one thread per bin x S x N^2, all models) to about 1,800 s per seed
@@ -243,7 +243,8 @@ def plan(b: dict, seeds: list[int], extra: dict | None = None) -> list[Unit]:
 
 
 def resumable(unit: Unit) -> bool:
-    """The protocol-family units (family4x, family8x) continue an interrupted attempt protocol by protocol
+    """The protocol-family units (family4x, family8x, familywide, familywide45) continue an interrupted attempt
+    protocol by protocol
     (:func:`engramlab.hmmglm.family.run_family` with ``resume``); the others start again."""
     return unit.config.get("kind") == "family"
 
@@ -454,9 +455,13 @@ def _wide_runs(o: Outputs, s: int, identifiable: bool) -> list[dict]:
     return out
 
 
+def _has_wide(o: Outputs) -> bool:
+    return any(o.budget.get(key) for key, _ in _WIDE)
+
+
 def _wide_ratio_min(kind: str):
     def measure(o: Outputs):
-        if not any(o.budget.get(key) for key, _ in _WIDE):
+        if not _has_wide(o):
             return [None]
         return o.per_seed(
             lambda s: min((r["models"][kind]["state_accuracy_ratio"] for r in _wide_runs(o, s, True)), default=None)
@@ -466,7 +471,7 @@ def _wide_ratio_min(kind: str):
 
 
 def _wide_n_low_snr(o: Outputs):
-    if not any(o.budget.get(key) for key, _ in _WIDE):
+    if not _has_wide(o):
         return [None]
     return o.per_seed(lambda s: len(_wide_runs(o, s, False)))
 
