@@ -260,7 +260,7 @@ def test_family_claims_read_the_8x_family_with_its_low_snr_runs_set_apart():
     ]
 
 
-def test_larger_network_spot_check_judges_the_identifiable_runs_and_counts_the_rest():
+def test_family_over_n_10_50_judges_the_identifiable_runs_of_all_its_shards_and_counts_the_rest():
     from engramlab.report.papers import hmmglm as paper
 
     runs = [
@@ -268,12 +268,62 @@ def test_larger_network_spot_check_judges_the_identifiable_runs_and_counts_the_r
         {**_run("p03", 0.955, 0.001, -0.5, -0.5), "identifiability": 0.85},  # at the bound: identifiable
         {**_run("p04", 0.70, 0.001, -0.5, -0.5), "identifiability": 0.8},  # reported apart
     ]
-    budget = {"family_wide": {"min_true_accuracy": 0.85}}
-    files = {("familywide-s0", "family/family.json"): {"runs": runs}}
-    o = _Outputs(files, [0, 1], budget)  # seed 1 has no unit: None
-    assert paper._wide_ratio_min("hmmglm")(o) == [0.955, None]
+    budget = {"family_wide": {"min_true_accuracy": 0.85, "shards": [["p01", "p03"], ["p04"]]}}
+    files = {
+        ("familywide-p01-p03-s0", "family/family.json"): {"runs": runs[:2]},
+        ("familywide-p04-s0", "family/family.json"): {"runs": runs[2:]},
+        ("familywide-p01-p03-s1", "family/family.json"): {"runs": runs[:2]},  # seed 1 lacks its p04 shard
+    }
+    o = _Outputs(files, [0, 1], budget)
+    assert paper._wide_ratio_min("hmmglm")(o) == [0.955, None]  # a seed counts once every shard has finished
     assert paper._wide_n_low_snr(o) == [1, None]
-    none_ok = _Outputs({("familywide-s0", "family/family.json"): {"runs": runs[2:]}}, [0], budget)
+    only_low = {
+        ("familywide-p01-p03-s0", "family/family.json"): {"runs": []},
+        **{k: files[k] for k in list(files)[1:2]},
+    }
+    none_ok = _Outputs(only_low, [0], budget)
     assert paper._wide_ratio_min("hmmglm")(none_ok) == [None] and paper._wide_n_low_snr(none_ok) == [1]
+    # the spot check without shards: one unit per seed, added to the family's runs
+    both = {**budget, "family_wide_45": {"min_true_accuracy": 0.85, "protocols": ["p20"]}}
+    extra = {
+        ("familywide45-s0", "family/family.json"): {
+            "runs": [{**_run("p20", 0.96, 0.001, -0.5, -0.5), "identifiability": 0.95}]
+        }
+    }
+    o45 = _Outputs({**files, **extra}, [0], both)
+    assert paper._wide_ratio_min("hmmglm")(o45) == [0.955] and paper._wide_n_low_snr(o45) == [1]
     no_budget = _Outputs(files, [0], {})
     assert paper._wide_ratio_min("hmmglm")(no_budget) == [None] and paper._wide_n_low_snr(no_budget) == [None]
+
+
+def test_sharded_family_plans_one_unit_per_shard_and_seed_with_the_cost_model_estimate():
+    from engramlab.hmmglm.simulate import protocol_family
+    from engramlab.report.papers import hmmglm as paper
+
+    full = paper.BUDGETS["full"]
+    units = {u.name: u for u in paper.plan(full, [0, 1, 2])}
+    shards = full["family_wide"]["shards"]
+    names = sorted(n for n in units if n.startswith("familywide-"))
+    assert names == sorted(f"familywide-{'-'.join(sh)}-s{s}" for sh in shards for s in (0, 1, 2))
+    # the shards partition the 20 protocols of the family, each protocol once
+    flat = [p for sh in shards for p in sh]
+    assert sorted(flat) == [f"p{i:02d}" for i in range(20)]
+    u = units["familywide-p00-s1"]
+    fam = u.config["family"]
+    assert fam["protocols"] == ["p00"] and "shards" not in fam and u.seed == 1 and fam["max_neurons"] == 50
+    # a shard is the spot-check configuration of its protocols: the first shard keeps the hash of the unit
+    # that ran p01/p03/p04/p05 alone (so its finished results are reused)
+    first = units["familywide-p01-p03-p04-p05-s0"]
+    base = {k: v for k, v in full["family_wide"].items() if k != "shards"}
+    spot = {
+        "kind": "family",
+        "fit": full["fit"],
+        "reference": full["reference"],
+        "family": {**base, "protocols": ["p01", "p03", "p04", "p05"]},
+    }
+    assert first.config == spot and first.config_hash() == "bc3254b2eb724bbf"
+    # estimate: 1.05 us x bins x S x N^2 (x 0.57 at N >= 31) + 60 s, by hand for p00
+    sp = protocol_family(n=20, train_bins=32000, test_bins=8000, max_neurons=50, bins_per_sn=1600)[0]
+    bins = max(32000, 1600 * sp.n_states * sp.n_neurons)
+    by_hand = 1.05e-6 * bins * sp.n_states * sp.n_neurons**2 * (0.57 if sp.n_neurons >= 31 else 1.0) + 60
+    assert u.estimate_s == round(by_hand)
