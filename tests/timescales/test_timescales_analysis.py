@@ -98,3 +98,24 @@ def test_streaming_accuracy_and_zero_perturbation():
     assert p["w_rec"]["eps"] == [0.0]
     # eps = 0 leaves the network unchanged; accuracy differs only through the different input streams
     assert np.isfinite(p["w_rec"]["relative_accuracy"][0]) or p["baseline"] == 0.5
+
+
+def test_double_exponential_fit_is_never_worse_than_the_official_start():
+    # reference: the official fit alone (curve_fit from scipy's default start for the bounded problem)
+    import warnings
+
+    from scipy.optimize import curve_fit
+
+    from engramlab.timescales.analysis import double_exp
+
+    for seed, (fast, slow, w) in enumerate([(1.5, 15.0, 0.6), (2.0, 8.0, 1.0), (4.0, 4.0, 0.0)]):
+        rng = np.random.default_rng(seed)
+        x = ar1(fast, 10, 10000, rng) + (w * ar1(slow, 10, 10000, rng) if w else 0.0)
+        ac = autocorrelation(x, 100)
+        t = np.arange(31.0)
+        y = ac[:31] / ac[0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            p, _ = curve_fit(double_exp, t, y, maxfev=2000, bounds=((0, 0, 0, 0), (1.0, 100, 100, 1.0)))
+        official = 8 + 31 * math.log(float(((double_exp(t, *p) - y) ** 2).sum()) / 31)
+        assert fit_timescale(ac, max_lag=30).aic[1] <= official + 1e-9
