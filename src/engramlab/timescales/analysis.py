@@ -119,8 +119,8 @@ def fit_timescale(ac: np.ndarray, max_lag: int = 30) -> TimescaleFit:
     Bounds as in the official code: A in [0, 1], tau in [0, 100], c in [0, 1]; maxfev 2000. The double
     exponential is fitted from two starts and the better fit kept: the official one (scipy's default for a
     bounded fit, the middle of the bounds: tau1 = tau2 = 50 and c = 0.5, a symmetric point that the solver
-    leaves only through rounding, so whether it separates two timescales depends on the scipy version) and
-    all ones (c = 1 breaks the symmetry). The kept fit is never worse than the official one.
+    leaves only through rounding, so whether it separates two timescales depends on the numpy/scipy
+    build) and all ones (c = 1 breaks the symmetry). The kept fit is never worse than the official one.
     """
     ac = np.asarray(ac, dtype=np.float64)
     if ac.ndim != 1 or ac.shape[0] <= max_lag:
