@@ -322,8 +322,10 @@ def test_sharded_family_plans_one_unit_per_shard_and_seed_with_the_cost_model_es
         "family": {**base, "protocols": ["p01", "p03", "p04", "p05"]},
     }
     assert first.config == spot and first.config_hash() == "bc3254b2eb724bbf"
-    # estimate: 1.05 us x bins x S x N^2 (x 0.57 at N >= 31) + 60 s, by hand for p00
+    # estimate: 1.05 us x training bins x S x N^2 (x 0.57 at N >= 31) + 60 s, by hand for p00 (S = 5, N = 46:
+    # max(32000, 1600 x 5 x 46) = 368,000 bins, in whole trials of 5,000 bins: 74 trials, 370,000 bins)
     sp = protocol_family(n=20, train_bins=32000, test_bins=8000, max_neurons=50, bins_per_sn=1600)[0]
-    bins = max(32000, 1600 * sp.n_states * sp.n_neurons)
+    assert (sp.n_states, sp.n_neurons, sp.n_time_bins, sp.n_train) == (5, 46, 5000, 74)
+    bins = 370_000
     by_hand = 1.05e-6 * bins * sp.n_states * sp.n_neurons**2 * (0.57 if sp.n_neurons >= 31 else 1.0) + 60
     assert u.estimate_s == round(by_hand)

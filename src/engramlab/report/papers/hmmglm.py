@@ -145,7 +145,7 @@ BUDGETS = {
         # run loses one shard and a cluster runs them side by side: the first shard (p01/p03/p04/p05, S <= 3,
         # N 31..37) was the earlier spot check; the others one protocol each. Cost: about 1.05 us of one thread
         # per training bin x S x N^2 at N 10..20 and 0.57 x that at N 31..46, all models (the unit estimates,
-        # _wide_estimate_s); about 7,700 s of one thread per seed in all, p00 (S = 5, N = 46) alone 2,300 s.
+        # _wide_estimate_s); measured about 7,400-7,500 s of one thread per seed, p00 (S = 5, N = 46) 1,700-2,300 s.
         "family_wide": {
             "n_protocols": 20,
             **_SIZES_8X,
@@ -219,8 +219,8 @@ def _wide_estimate_s(fam: dict) -> float:
         bins_per_sn=fam.get("bins_per_sn"),
     )
     cost = 0.0
-    for sp in (sp for sp in specs if sp.name in set(fam["protocols"])):
-        bins = max(fam["train_bins"], (fam.get("bins_per_sn") or 0) * sp.n_states * sp.n_neurons)
+    for sp in (sp for sp in specs if sp.name in fam["protocols"]):
+        bins = sp.n_train * sp.n_time_bins  # the spec's training trials (the family's data rule, whole trials)
         cost += 1.05e-6 * bins * sp.n_states * sp.n_neurons**2 * (0.57 if sp.n_neurons >= 31 else 1.0) + 60.0
     return round(cost)
 
@@ -1495,12 +1495,8 @@ def tables(o: Outputs) -> list[dict]:
     if o.budget.get("family_wide"):
         at = f" over N 10-50 at {_bins_text(o.budget['family_wide'])}"
         for label, keep in ((" (identifiable protocols)", True), (" (low-SNR protocols, reported apart)", False)):
-            part = []
-            for s in o.seeds:
-                try:
-                    part.append({"runs": _wide_runs(o, s, keep)})
-                except FileNotFoundError:  # a seed counts once all its units have finished
-                    continue
+            # a seed counts once all its units have finished (per_seed: None before)
+            part = [{"runs": r} for r in o.per_seed(lambda s, keep=keep: _wide_runs(o, s, keep)) if r is not None]
             if any(f["runs"] for f in part):
                 out += _family_tables(part, f"{label}{at}", diagnosis=False)
     fam = [o.json(f"synthetic-s{s}", "family/family.json") for s in o.seeds if o.has(f"synthetic-s{s}")]
