@@ -1638,13 +1638,8 @@ def notes(o: Outputs, extra: dict) -> list[str]:
             "The training-data study (refits of the family's below-target runs on more data) belongs to the full "
             "budget only, so its records are not attempted here."
         )
-    wide = [
-        f"{p}-s{s}"
-        for key, name in _WIDE
-        if o.budget.get(key)
-        for p, _ in _shards(o.budget[key], name)
-        for s in o.seeds
-    ]
+    prefixes = {name for _, name in _WIDE}
+    wide = [n for n in o.units if n.split("-", 1)[0] in prefixes]  # the plan's larger-network units
     missing = [n for n in wide if not o.has(n)]
     if missing:
         out.append(
