@@ -146,7 +146,8 @@ BUDGETS = {
         # N 31..37) was the earlier spot check; the others one protocol each. Cost: about 1.05 us of one thread
         # per training bin x S x N^2 at N 10..20 and 0.57 x that at N 31..46, all models (the unit estimates,
         # _wide_estimate_s, from fits on a loaded machine); measured 6,800-7,500 s of one thread per seed, p00
-        # (S = 5, N = 46) 1,700-2,300 s; on an idle machine about half (11 units of seed 2: 1,151 s, 2,516-2,553 s loaded).
+        # (S = 5, N = 46) 1,700-2,300 s; on an idle machine about half (11 units of seed 2: 1,151 s, against
+        # 2,516-2,553 s for the same protocols loaded).
         "family_wide": {
             "n_protocols": 20,
             **_SIZES_8X,
